@@ -1,0 +1,3 @@
+from saathii_ops.cli import main
+
+main()

@@ -1,0 +1,174 @@
+"""The root `saathii-ops` command: global options, command groups, and the one
+place where errors become a line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
+
+from saathii_ops import __version__
+from saathii_ops.commands import (
+    badges,
+    calls,
+    coins,
+    cron,
+    db,
+    demo,
+    jobs,
+    logs,
+    presence,
+    status,
+    wallets,
+)
+from saathii_ops.context import AppContext
+from saathii_ops.db import first_line
+from saathii_ops.errors import DatabaseUnavailable, OpsError, UsageError
+
+# Typer vendors click and exports only BadParameter; its base is click's UsageError,
+# raised for every bad option or argument.
+ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+class OpsGroup(TyperGroup):
+    """Turns every error a person can cause into one line and the SPEC's exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            # anywhere outside the runner: the database went away mid-command
+            self._fail(ctx, DatabaseUnavailable(f"database error: {first_line(exc)}"), exc)
+        except OpsError as exc:
+            self._fail(ctx, exc, exc)
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            # a bug, not the operator's doing: still one line, the traceback with -v
+            internal = OpsError(
+                f"unexpected {type(exc).__name__}: {first_line(exc)} (-v shows the traceback)"
+            )
+            self._fail(ctx, internal, exc)
+        finally:
+            if isinstance(ctx.obj, AppContext):
+                ctx.obj.dispose()
+
+    @staticmethod
+    def _fail(ctx: typer.Context, error: OpsError, cause: BaseException) -> None:
+        if isinstance(ctx.obj, AppContext) and ctx.obj.verbose:
+            traceback.print_exception(cause, file=sys.stderr)
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except ClickUsageError as exc:
+            usage_ctx = getattr(exc, "ctx", None)
+            hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
+            typer.echo(f"error: {exc.format_message()}{hint}", err=True)  # type: ignore[attr-defined]
+            sys.exit(UsageError.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=OpsGroup,
+    help="Saathii's back-office jobs: coin billing, call cleanup, presence cleanup, badges.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(badges.app, name="badges")
+app.add_typer(presence.app, name="presence")
+app.add_typer(calls.app, name="calls")
+app.add_typer(coins.app, name="coins")
+app.add_typer(cron.app, name="cron")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(logs.app, name="logs")
+app.command("status")(status.status)
+app.add_typer(wallets.app, name="wallets")
+app.add_typer(db.app, name="db")
+app.command("demo")(demo.demo)
+
+
+def parse_now(value: str | None) -> datetime | None:
+    """ISO-8601; a value without an offset is UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 date-time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"saathii-ops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Database URL; else SAATHII_DATABASE_URL, DATABASE_URL, the config file, "
+            "the embedded SQLite database.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML config file; else SAATHII_CONFIG.", show_default=False),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Run as of this ISO-8601 instant (no offset means UTC); "
+            "default: the database server's clock.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON document on stdout.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks on stderr.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = AppContext(
+        database_url_option=database_url,
+        config_option=config,
+        now=parse_now(now),
+        json_output=json_output,
+        verbose=verbose,
+    )
+
+
+def main() -> None:
+    app()

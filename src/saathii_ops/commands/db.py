@@ -1,0 +1,50 @@
+"""`saathii-ops db upgrade | current | adopt`."""
+
+import typer
+
+from saathii_ops import schema
+from saathii_ops.commands.common import JsonOption, app_context
+from saathii_ops.render import emit_json, render_mapping, stdout_console, to_jsonable
+
+app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+
+
+def _show(title: str, data: object, json_output: bool) -> None:
+    console = stdout_console()
+    if json_output:
+        emit_json(console, data)
+    else:
+        render_mapping(console, title, to_jsonable(data))
+
+
+@app.command()
+def upgrade(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Create or migrate the schema to the latest revision (refuses an unadopted app database)."""
+    app = app_context(ctx, json_output)
+    report = schema.upgrade(app.engine)
+    _show("db upgrade", report, app.json_output)
+
+
+@app.command()
+def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Show the schema revision of the database and the latest one."""
+    app = app_context(ctx, json_output)
+    state = schema.inspect_schema(app.engine)
+    data = {
+        "url": state.url,
+        "current": state.current,
+        "head": state.head,
+        "at_head": state.at_head,
+        "adopted": not state.unadopted,
+    }
+    _show("db current", data, app.json_output)
+    if not state.at_head:
+        raise typer.Exit(3)
+
+
+@app.command()
+def adopt(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Record a live app database's tables as the first revision; change nothing else."""
+    app = app_context(ctx, json_output)
+    report = schema.adopt(app.engine)
+    _show("db adopt", report, app.json_output)

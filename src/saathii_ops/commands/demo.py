@@ -1,0 +1,32 @@
+"""`saathii-ops demo`: the whole product on the embedded database, in one command."""
+
+from typing import Annotated
+
+import typer
+
+from saathii_ops.commands.common import JsonOption, app_context
+from saathii_ops.demo import run_demo
+from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
+
+
+def demo(
+    ctx: typer.Context,
+    reset: Annotated[bool, typer.Option("--reset", help="Start from an empty database.")] = False,
+    users: Annotated[int, typer.Option(min=8, max=1_000_000, help="How many sample users.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the sample data.")] = 7,
+    json_output: JsonOption = False,
+) -> None:
+    """Create (or --reset) the embedded database, fill it with sample data, run every job once."""
+    app = app_context(ctx, json_output)
+    result = run_demo(app, reset=reset, users=users, seed=seed)
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, result)
+        return
+    render_mapping(
+        console,
+        "demo database",
+        {"database": result.url, "sample": result.sample or "kept the existing data"},
+    )
+    for run in result.runs:
+        render_run(console, run, json_output=False)

@@ -1,0 +1,168 @@
+"""Engines, transactions and the SQL pieces both dialects need.
+
+SQLite: Python's sqlite3 driver begins transactions on its own and commits
+DDL; SQLAlchemy's documented "pysqlite transactions" recipe hands that back to
+SQLAlchemy so that migrations, savepoints and read-only dry-runs behave as on
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session
+
+from saathii_ops.errors import DatabaseUnavailable, UsageError
+
+READ_ONLY = "saathii_read_only"
+
+
+def parse_url(raw: str) -> URL:
+    """Parse a database URL; PostgreSQL always goes through psycopg2."""
+    try:
+        url = sa.make_url(raw)
+    except ArgumentError:
+        raise UsageError(f"invalid database URL {mask_url_text(raw)!r}") from None
+    backend = url.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        # The app may use asyncpg or the Heroku-style scheme; the jobs are synchronous.
+        return url.set(drivername="postgresql+psycopg2")
+    if backend == "sqlite":
+        return url.set(drivername="sqlite")
+    raise UsageError(f"unsupported database {backend!r}: use a postgresql:// or sqlite:// URL")
+
+
+def mask_url_text(raw: str) -> str:
+    """Hide a password in a URL that may not even parse."""
+    try:
+        return sa.make_url(raw).render_as_string(hide_password=True)
+    except ArgumentError:
+        scheme, sep, rest = raw.partition("://")
+        userinfo, at, host = rest.rpartition("@")
+        if at and ":" in userinfo:
+            return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
+        return raw
+
+
+def display_url(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def is_sqlite(bind: Engine | Connection | Session) -> bool:
+    return (
+        bind.get_bind().dialect.name == "sqlite"
+        if isinstance(bind, Session)
+        else (bind.dialect.name == "sqlite")
+    )
+
+
+def make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        _apply_pysqlite_recipe(engine)
+    else:
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        except NoSuchModuleError:  # pragma: no cover - psycopg2 is a dependency
+            raise UsageError("the PostgreSQL driver psycopg2 is not installed") from None
+        _apply_postgresql_session_setup(engine)
+    return engine
+
+
+def _apply_pysqlite_recipe(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        read_only = bool(conn.get_execution_options().get(READ_ONLY))
+        # Set on every begin: a pooled connection keeps the pragma of its last use.
+        conn.exec_driver_sql(f"PRAGMA query_only = {int(read_only)}")
+        # A writer takes the write lock up front instead of failing to upgrade later.
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _apply_postgresql_session_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.commit()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+def check_reachable(engine: Engine) -> None:
+    """Open one connection, or raise DatabaseUnavailable with the reason."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
+        ) from exc
+
+
+def first_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip()
+    return text.splitlines()[0] if text else type(inner).__name__
+
+
+@contextmanager
+def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """One transaction as a Session. Rolled back unless the caller commits it.
+
+    The session never commits by itself: whoever holds it (the job runner, a
+    command that changes settings) calls `session.commit()` explicitly.
+    """
+    try:
+        conn = engine.connect()
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
+        ) from exc
+    with conn:
+        if read_only:
+            conn = conn.execution_options(**{READ_ONLY: True})
+        with Session(bind=conn, autoflush=False, expire_on_commit=False) as session:
+            try:
+                yield session
+            finally:
+                if session.in_transaction():
+                    session.rollback()
+
+
+def database_now(session: Session) -> datetime:
+    """The database server's clock (PostgreSQL `now()`); SQLite has no server, so the host's."""
+    if is_sqlite(session):
+        return datetime.now(UTC)
+    value = session.execute(sa.text("SELECT now()")).scalar_one()
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
+def set_statement_timeout(session: Session, seconds: int) -> None:
+    """Bound every statement of this transaction, so a stuck run cannot hold its lock forever."""
+    if not is_sqlite(session):
+        session.execute(sa.text(f"SET LOCAL statement_timeout = {int(seconds) * 1000}"))

@@ -1,0 +1,66 @@
+"""The demo: an embedded database with sample data and one run of every job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from saathii_ops import sample_data, schema
+from saathii_ops.context import AppContext
+from saathii_ops.db import database_now, display_url, transaction
+from saathii_ops.errors import UsageError
+from saathii_ops.jobs import JOBS
+from saathii_ops.models import User
+from saathii_ops.runner import RunResult, run_job
+from saathii_ops.sample_data import SampleReport
+from saathii_ops.settings import embedded_database_path
+
+
+@dataclass
+class DemoResult:
+    url: str
+    sample: SampleReport | None
+    runs: list[RunResult] = field(default_factory=list)
+
+
+def demo_context(app: AppContext) -> AppContext:
+    """The demo never touches a server: the embedded database, or an SQLite `--database-url`."""
+    if app.database_url_option is None:
+        app.database_url_option = f"sqlite:///{embedded_database_path()}"
+    if app.url.get_backend_name() != "sqlite":
+        raise UsageError(
+            "the demo fills a database with sample data: give it an SQLite URL, never a server"
+        )
+    return app
+
+
+def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResult:
+    app = demo_context(app)
+    if reset:
+        _delete_sqlite_files(app.url.database)
+    schema.upgrade(app.engine)
+    sample = None
+    with transaction(app.engine) as session:
+        if session.scalar(sa.select(sa.func.count()).select_from(User)) == 0:
+            sample = sample_data.fill(
+                session, app.now or database_now(session), app.settings, users=users, seed=seed
+            )
+            session.commit()
+    result = DemoResult(display_url(app.url), sample)
+    for job in JOBS:
+        result.runs.append(run_job(app.engine, app.settings, job, now=app.now, dry_run=False))
+    return result
+
+
+def _delete_sqlite_files(database: str | None) -> None:
+    if not database or database == ":memory:":
+        return
+    base = Path(database)
+    for path in [
+        base,
+        *base.parent.glob(base.name + "-*"),
+        *base.parent.glob(base.name + ".*.lock"),
+    ]:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,52 @@
+"""The job registry: the one list that the runner, `demo`, `status` and `cron install` read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from saathii_ops.errors import UsageError
+from saathii_ops.reports import Report
+from saathii_ops.services import presence
+from saathii_ops.settings import Settings
+
+
+class JobService(Protocol):
+    """Plans the job's changes at `now`; applies them only when `apply` is true."""
+
+    def __call__(
+        self, session: Session, now: datetime, settings: Settings, *, apply: bool
+    ) -> Report: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    command: str
+    schedule: str
+    business_time: bool  # the schedule is read in the business timezone, not the server's
+    description: str
+    service: JobService
+
+
+JOBS: tuple[Job, ...] = (
+    Job(
+        name="presence-cleanup",
+        command="presence cleanup",
+        schedule="*/5 * * * *",
+        business_time=False,
+        description="marks inactive users offline and clears stale busy flags",
+        service=presence.cleanup,
+    ),
+)
+
+
+def get_job(name: str) -> Job:
+    for job in JOBS:
+        if job.name == name:
+            return job
+    known = ", ".join(job.name for job in JOBS)
+    raise UsageError(f"unknown job {name!r}; known jobs: {known}")

@@ -1,0 +1,120 @@
+"""The one place where reports become output: a Rich summary for people, plain text
+under cron, or one JSON document for machines."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from saathii_ops.runner import RunResult
+
+MAX_IDS_SHOWN = 20
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Decimals become strings (exact to the paisa), times ISO-8601."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def emit_json(console: Console, data: Any) -> None:
+    console.file.write(json.dumps(to_jsonable(data), indent=2) + "\n")
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, list | tuple):
+        if not value:
+            return "-"
+        shown = ", ".join(str(v) for v in value[:MAX_IDS_SHOWN])
+        more = len(value) - MAX_IDS_SHOWN
+        return f"{shown} (+{more} more)" if more > 0 else shown
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def render_mapping(console: Console, title: str, data: Mapping[str, Any]) -> None:
+    """Scalar fields as a two-column table; lists of records as tables of their own."""
+    records = {k: v for k, v in data.items() if _is_records(v)}
+    scalars = {k: v for k, v in data.items() if k not in records}
+    if console.is_terminal:
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in scalars.items():
+            table.add_row(key.replace("_", " "), format_value(value))
+        console.print(table)
+    else:
+        console.print(title)
+        for key, value in scalars.items():
+            console.print(f"  {key}: {format_value(value)}")
+    for key, rows in records.items():
+        render_rows(console, key.replace("_", " "), rows)
+
+
+def render_rows(console: Console, title: str, rows: Sequence[Any]) -> None:
+    dicts = [to_jsonable(row) for row in rows]
+    columns = list(dicts[0]) if dicts else []
+    if console.is_terminal:
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column.replace("_", " "))
+        for row in dicts:
+            table.add_row(*(format_value(row[c]) for c in columns))
+        console.print(table)
+    else:
+        console.print(f"{title}:")
+        for row in dicts:
+            console.print("  " + "  ".join(f"{c}={format_value(row[c])}" for c in columns))
+
+
+def _is_records(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, Mapping) or dataclasses.is_dataclass(v) for v in value)
+    )
+
+
+def render_run(console: Console, result: RunResult, *, json_output: bool) -> None:
+    header = {
+        "job": result.job,
+        "outcome": result.outcome,
+        "reason": result.reason,
+        "now": result.now,
+        "duration_seconds": round(result.duration_seconds, 3),
+        "error": result.error,
+    }
+    if json_output:
+        body = dict(header, report=to_jsonable(result.report) if result.report else None)
+        emit_json(console, body)
+        return
+    title = f"{result.job}: {result.outcome}"
+    if result.outcome == "dry-run":
+        title += " (nothing was changed)"
+    summary: dict[str, Any] = {k: v for k, v in header.items() if v is not None}
+    if result.report is not None:
+        summary.update(dataclasses.asdict(result.report))
+    render_mapping(console, title, summary)

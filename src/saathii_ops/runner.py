@@ -1,0 +1,204 @@
+"""The job runner (SPEC §9): the one place that runs a job.
+
+For any job it resolves "now", checks the schema, takes the job's lock, runs
+the service in one transaction (read-only for a dry-run, so a stray write fails
+loudly), records the run in the audit table and commits. Only the runner
+commits; a failed run is rolled back whole and recorded as failed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import socket
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from saathii_ops.db import (
+    database_now,
+    first_line,
+    is_sqlite,
+    set_statement_timeout,
+    transaction,
+)
+from saathii_ops.errors import DatabaseUnavailable
+from saathii_ops.jobs import Job, JobService
+from saathii_ops.models import JobControl, JobRun
+from saathii_ops.reports import Report
+from saathii_ops.schema import require_head
+from saathii_ops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL advisory locks are keyed by two int4; the first names this project.
+ADVISORY_LOCK_NAMESPACE = 0x5AA7
+
+
+@dataclass
+class RunResult:
+    job: str
+    outcome: str  # ok | failed | skipped | dry-run
+    now: datetime
+    duration_seconds: float
+    report: Report | None = None
+    reason: str | None = None  # why a run was skipped: paused | locked
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.outcome == "failed":
+            return 1
+        if self.report is not None and self.report.failed_rows:
+            return 1
+        return 0
+
+
+def run_job(
+    engine: Engine,
+    settings: Settings,
+    job: Job,
+    *,
+    now: datetime | None,
+    dry_run: bool,
+    service: JobService | None = None,
+) -> RunResult:
+    """Run `job` (or `service`, the job's service with options bound) once."""
+    service = service or job.service
+    require_head(engine)
+    started = time.monotonic()
+    with transaction(engine, read_only=dry_run) as session:
+        run_now = now or database_now(session)
+        if dry_run:
+            report = service(session, run_now, settings, apply=False)
+            return RunResult(job.name, "dry-run", run_now, time.monotonic() - started, report)
+
+        started_at = database_now(session)
+        set_statement_timeout(session, settings.statement_timeout_seconds)
+        if is_paused(session, job.name):
+            return _record_skip(session, job, run_now, started_at, started, "paused")
+        with job_lock(session, job.name) as acquired:
+            if not acquired:
+                return _record_skip(session, job, run_now, started_at, started, "locked")
+            try:
+                report = service(session, run_now, settings, apply=True)
+                _record(session, job, run_now, started_at, "ok", counts=report.counts())
+                session.commit()
+            except Exception as exc:
+                session.rollback()
+                if _is_disconnect(exc):
+                    raise DatabaseUnavailable(f"lost the database: {first_line(exc)}") from exc
+                log.debug("job %s failed", job.name, exc_info=True)
+                error = f"{type(exc).__name__}: {first_line(exc)}"
+            else:
+                return RunResult(job.name, "ok", run_now, time.monotonic() - started, report)
+
+    _record_failure(engine, job, run_now, started_at, error)
+    return RunResult(job.name, "failed", run_now, time.monotonic() - started, error=error)
+
+
+def _is_disconnect(exc: Exception) -> bool:
+    return isinstance(exc, OperationalError) and bool(exc.connection_invalidated)
+
+
+def is_paused(session: Session, job_name: str) -> bool:
+    paused = session.scalar(sa.select(JobControl.paused).where(JobControl.job == job_name))
+    return bool(paused)
+
+
+@contextmanager
+def job_lock(session: Session, job_name: str) -> Iterator[bool]:
+    """Hold the job's lock until the transaction ends; yields whether it was acquired.
+
+    PostgreSQL: a transaction-level advisory lock, released by the server when
+    the transaction ends or the process dies. SQLite (one host by nature): an
+    flock on a file beside the database, released by the kernel likewise.
+    """
+    if not is_sqlite(session):
+        acquired = session.execute(
+            sa.text("SELECT pg_try_advisory_xact_lock(:namespace, :key)"),
+            {"namespace": ADVISORY_LOCK_NAMESPACE, "key": _lock_key(job_name)},
+        ).scalar_one()
+        yield bool(acquired)
+        return
+    database = session.get_bind().engine.url.database
+    if not database or database == ":memory:":
+        yield True  # a private in-memory database: nobody else can run
+        return
+    lock_path = Path(f"{database}.{job_name}.lock")
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_key(job_name: str) -> int:
+    key = zlib.crc32(job_name.encode())
+    return key - 2**32 if key >= 2**31 else key  # int4 is signed
+
+
+def _record(
+    session: Session,
+    job: Job,
+    run_now: datetime,
+    started_at: datetime,
+    outcome: str,
+    *,
+    reason: str | None = None,
+    counts: dict[str, int] | None = None,
+    error: str | None = None,
+) -> None:
+    session.add(
+        JobRun(
+            job=job.name,
+            started_at=started_at,
+            finished_at=database_now(session),
+            outcome=outcome,
+            reason=reason,
+            counts=counts,
+            error=error,
+            host=socket.gethostname(),
+            run_now=run_now,
+        )
+    )
+    session.flush()
+
+
+def _record_skip(
+    session: Session,
+    job: Job,
+    run_now: datetime,
+    started_at: datetime,
+    started: float,
+    reason: str,
+) -> RunResult:
+    _record(session, job, run_now, started_at, "skipped", reason=reason)
+    session.commit()
+    return RunResult(job.name, "skipped", run_now, time.monotonic() - started, reason=reason)
+
+
+def _record_failure(
+    engine: Engine, job: Job, run_now: datetime, started_at: datetime, error: str
+) -> None:
+    """Record a failed run in a transaction of its own: the run's own was rolled back."""
+    try:
+        with transaction(engine) as session:
+            _record(session, job, run_now, started_at, "failed", error=error)
+            session.commit()
+    except Exception:  # the failure is reported anyway; the record is best effort
+        log.warning("could not record the failed run of %s", job.name, exc_info=True)

@@ -1,0 +1,139 @@
+"""Schema state and migrations: `db upgrade | current | adopt` and the runner's readiness check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from saathii_ops.db import display_url, first_line
+from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
+from saathii_ops.models import APP_TABLE_COLUMNS
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+APP_SCHEMA_REVISION = "0001"
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+@dataclass
+class SchemaState:
+    url: str
+    current: str | None
+    head: str
+    app_tables_present: list[str] = field(default_factory=list)
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.head
+
+    @property
+    def unadopted(self) -> bool:
+        """The app created its tables here, but these migrations were never recorded."""
+        return self.current is None and bool(self.app_tables_present)
+
+
+def inspect_schema(engine: Engine) -> SchemaState:
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            tables = set(sa.inspect(conn).get_table_names())
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
+        ) from exc
+    present = sorted(name for name in APP_TABLE_COLUMNS if name in tables)
+    return SchemaState(display_url(engine.url), current, head_revision(), present)
+
+
+def require_head(engine: Engine) -> None:
+    """Refuse to run a job on a database whose schema is not the one this code expects."""
+    state = inspect_schema(engine)
+    if state.at_head:
+        return
+    if state.unadopted:
+        raise SchemaNotReady(
+            "the app's tables are here but this database was never adopted: "
+            "run `saathii-ops db adopt`, then `saathii-ops db upgrade`"
+        )
+    if state.current is None:
+        raise SchemaNotReady("the database has no schema yet: run `saathii-ops db upgrade`")
+    raise SchemaNotReady(
+        f"the schema is at revision {state.current}, this version needs {state.head}: "
+        "run `saathii-ops db upgrade`"
+    )
+
+
+@dataclass
+class UpgradeReport:
+    url: str
+    before: str | None
+    after: str
+
+
+def upgrade(engine: Engine) -> UpgradeReport:
+    state = inspect_schema(engine)
+    if state.unadopted:
+        raise SchemaNotReady(
+            "this database already holds the app's tables "
+            f"({', '.join(state.app_tables_present)}) but was never adopted: "
+            "run `saathii-ops db adopt` first; upgrade will not touch the app's tables"
+        )
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "head")
+    return UpgradeReport(state.url, state.current, state.head)
+
+
+@dataclass
+class AdoptReport:
+    url: str
+    adopted_revision: str
+    already_adopted: bool
+
+
+def missing_app_columns(engine: Engine) -> list[str]:
+    """`table` or `table.column` for everything of the app's schema that is not there."""
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        tables = set(inspector.get_table_names())
+        missing: list[str] = []
+        for table, columns in APP_TABLE_COLUMNS.items():
+            if table not in tables:
+                missing.append(table)
+                continue
+            present = {column["name"] for column in inspector.get_columns(table)}
+            missing.extend(f"{table}.{name}" for name in columns if name not in present)
+    return missing
+
+
+def adopt(engine: Engine) -> AdoptReport:
+    """Record the app's schema as revision 0001 after checking it is really there."""
+    state = inspect_schema(engine)
+    if state.current is not None:
+        return AdoptReport(state.url, state.current, already_adopted=True)
+    missing = missing_app_columns(engine)
+    if missing:
+        raise SchemaNotReady(
+            "cannot adopt: the app's schema is incomplete, missing " + ", ".join(missing)
+        )
+    with engine.begin() as conn:
+        command.stamp(_config(conn), APP_SCHEMA_REVISION)
+    return AdoptReport(state.url, APP_SCHEMA_REVISION, already_adopted=False)

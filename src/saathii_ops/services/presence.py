@@ -1,0 +1,100 @@
+"""Presence cleanup (SPEC §7).
+
+Each rule is one predicate used twice: selected for the plan (dry-run) and as
+the guard of the UPDATE … RETURNING that applies it, so a preview and the
+change cannot drift apart. The app may write presence at the same moment; a
+guarded UPDATE re-checks its predicate on the row it changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from saathii_ops.models import UserCall, UserStatus, table
+from saathii_ops.reports import Report
+from saathii_ops.settings import Settings
+
+status = table(UserStatus)
+calls = table(UserCall)
+
+
+@dataclass
+class PresenceReport(Report):
+    inactive_before: datetime
+    marked_offline: int
+    cleared_wait_time: int
+    cleared_no_call: int
+    online_after: int
+    offline_ids: list[int] = field(default_factory=list)
+    wait_time_ids: list[int] = field(default_factory=list)
+    no_call_ids: list[int] = field(default_factory=list)
+
+
+def inactive_cutoff(now: datetime, settings: Settings) -> datetime:
+    """The presence limit: online users not seen since this instant are inactive."""
+    return now - timedelta(minutes=settings.presence_inactive_minutes)
+
+
+def inactive_online(cutoff: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(status.c.is_online.is_(True), status.c.last_seen < cutoff)
+
+
+def wait_time_expired() -> sa.ColumnElement[bool]:
+    return status.c.wait_time <= 0
+
+
+def busy_without_call() -> sa.ColumnElement[bool]:
+    on_a_call = (
+        sa.select(calls.c.call_id)
+        .where(
+            calls.c.status == "ongoing",
+            sa.or_(calls.c.user_id == status.c.user_id, calls.c.listener_id == status.c.user_id),
+        )
+        .exists()
+    )
+    # rows with an expired wait_time belong to the rule above, counted once
+    return sa.and_(
+        status.c.is_busy.is_(True),
+        sa.or_(status.c.wait_time.is_(None), status.c.wait_time > 0),
+        ~on_a_call,
+    )
+
+
+def _ids(session: Session, statement: sa.Select[tuple[int]] | sa.Update) -> list[int]:
+    return sorted(session.execute(statement).scalars())
+
+
+def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool) -> PresenceReport:
+    cutoff = inactive_cutoff(now, settings)
+    online_before = session.execute(
+        sa.select(sa.func.count()).select_from(status).where(status.c.is_online.is_(True))
+    ).scalar_one()
+
+    def change(where: sa.ColumnElement[bool], **values: object) -> list[int]:
+        if not apply:
+            return _ids(session, sa.select(status.c.user_id).where(where))
+        update = (
+            sa.update(status)
+            .where(where)
+            .values(updated_at=now, **values)
+            .returning(status.c.user_id)
+        )
+        return _ids(session, update)
+
+    offline = change(inactive_online(cutoff), is_online=False)
+    wait_time = change(wait_time_expired(), is_busy=False, wait_time=None)
+    no_call = change(busy_without_call(), is_busy=False, wait_time=None)
+    return PresenceReport(
+        inactive_before=cutoff,
+        marked_offline=len(offline),
+        cleared_wait_time=len(wait_time),
+        cleared_no_call=len(no_call),
+        online_after=online_before - len(offline),
+        offline_ids=offline,
+        wait_time_ids=wait_time,
+        no_call_ids=no_call,
+    )

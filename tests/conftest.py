@@ -1,0 +1,175 @@
+"""Fixtures: every test gets a fresh database, on SQLite and, when
+SAATHII_TEST_POSTGRES_URL is set, again on PostgreSQL.
+
+Fresh databases are copies of a template migrated once per session: a file
+copy on SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from saathii_ops import schema
+from saathii_ops.cli import app
+from saathii_ops.db import make_engine, parse_url
+
+POSTGRES_ADMIN_URL = os.environ.get("SAATHII_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_report_header() -> str:
+    where = POSTGRES_ADMIN_URL or "not set: PostgreSQL tests are skipped"
+    return f"saathii-ops backends: sqlite, postgresql (SAATHII_TEST_POSTGRES_URL: {where})"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show what ran on each backend, so a CI log proves both ran."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            backend = next((b for b in BACKENDS if f"[{b}" in nodeid or f"-{b}]" in nodeid), "any")
+            counts.setdefault(backend, {}).setdefault(outcome, 0)
+            counts[backend][outcome] += 1
+    terminalreporter.section("tests per backend")
+    for backend, by_outcome in sorted(counts.items()):
+        terminalreporter.write_line(
+            f"{backend}: " + ", ".join(f"{n} {o}" for o, n in sorted(by_outcome.items()))
+        )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's database, config or data directory."""
+    for name in list(os.environ):
+        if name.startswith("SAATHII_") and name != "SAATHII_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+def _admin_engine() -> Engine:
+    assert POSTGRES_ADMIN_URL
+    return sa.create_engine(parse_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+
+
+@dataclass
+class Databases:
+    """Makes fresh databases of one backend."""
+
+    backend: str
+    tmp_root: Path
+    _template: str | None = None
+
+    def _new_name(self) -> str:
+        return f"saathii_test_{uuid.uuid4().hex[:12]}"
+
+    def empty(self) -> str:
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp_root / (self._new_name() + '.db')}"
+        name = self._new_name()
+        with _admin_engine().connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        return str(parse_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False))  # type: ignore[arg-type]
+
+    def migrated(self) -> str:
+        if self._template is None:
+            self._template = self.empty()
+            engine = make_engine(parse_url(self._template))
+            schema.upgrade(engine)
+            engine.dispose()
+        if self.backend == "sqlite":
+            target = self.tmp_root / (self._new_name() + ".db")
+            shutil.copyfile(sa.make_url(self._template).database, target)  # type: ignore[arg-type]
+            return f"sqlite:///{target}"
+        name = self._new_name()
+        template = sa.make_url(self._template).database
+        with _admin_engine().connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return str(parse_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False))  # type: ignore[arg-type]
+
+    def drop(self, url: str) -> None:
+        if self.backend == "postgresql":
+            with _admin_engine().connect() as conn:
+                name = sa.make_url(url).database
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def drop_all(self) -> None:
+        if self._template is not None:
+            self.drop(self._template)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def databases(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Databases]:
+    backend: str = request.param
+    if backend == "postgresql" and not POSTGRES_ADMIN_URL:
+        pytest.skip("SAATHII_TEST_POSTGRES_URL is not set")
+    made = Databases(backend, tmp_path_factory.mktemp(f"db-{backend}"))
+    yield made
+    made.drop_all()
+
+
+@pytest.fixture
+def backend(databases: Databases) -> str:
+    return databases.backend
+
+
+@pytest.fixture
+def db_url(databases: Databases) -> Iterator[str]:
+    """A fresh database at the latest schema revision."""
+    url = databases.migrated()
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def empty_db_url(databases: Databases) -> Iterator[str]:
+    """A fresh database with no tables at all."""
+    url = databases.empty()
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(parse_url(db_url))
+    yield engine
+    engine.dispose()
+
+
+@dataclass
+class Cli:
+    """Runs `saathii-ops` in-process through Typer's CliRunner."""
+
+    db_url: str | None
+
+    def __call__(self, *args: str, input: str | None = None) -> CliResult:
+        argv = [*(["--database-url", self.db_url] if self.db_url else []), *args]
+        result = CliRunner().invoke(app, argv, input=input)
+        return CliResult(result.exit_code, result.stdout, result.stderr, result.exception)
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+
+@pytest.fixture
+def cli(db_url: str) -> Cli:
+    return Cli(db_url)

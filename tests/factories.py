@@ -1,0 +1,111 @@
+"""Small builders for hand-made test data; each returns the new row's id."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from saathii_ops.models import (
+    ListenerBadge,
+    User,
+    UserCall,
+    UserRole,
+    UserStatus,
+    UserTransaction,
+    UserWallet,
+)
+
+_serial = itertools.count(1)
+
+T0 = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)  # 11:30 in Asia/Kolkata
+
+
+def add_user(
+    session: Session,
+    *,
+    role: str | None = "customer",
+    balance: int | None = None,
+    money: Decimal = Decimal("0.00"),
+    online: bool | None = None,
+    last_seen: datetime | None = None,
+    busy: bool = False,
+    wait_time: int | None = None,
+    active: bool = True,
+) -> int:
+    """A user with an optional role, wallet (balance backed by a purchase row) and status row."""
+    n = next(_serial)
+    user_id = session.execute(
+        sa.insert(User)
+        .values(username=f"u{n:08d}", dob=date(1995, 5, 5), phone=f"+9190{n:08d}")
+        .returning(User.user_id)
+    ).scalar_one()
+    if role:
+        session.execute(sa.insert(UserRole).values(user_id=user_id, role=role))
+    if balance is not None:
+        wallet_id = session.execute(
+            sa.insert(UserWallet)
+            .values(user_id=user_id, balance_coins=balance, withdrawable_money=money)
+            .returning(UserWallet.wallet_id)
+        ).scalar_one()
+        if balance:
+            session.execute(
+                sa.insert(UserTransaction).values(
+                    wallet_id=wallet_id, tx_type="purchase", coins_change=balance
+                )
+            )
+    if online is not None:
+        session.execute(
+            sa.insert(UserStatus).values(
+                user_id=user_id,
+                is_online=online,
+                last_seen=last_seen or T0,
+                is_busy=busy,
+                wait_time=wait_time,
+                is_active=active,
+            )
+        )
+    return user_id
+
+
+def add_call(
+    session: Session,
+    caller: int,
+    listener: int,
+    *,
+    start: datetime,
+    call_type: str = "audio",
+    coins_spent: int = 0,
+    status: str = "ongoing",
+    duration_minutes: int | None = None,
+) -> int:
+    return session.execute(
+        sa.insert(UserCall)
+        .values(
+            user_id=caller,
+            listener_id=listener,
+            call_type=call_type,
+            start_time=start,
+            coins_spent=coins_spent,
+            status=status,
+            duration_minutes=duration_minutes,
+        )
+        .returning(UserCall.call_id)
+    ).scalar_one()
+
+
+def add_badge(
+    session: Session, listener: int, day: date, badge: str, audio: str, video: str
+) -> None:
+    session.execute(
+        sa.insert(ListenerBadge).values(
+            listener_id=listener,
+            date=day,
+            badge=badge,
+            audio_rate_per_minute=Decimal(audio),
+            video_rate_per_minute=Decimal(video),
+        )
+    )
