@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.errors import UsageError
 from saathii_ops.reports import Report
-from saathii_ops.services import presence
+from saathii_ops.services import billing, call_cleanup, presence
 from saathii_ops.settings import Settings
 
 
@@ -33,6 +33,22 @@ class Job:
 
 
 JOBS: tuple[Job, ...] = (
+    Job(
+        name="coins-deduct",
+        command="coins deduct",
+        schedule="* * * * *",
+        business_time=False,
+        description="bills every ongoing call per started minute; ends calls the caller cannot pay",
+        service=billing.deduct,
+    ),
+    Job(
+        name="calls-cleanup",
+        command="calls cleanup",
+        schedule="*/10 * * * *",
+        business_time=False,
+        description="ends calls that should have ended (silent party, too long, wait time up)",
+        service=call_cleanup.cleanup,
+    ),
     Job(
         name="presence-cleanup",
         command="presence cleanup",

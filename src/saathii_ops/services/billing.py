@@ -1,0 +1,613 @@
+"""Coin deduction (SPEC §4): what every ongoing call owes at `now`, charging it,
+and ending (through settlement) the calls their callers cannot pay for.
+
+One plan, two uses (SPEC §9). `_plan` is one SQL query over the ongoing calls
+that computes for each call the coins owed, what the caller's balance covers,
+whether the call ends and what its listener earns. A dry-run selects it. A real
+run stores it in a temporary table, applies it chunk by chunk with guarded
+set-based statements, and checks conservation before the runner commits.
+
+Decisions where the SPEC is silent:
+- coins_spent that is not a whole number of minutes (the app wrote it): when
+  the balance covers all that is owed, exactly that is charged; otherwise the
+  largest amount that brings coins_spent to a whole number of minutes within
+  the balance (possibly 0). Never more than owed, so never beyond coins due;
+  once charged, coins_spent is whole minutes again.
+- a caller with several ongoing calls: the balance goes to their calls in
+  order of start_time, call_id; each call sees what the earlier ones left (a
+  recursive CTE, so the common path and this one are the same query).
+- calls that cannot be billed (unknown or NULL call_type, negative
+  coins_spent, no listener) are reported and skipped; the run still commits
+  the others and exits 1.
+
+Concurrency on PostgreSQL (real run): first the callers' wallets are locked
+FOR UPDATE in wallet_id order, so that two runs (coin deduction and call
+cleanup, or two hosts) queue behind each other instead of deadlocking; then
+the plan itself locks its calls FOR UPDATE SKIP LOCKED, leaving a call the app
+is ending right now to the app. Every statement is still guarded (status,
+the coins_spent the plan saw, balance >= charge), and a statement that does
+not change exactly the planned rows rolls the whole run back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from saathii_ops.db import elapsed_seconds, is_sqlite
+from saathii_ops.models import Money, UserCall, UserTransaction, UserWallet, UTCDateTime, table
+from saathii_ops.reports import Report
+from saathii_ops.services import settlement
+from saathii_ops.services.settlement import expect, paise_to_decimal
+from saathii_ops.settings import Settings
+
+calls = table(UserCall)
+wallets = table(UserWallet)
+ledger = table(UserTransaction)
+
+# Rows per chunk of the apply phase: bounds each statement's work and RETURNING.
+CHUNK_SIZE = 5000
+
+INSUFFICIENT_BALANCE = "insufficient_balance"
+PROBLEMS = {
+    "unknown_call_type": "unknown call_type",
+    "negative_coins_spent": "coins_spent is negative",
+    "no_listener": "no listener_id",
+}
+
+# A rule that ends a call (call cleanup): a predicate over a user_calls-shaped
+# FROM (columns call_id, user_id, listener_id, start_time).
+EndRule = Callable[[sa.FromClause], sa.ColumnElement[bool]]
+EndRules = Mapping[str, EndRule]
+
+
+class ConservationError(RuntimeError):
+    """Coins or rupees would be created or lost: the run must not commit."""
+
+
+@dataclass
+class CallBill:
+    call_id: int
+    caller_id: int | None
+    listener_id: int | None
+    call_type: str
+    coins_charged: int
+    minutes_charged: int
+    coins_spent: int  # after this run
+    ends: bool
+    reasons: list[str]
+    listener_earnings: Decimal | None  # rupees, for a call that ends
+
+
+@dataclass
+class SkippedCall:
+    call_id: int
+    problem: str
+
+
+@dataclass
+class BillingReport(Report):
+    calls_charged: int
+    coins_charged: int
+    minutes_charged: int
+    calls_ended: int
+    listener_earnings: Decimal
+    skipped_calls: int
+    calls: list[CallBill] = field(default_factory=list)
+    skipped: list[SkippedCall] = field(default_factory=list)
+
+    @property
+    def failed_rows(self) -> int:
+        return self.skipped_calls
+
+
+# --- the rules -----------------------------------------------------------------
+
+
+def coin_rate(call_type: sa.ColumnElement[str | None], settings: Settings) -> sa.ColumnElement[int]:
+    """r, coins per minute; NULL for an unknown call_type."""
+    rates = settings.coins_per_minute
+    return sa.case((call_type == "audio", rates.audio), (call_type == "video", rates.video))
+
+
+def coins_due(rate: sa.ColumnElement[int], elapsed: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """r * (⌊e / 60⌋ + 1), every started minute; nothing before the call starts.
+
+    (For e < 0 the SPEC's formula gives at most 0; `//` truncates, so e < 0 is
+    handled apart.)
+    """
+    return sa.case((elapsed < 0, 0), else_=rate * (elapsed // 60 + 1))
+
+
+def affordable_charge(
+    owed: sa.ColumnElement[int],
+    spent: sa.ColumnElement[int],
+    rate: sa.ColumnElement[int],
+    available: sa.ColumnElement[int],
+) -> sa.ColumnElement[int]:
+    """What to charge a call that owes `owed` from a balance of `available` (≥ 0)."""
+    whole_minutes = rate * ((spent + available) // rate) - spent  # < owed when available < owed
+    return sa.cast(
+        sa.case(
+            (owed <= 0, 0),
+            (available >= owed, owed),
+            (whole_minutes > 0, whole_minutes),
+            else_=0,
+        ),
+        sa.BigInteger,
+    )
+
+
+def _expired_mask(call: sa.FromClause, end_rules: EndRules) -> sa.ColumnElement[int]:
+    """Bit i set when the i-th end rule holds."""
+    mask: sa.ColumnElement[int] = sa.literal(0, sa.Integer)
+    for bit, rule in enumerate(end_rules.values()):
+        mask = mask + sa.case((rule(call), 1 << bit), else_=0)
+    return mask
+
+
+def _in_cleanup_scope(call: sa.FromClause, end_rules: EndRules) -> sa.ColumnElement[bool]:
+    """The call has expired, or its caller has another ongoing call that has:
+    billing "exactly as coin deduction would" shares the caller's balance among them."""
+    other = calls.alias("expired_call")
+    expired_callers = sa.select(other.c.user_id).where(
+        other.c.status == "ongoing", sa.or_(*(rule(other) for rule in end_rules.values()))
+    )
+    return sa.or_(*(rule(call) for rule in end_rules.values()), call.c.user_id.in_(expired_callers))
+
+
+# --- the plan ------------------------------------------------------------------
+
+PLAN = sa.Table(
+    "saathii_billing_plan",
+    sa.MetaData(),
+    sa.Column("call_id", sa.Integer, primary_key=True),
+    sa.Column("caller_id", sa.Integer),
+    sa.Column("listener_id", sa.Integer),
+    sa.Column("call_type", sa.String(10)),
+    sa.Column("wallet_id", sa.Integer),
+    sa.Column("problem", sa.String(40)),  # why the call cannot be billed; NULL when it can
+    sa.Column("coins_spent", sa.BigInteger),  # as the plan saw it
+    sa.Column("charge", sa.BigInteger),
+    sa.Column("minutes", sa.BigInteger),
+    sa.Column("unpaid", sa.Boolean),  # owes more than the balance covers
+    sa.Column("expired", sa.Integer),  # bit mask of the end rules that hold
+    sa.Column("ends", sa.Boolean),
+    sa.Column("duration_seconds", sa.BigInteger),
+    sa.Column("duration_minutes", sa.BigInteger),
+    sa.Column("earnings_paise", sa.BigInteger),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _plan(
+    now: datetime, settings: Settings, end_rules: EndRules | None, *, lock: bool
+) -> sa.Subquery:
+    """Every change of the run, one row per call, with the columns of PLAN.
+
+    Without end rules (coin deduction): every ongoing call that is charged,
+    ends, or cannot be billed. With end rules (call cleanup): the calls that
+    have expired by any rule.
+    """
+    c = calls.alias("c")
+    scope_query = sa.select(
+        c.c.call_id,
+        c.c.user_id,
+        c.c.listener_id,
+        c.c.call_type,
+        c.c.start_time,
+        c.c.coins_spent,
+    ).where(c.c.status == "ongoing")
+    if end_rules is not None:
+        scope_query = scope_query.where(_in_cleanup_scope(c, end_rules))
+    if lock:
+        scope_query = scope_query.with_for_update(of=c, skip_locked=True)
+    scope = scope_query.cte("scope")
+
+    elapsed = elapsed_seconds(now, scope.c.start_time)
+    rate = coin_rate(scope.c.call_type, settings)
+    spent = sa.func.coalesce(scope.c.coins_spent, 0)
+    rows = (
+        sa.select(
+            scope.c.call_id,
+            scope.c.user_id.label("caller_id"),
+            scope.c.listener_id,
+            scope.c.call_type,
+            scope.c.start_time,
+            wallets.c.wallet_id,
+            sa.case(
+                (rate.is_(None), "unknown_call_type"),
+                (spent < 0, "negative_coins_spent"),
+                (scope.c.listener_id.is_(None), "no_listener"),
+            ).label("problem"),
+            rate.label("rate"),
+            spent.label("spent"),
+            elapsed.label("elapsed"),
+            (coins_due(rate, elapsed) - spent).label("owed"),
+            # a negative balance counts as 0; no wallet is a balance of 0
+            sa.case((wallets.c.balance_coins > 0, wallets.c.balance_coins), else_=0).label(
+                "balance"
+            ),
+            # a caller's calls share the balance; a call without caller is alone
+            sa.func.coalesce(scope.c.user_id, -scope.c.call_id).label("party"),
+            _expired_mask(scope, end_rules or {}).label("expired"),
+        )
+        .select_from(scope.outerjoin(wallets, wallets.c.user_id == scope.c.user_id))
+        .cte("call_rows")
+    )
+
+    billable = (
+        sa.select(
+            rows.c.call_id,
+            rows.c.party,
+            rows.c.owed,
+            rows.c.spent,
+            rows.c.rate,
+            rows.c.balance,
+            sa.func.row_number()
+            .over(partition_by=rows.c.party, order_by=(rows.c.start_time, rows.c.call_id))
+            .label("rank"),
+        )
+        .where(rows.c.problem.is_(None))
+        .cte("billable")
+    )
+    first_charge = affordable_charge(
+        billable.c.owed, billable.c.spent, billable.c.rate, billable.c.balance
+    )
+    allocation = (
+        sa.select(
+            billable.c.call_id,
+            billable.c.party,
+            billable.c.rank,
+            first_charge.label("charge"),
+            sa.cast(billable.c.balance - first_charge, sa.BigInteger).label("remaining"),
+        )
+        .where(billable.c.rank == 1)
+        .cte("allocation", recursive=True)
+    )
+    next_charge = affordable_charge(
+        billable.c.owed, billable.c.spent, billable.c.rate, allocation.c.remaining
+    )
+    allocation = allocation.union_all(
+        sa.select(
+            billable.c.call_id,
+            billable.c.party,
+            billable.c.rank,
+            next_charge,
+            sa.cast(allocation.c.remaining - next_charge, sa.BigInteger),
+        ).select_from(
+            allocation.join(
+                billable,
+                sa.and_(
+                    billable.c.party == allocation.c.party,
+                    billable.c.rank == allocation.c.rank + 1,
+                ),
+            )
+        )
+    )
+
+    charge = sa.func.coalesce(allocation.c.charge, 0)
+    spent_after = rows.c.spent + charge
+    billable_row = rows.c.problem.is_(None)
+    unpaid = sa.and_(billable_row, rows.c.owed > 0, charge < rows.c.owed)
+    if end_rules is None:
+        ends = unpaid
+        selected = sa.or_(~billable_row, charge > 0, unpaid)
+    else:
+        ends = sa.and_(billable_row, rows.c.expired != 0)
+        selected = rows.c.expired != 0
+    badge = settlement.badges.alias("badge")
+    earnings_paise = sa.case(
+        (
+            ends,
+            settlement.listener_rate_paise(badge, rows.c.call_type, settings)
+            * settlement.paid_minutes(spent_after, rows.c.rate),
+        ),
+        else_=0,
+    )
+    minutes = sa.case(
+        (
+            billable_row,
+            settlement.paid_minutes(spent_after, rows.c.rate)
+            - settlement.paid_minutes(rows.c.spent, rows.c.rate),
+        ),
+        else_=0,
+    )
+    return (
+        sa.select(
+            rows.c.call_id,
+            rows.c.caller_id,
+            rows.c.listener_id,
+            rows.c.call_type,
+            rows.c.wallet_id,
+            rows.c.problem,
+            rows.c.spent.label("coins_spent"),
+            charge.label("charge"),
+            minutes.label("minutes"),
+            unpaid.label("unpaid"),
+            rows.c.expired,
+            ends.label("ends"),
+            settlement.duration_seconds(rows.c.elapsed).label("duration_seconds"),
+            settlement.duration_minutes(rows.c.elapsed).label("duration_minutes"),
+            earnings_paise.label("earnings_paise"),
+        )
+        .select_from(
+            rows.outerjoin(allocation, allocation.c.call_id == rows.c.call_id).outerjoin(
+                badge,
+                settlement.listener_badge_join(
+                    badge, rows.c.listener_id, rows.c.start_time, settings
+                ),
+            )
+        )
+        .where(selected)
+        .subquery("planned")
+    )
+
+
+def _lock_wallets(session: Session, end_rules: EndRules | None) -> None:
+    """PostgreSQL: lock the wallets of the callers in scope, in wallet_id order."""
+    c = calls.alias("c")
+    callers = sa.select(c.c.user_id).where(c.c.status == "ongoing")
+    if end_rules is not None:
+        callers = callers.where(_in_cleanup_scope(c, end_rules))
+    locked = (
+        sa.select(wallets.c.wallet_id)
+        .where(wallets.c.user_id.in_(callers))
+        .order_by(wallets.c.wallet_id)
+        .with_for_update(of=wallets)
+        .subquery()
+    )
+    session.execute(sa.select(sa.func.count()).select_from(locked))
+
+
+# --- the service ---------------------------------------------------------------
+
+
+def deduct(session: Session, now: datetime, settings: Settings, *, apply: bool) -> BillingReport:
+    """`coins deduct`: bill every ongoing call up to `now`; end those that cannot pay."""
+    return bill_and_settle(session, now, settings, apply=apply)
+
+
+def bill_and_settle(
+    session: Session,
+    now: datetime,
+    settings: Settings,
+    *,
+    apply: bool,
+    end_rules: EndRules | None = None,
+) -> BillingReport:
+    """Plan at `now`; with `apply`, charge, settle, and check conservation.
+
+    With `end_rules`, only the calls they end are billed and settled (call cleanup).
+    """
+    lock = apply and not is_sqlite(session)
+    if lock:
+        _lock_wallets(session, end_rules)
+    planned = _plan(now, settings, end_rules, lock=lock)
+    if not apply:
+        rows = session.execute(sa.select(planned).order_by(planned.c.call_id)).all()
+        return _report(rows, end_rules)
+
+    PLAN.create(session.connection())
+    session.execute(sa.insert(PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
+    rows = session.execute(sa.select(PLAN).order_by(PLAN.c.call_id)).all()
+    before = _holdings(session)
+    spend_coins, earn_money = 0, Decimal("0.00")
+    for first, last in _chunks(rows):
+        chunk = PLAN.c.call_id.between(first, last)
+        spend_coins += _charge(session, now, chunk)
+        earn_money += settlement.settle(session, now, PLAN, chunk).earn_money
+    check_conservation(
+        planned_coins=sum(row.charge for row in rows),
+        planned_paise=sum(row.earnings_paise for row in rows),
+        before=before,
+        after=_holdings(session),
+        spend_coins_written=spend_coins,
+        earn_money_written=earn_money,
+    )
+    PLAN.drop(session.connection())
+    return _report(rows, end_rules)
+
+
+def _chunks(rows: Sequence[Any]) -> Iterator[tuple[int, int]]:
+    """(first, last) call_id of each chunk of the plan's rows, which are sorted by call_id."""
+    for start in range(0, len(rows), CHUNK_SIZE):
+        part = rows[start : start + CHUNK_SIZE]
+        yield part[0].call_id, part[-1].call_id
+
+
+def _charge(session: Session, now: datetime, chunk: sa.ColumnElement[bool]) -> int:
+    """Charge the chunk's calls: wallets, calls' coins_spent, one 'spend' row per call.
+
+    Returns Σ coins_change of the rows written.
+    """
+    charged = sa.and_(chunk, PLAN.c.charge > 0)
+    planned_calls, planned_wallets = session.execute(
+        sa.select(sa.func.count(), sa.func.count(sa.distinct(PLAN.c.wallet_id))).where(charged)
+    ).one()
+    if not planned_calls:
+        return 0
+
+    per_wallet = (
+        sa.select(PLAN.c.wallet_id, sa.func.sum(PLAN.c.charge).label("coins"))
+        .where(charged)
+        .group_by(PLAN.c.wallet_id)
+        .subquery()
+    )
+    debited = session.execute(
+        sa.update(wallets)
+        .where(
+            wallets.c.wallet_id == per_wallet.c.wallet_id,
+            wallets.c.balance_coins >= per_wallet.c.coins,  # never below zero
+        )
+        .values(balance_coins=wallets.c.balance_coins - per_wallet.c.coins, updated_at=now)
+        .returning(wallets.c.wallet_id)
+    ).all()
+    expect("wallets debited", len(debited), planned_wallets)
+
+    spent = sa.func.coalesce(calls.c.coins_spent, 0)
+    added = session.execute(
+        sa.update(calls)
+        .where(
+            calls.c.call_id == PLAN.c.call_id,
+            charged,
+            calls.c.status == "ongoing",
+            spent == PLAN.c.coins_spent,  # nobody charged it since the plan
+        )
+        .values(coins_spent=spent + PLAN.c.charge, updated_at=now)
+        .returning(calls.c.call_id)
+    ).all()
+    expect("calls charged", len(added), planned_calls)
+
+    written = (
+        session.execute(
+            sa.insert(ledger)
+            .from_select(
+                [
+                    "wallet_id",
+                    "tx_type",
+                    "coins_change",
+                    "money_change",
+                    "created_at",
+                    "updated_at",
+                ],
+                sa.select(
+                    PLAN.c.wallet_id,
+                    sa.literal("spend"),
+                    -PLAN.c.charge,
+                    sa.literal(Decimal("0.00"), Money),
+                    sa.literal(now, UTCDateTime()),
+                    sa.literal(now, UTCDateTime()),
+                )
+                .where(charged)
+                .order_by(PLAN.c.call_id),
+            )
+            .returning(ledger.c.coins_change)
+        )
+        .scalars()
+        .all()
+    )
+    expect("'spend' ledger rows written", len(written), planned_calls)
+    return sum(written)
+
+
+# --- conservation --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What the plan's rows hold right now: the measure of conservation."""
+
+    balance_coins: int  # Σ balance_coins of the wallets charged
+    coins_spent: int  # Σ coins_spent of the calls charged
+    withdrawable_money: Decimal  # Σ withdrawable_money of the listeners paid
+
+
+def _holdings(session: Session) -> Holdings:
+    charged = PLAN.c.charge > 0
+
+    def total(column: sa.ColumnElement[Any], where: sa.ColumnElement[bool]) -> Any:
+        return sa.select(sa.func.coalesce(sa.func.sum(column), 0)).where(where).scalar_subquery()
+
+    row = session.execute(
+        sa.select(
+            total(
+                wallets.c.balance_coins,
+                wallets.c.wallet_id.in_(sa.select(PLAN.c.wallet_id).where(charged)),
+            ),
+            total(
+                sa.func.coalesce(calls.c.coins_spent, 0),
+                calls.c.call_id.in_(sa.select(PLAN.c.call_id).where(charged)),
+            ),
+            total(
+                wallets.c.withdrawable_money,
+                wallets.c.user_id.in_(
+                    sa.select(PLAN.c.listener_id).where(PLAN.c.earnings_paise > 0)
+                ),
+            ),
+        )
+    ).one()
+    return Holdings(int(row[0]), int(row[1]), Decimal(row[2]).quantize(Decimal("0.01")))
+
+
+def check_conservation(
+    *,
+    planned_coins: int,
+    planned_paise: int,
+    before: Holdings,
+    after: Holdings,
+    spend_coins_written: int,
+    earn_money_written: Decimal,
+) -> None:
+    """SPEC §4: coins taken from wallets = coins added to calls = -Σ spend rows
+    (= the plan's charges); rupees credited = Σ earn rows (= the plan's earnings)."""
+    coins = {
+        "planned": planned_coins,
+        "taken from wallets": before.balance_coins - after.balance_coins,
+        "added to coins_spent": after.coins_spent - before.coins_spent,
+        "spend rows": -spend_coins_written,
+    }
+    rupees = {
+        "planned": paise_to_decimal(planned_paise),
+        "credited to listeners": after.withdrawable_money - before.withdrawable_money,
+        "earn rows": earn_money_written,
+    }
+    if len(set(coins.values())) > 1 or len(set(rupees.values())) > 1:
+        raise ConservationError(
+            "conservation violated, nothing was changed: coins "
+            + ", ".join(f"{k} {v}" for k, v in coins.items())
+            + "; rupees "
+            + ", ".join(f"{k} {v}" for k, v in rupees.items())
+        )
+
+
+# --- the report ----------------------------------------------------------------
+
+
+def _report(rows: Sequence[Any], end_rules: EndRules | None) -> BillingReport:
+    rule_names = list(end_rules or {})
+    billed: list[CallBill] = []
+    skipped: list[SkippedCall] = []
+    for row in rows:
+        if row.problem is not None:
+            problem = PROBLEMS[row.problem]
+            if row.problem == "unknown_call_type":
+                problem += f" {row.call_type!r}"
+            skipped.append(SkippedCall(row.call_id, problem))
+            continue
+        reasons = [name for bit, name in enumerate(rule_names) if row.expired & (1 << bit)]
+        if row.unpaid:
+            reasons.append(INSUFFICIENT_BALANCE)
+        billed.append(
+            CallBill(
+                call_id=row.call_id,
+                caller_id=row.caller_id,
+                listener_id=row.listener_id,
+                call_type=row.call_type,
+                coins_charged=row.charge,
+                minutes_charged=row.minutes,
+                coins_spent=row.coins_spent + row.charge,
+                ends=bool(row.ends),
+                reasons=reasons,
+                listener_earnings=paise_to_decimal(row.earnings_paise) if row.ends else None,
+            )
+        )
+    return BillingReport(
+        calls_charged=sum(1 for b in billed if b.coins_charged),
+        coins_charged=sum(b.coins_charged for b in billed),
+        minutes_charged=sum(b.minutes_charged for b in billed),
+        calls_ended=sum(1 for b in billed if b.ends),
+        listener_earnings=sum(
+            (b.listener_earnings for b in billed if b.listener_earnings is not None),
+            Decimal("0.00"),
+        ),
+        skipped_calls=len(skipped),
+        calls=billed,
+        skipped=skipped,
+    )

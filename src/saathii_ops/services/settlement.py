@@ -1,0 +1,237 @@
+"""Settlement (SPEC §5): ending an ongoing call and paying its listener.
+
+The one place that ends calls. Its rules are SQL expressions the billing plan
+computes for every call it ends (durations, the listener's rate, earnings),
+and `settle`, which applies the plan's ending rows with guarded statements.
+
+Earnings are computed in whole paise (integers on both dialects: SQLite keeps
+NUMERIC as floating point) and turned into rupees only where they are written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from saathii_ops.db import local_date
+from saathii_ops.models import (
+    ListenerBadge,
+    Money,
+    UserCall,
+    UserStatus,
+    UserTransaction,
+    UserWallet,
+    UTCDateTime,
+    table,
+)
+from saathii_ops.settings import Settings
+
+calls = table(UserCall)
+wallets = table(UserWallet)
+ledger = table(UserTransaction)
+status = table(UserStatus)
+badges = table(ListenerBadge)
+
+
+class PlanChanged(RuntimeError):
+    """A guarded statement did not change exactly the rows the plan expected.
+
+    The job's row locks (PostgreSQL) or write lock (SQLite) make this impossible
+    unless something is badly wrong; the run is rolled back and the next run
+    computes afresh from what is really there.
+    """
+
+
+def expect(what: str, changed: int, planned: int) -> None:
+    if changed != planned:
+        raise PlanChanged(f"{what}: {changed} rows changed, the plan expected {planned}")
+
+
+# --- the rules, as SQL expressions over a call's columns ---------------------------
+
+
+def duration_seconds(elapsed: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """max(0, e)"""
+    return sa.case((elapsed > 0, elapsed), else_=0)
+
+
+def duration_minutes(elapsed: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """max(1, ⌊e / 60⌋); `//` only on non-negative values, where truncation is floor."""
+    return sa.case((elapsed >= 60, elapsed // 60), else_=1)
+
+
+def paid_minutes(
+    coins_spent: sa.ColumnElement[int], rate: sa.ColumnElement[int]
+) -> sa.ColumnElement[int]:
+    """p = ⌊coins_spent / r⌋ (coins_spent is never negative here: such calls are skipped)."""
+    return coins_spent // rate
+
+
+def listener_badge_join(
+    badge: sa.FromClause,
+    listener_id: sa.ColumnElement[int],
+    start_time: sa.ColumnElement[datetime],
+    settings: Settings,
+) -> sa.ColumnElement[bool]:
+    """The listener's badge row for the business date of the call's start."""
+    return sa.and_(
+        badge.c.listener_id == listener_id,
+        badge.c.date == local_date(start_time, settings.timezone),
+    )
+
+
+def listener_rate_paise(
+    badge: sa.FromClause, call_type: sa.ColumnElement[str | None], settings: Settings
+) -> sa.ColumnElement[int]:
+    """The listener's rate in paise per minute, by call type; basic rates without a badge row."""
+    basic = settings.badge_rates.basic
+
+    def paise(rate: sa.ColumnElement[Decimal], default: Decimal) -> sa.ColumnElement[int]:
+        badge_paise = sa.cast(sa.func.round(rate * 100), sa.BigInteger)
+        return sa.func.coalesce(badge_paise, int(default * 100))
+
+    return sa.case(
+        (call_type == "audio", paise(badge.c.audio_rate_per_minute, basic.audio)),
+        else_=paise(badge.c.video_rate_per_minute, basic.video),
+    )
+
+
+def rupees(paise: sa.ColumnElement[int]) -> sa.ColumnElement[Decimal]:
+    """Paise as NUMERIC(12,2) rupees: exact on PostgreSQL."""
+    return sa.cast(paise / sa.literal_column("100.0", sa.Numeric()), Money)
+
+
+def paise_to_decimal(paise: int) -> Decimal:
+    return (Decimal(paise) / 100).quantize(Decimal("0.01"))
+
+
+# --- applying a plan ---------------------------------------------------------------
+
+
+@dataclass
+class Settled:
+    """What `settle` wrote: the calls it ended and the 'earn' ledger rows."""
+
+    calls_ended: int = 0
+    earn_money: Decimal = Decimal("0.00")
+
+
+def settle(
+    session: Session, now: datetime, plan: sa.Table, chunk: sa.ColumnElement[bool]
+) -> Settled:
+    """End the plan's calls marked `ends` within `chunk` and pay their listeners.
+
+    The plan rows carry what the rules above computed for each call (after it
+    was billed). Each step is one set-based statement; the UPDATE of the calls
+    is guarded by status, so a call that is no longer ongoing is never settled.
+    """
+    ending = sa.and_(chunk, plan.c.ends.is_(True))
+    planned = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count(sa.distinct(plan.c.listener_id)).filter(plan.c.earnings_paise > 0),
+            sa.func.count().filter(plan.c.earnings_paise > 0),
+        ).where(ending)
+    ).one()
+    if not planned[0]:
+        return Settled()
+
+    ended = session.execute(
+        sa.update(calls)
+        .where(
+            calls.c.call_id == plan.c.call_id,
+            ending,
+            calls.c.status == "ongoing",
+        )
+        .values(
+            status="dropped",
+            end_time=now,
+            duration_seconds=plan.c.duration_seconds,
+            duration_minutes=plan.c.duration_minutes,
+            listener_money_earned=plan.c.earnings_paise // 100,
+            updated_at=now,
+        )
+        .returning(calls.c.call_id)
+    ).all()
+    expect("calls ended", len(ended), planned[0])
+
+    paid = sa.and_(ending, plan.c.earnings_paise > 0)
+    session.execute(
+        sa.insert(wallets).from_select(
+            ["user_id", "balance_coins", "withdrawable_money", "created_at", "updated_at"],
+            sa.select(
+                plan.c.listener_id,
+                sa.literal(0, sa.BigInteger),
+                sa.literal(Decimal("0.00"), Money),
+                sa.literal(now, UTCDateTime()),
+                sa.literal(now, UTCDateTime()),
+            )
+            .where(paid, ~sa.exists().where(wallets.c.user_id == plan.c.listener_id))
+            .distinct(),
+        )
+    )
+    earned = (
+        sa.select(plan.c.listener_id, sa.func.sum(plan.c.earnings_paise).label("paise"))
+        .where(paid)
+        .group_by(plan.c.listener_id)
+        .subquery()
+    )
+    credited = session.execute(
+        sa.update(wallets)
+        .where(wallets.c.user_id == earned.c.listener_id)
+        .values(
+            withdrawable_money=sa.func.coalesce(wallets.c.withdrawable_money, 0)
+            + rupees(earned.c.paise),
+            updated_at=now,
+        )
+        .returning(wallets.c.wallet_id)
+    ).all()
+    expect("listener wallets credited", len(credited), planned[1])
+
+    earn_rows = (
+        session.execute(
+            sa.insert(ledger)
+            .from_select(
+                [
+                    "wallet_id",
+                    "tx_type",
+                    "coins_change",
+                    "money_change",
+                    "created_at",
+                    "updated_at",
+                ],
+                sa.select(
+                    wallets.c.wallet_id,
+                    sa.literal("earn"),
+                    sa.literal(0, sa.BigInteger),
+                    rupees(plan.c.earnings_paise),
+                    sa.literal(now, UTCDateTime()),
+                    sa.literal(now, UTCDateTime()),
+                )
+                .select_from(plan.join(wallets, wallets.c.user_id == plan.c.listener_id))
+                .where(paid)
+                .order_by(plan.c.call_id),
+            )
+            .returning(ledger.c.money_change)
+        )
+        .scalars()
+        .all()
+    )
+    expect("'earn' ledger rows written", len(earn_rows), planned[2])
+
+    parties = sa.union(
+        sa.select(plan.c.caller_id).where(ending), sa.select(plan.c.listener_id).where(ending)
+    )
+    session.execute(
+        sa.update(status)
+        .where(status.c.user_id.in_(parties))
+        .values(is_busy=False, wait_time=None, updated_at=now)
+    )
+    return Settled(
+        calls_ended=len(ended),
+        earn_money=sum((Decimal(m) for m in earn_rows), Decimal("0.00")),
+    )
