@@ -36,7 +36,7 @@ def add_user(
     wait_time: int | None = None,
     active: bool = True,
 ) -> int:
-    """A user with an optional role, wallet (balance backed by a purchase row) and status row."""
+    """A user with an optional role, wallet (coins and money backed by ledger rows), status row."""
     n = next(_serial)
     user_id = session.execute(
         sa.insert(User)
@@ -57,6 +57,12 @@ def add_user(
                     wallet_id=wallet_id, tx_type="purchase", coins_change=balance
                 )
             )
+        if money:
+            session.execute(
+                sa.insert(UserTransaction).values(
+                    wallet_id=wallet_id, tx_type="earn", coins_change=0, money_change=money
+                )
+            )
     if online is not None:
         session.execute(
             sa.insert(UserStatus).values(
@@ -73,12 +79,12 @@ def add_user(
 
 def add_call(
     session: Session,
-    caller: int,
-    listener: int,
+    caller: int | None,
+    listener: int | None,
     *,
     start: datetime,
-    call_type: str = "audio",
-    coins_spent: int = 0,
+    call_type: str | None = "audio",
+    coins_spent: int | None = 0,
     status: str = "ongoing",
     duration_minutes: int | None = None,
 ) -> int:

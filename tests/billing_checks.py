@@ -1,0 +1,104 @@
+"""What the billing tests check again and again: the ledger, and the money tables' rows."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from saathii_ops.db import transaction
+from saathii_ops.models import UserCall, UserStatus, UserTransaction, UserWallet
+
+
+def assert_ledger_balanced(engine: Engine) -> None:
+    """Every wallet holds exactly the sum of its ledger rows, coins and rupees; none is negative.
+
+    The factories back every balance with ledger rows, so this holds before a
+    run and, if a run changes a wallet only together with the rows it writes,
+    after it.
+    """
+    with transaction(engine) as s:
+        ledger = (
+            sa.select(
+                UserTransaction.wallet_id,
+                sa.func.sum(UserTransaction.coins_change).label("coins"),
+                sa.func.sum(UserTransaction.money_change).label("money"),
+            )
+            .group_by(UserTransaction.wallet_id)
+            .subquery()
+        )
+        rows = s.execute(
+            sa.select(
+                UserWallet.wallet_id,
+                UserWallet.balance_coins,
+                UserWallet.withdrawable_money,
+                sa.func.coalesce(ledger.c.coins, 0),
+                sa.func.coalesce(ledger.c.money, 0),
+            ).outerjoin(ledger, ledger.c.wallet_id == UserWallet.wallet_id)
+        ).all()
+    for wallet_id, balance, money, ledger_coins, ledger_money in rows:
+        assert balance == ledger_coins, (
+            f"wallet {wallet_id}: {balance} coins, ledger {ledger_coins}"
+        )
+        assert Decimal(money) == Decimal(ledger_money).quantize(Decimal("0.01")), (
+            f"wallet {wallet_id}: {money} rupees, ledger {ledger_money}"
+        )
+
+
+def money_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the tables billing may change, for "nothing changed" comparisons."""
+    with transaction(engine) as s:
+        return {
+            model.__tablename__: [
+                tuple(row)
+                for row in s.execute(
+                    sa.select(model.__table__).order_by(*model.__table__.primary_key.columns)
+                )
+            ]
+            for model in (UserWallet, UserTransaction, UserCall, UserStatus)
+        }
+
+
+def call_row(engine: Engine, call_id: int) -> Any:
+    with transaction(engine) as s:
+        return s.execute(sa.select(UserCall.__table__).where(UserCall.call_id == call_id)).one()
+
+
+def wallet(engine: Engine, user_id: int) -> tuple[int, Decimal] | None:
+    """(balance_coins, withdrawable_money) of a user's wallet, None when there is none."""
+    with transaction(engine) as s:
+        row = s.execute(
+            sa.select(UserWallet.balance_coins, UserWallet.withdrawable_money).where(
+                UserWallet.user_id == user_id
+            )
+        ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+def ledger_rows(engine: Engine, user_id: int) -> list[tuple[str, int, Decimal]]:
+    """(tx_type, coins_change, money_change) of a user's ledger rows, oldest first."""
+    with transaction(engine) as s:
+        return [
+            (r.tx_type, r.coins_change, r.money_change)
+            for r in s.execute(
+                sa.select(
+                    UserTransaction.tx_type,
+                    UserTransaction.coins_change,
+                    UserTransaction.money_change,
+                )
+                .join(UserWallet, UserWallet.wallet_id == UserTransaction.wallet_id)
+                .where(UserWallet.user_id == user_id)
+                .order_by(UserTransaction.transaction_id)
+            )
+        ]
+
+
+def status_of(engine: Engine, user_id: int) -> tuple[bool | None, int | None]:
+    """(is_busy, wait_time)"""
+    with transaction(engine) as s:
+        row = s.execute(
+            sa.select(UserStatus.is_busy, UserStatus.wait_time).where(UserStatus.user_id == user_id)
+        ).one()
+    return row[0], row[1]
