@@ -167,7 +167,7 @@ def _in_cleanup_scope(call: sa.FromClause, end_rules: EndRules) -> sa.ColumnElem
 PLAN = sa.Table(
     "saathii_billing_plan",
     sa.MetaData(),
-    sa.Column("call_id", sa.Integer, primary_key=True),
+    sa.Column("call_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("caller_id", sa.Integer),
     sa.Column("listener_id", sa.Integer),
     sa.Column("call_type", sa.String(10)),
