@@ -20,9 +20,10 @@ Decisions where the SPEC is silent:
   coins_spent, no listener) are reported and skipped; the run still commits
   the others and exits 1.
 
-Concurrency on PostgreSQL (real run): first the callers' wallets are locked
-FOR UPDATE in wallet_id order, so that two runs (coin deduction and call
-cleanup, or two hosts) queue behind each other instead of deadlocking; then
+Concurrency on PostgreSQL (real run): first the wallets of both parties of
+the calls in scope are locked FOR UPDATE in wallet_id order, so that two runs
+(coin deduction and call cleanup, or two hosts) queue behind each other
+instead of deadlocking; then
 the plan itself locks its calls FOR UPDATE SKIP LOCKED, leaving a call the app
 is ending right now to the app. Every statement is still guarded (status,
 the coins_spent the plan saw, balance >= charge), and a statement that does
@@ -351,14 +352,22 @@ def _plan(
 
 
 def _lock_wallets(session: Session, end_rules: EndRules | None) -> None:
-    """PostgreSQL: lock the wallets of the callers in scope, in wallet_id order."""
+    """PostgreSQL: lock the wallets of both parties of the calls in scope, in wallet_id order.
+
+    Listeners' wallets too: settlement credits them, and a listener may be a
+    caller in the other job's run; taking every lock here, in one order, makes
+    coin deduction and call cleanup queue instead of deadlocking.
+    """
     c = calls.alias("c")
-    callers = sa.select(c.c.user_id).where(c.c.status == "ongoing")
+    in_scope = [c.c.status == "ongoing"]
     if end_rules is not None:
-        callers = callers.where(_in_cleanup_scope(c, end_rules))
+        in_scope.append(_in_cleanup_scope(c, end_rules))
+    parties = sa.union(
+        sa.select(c.c.user_id).where(*in_scope), sa.select(c.c.listener_id).where(*in_scope)
+    )
     locked = (
         sa.select(wallets.c.wallet_id)
-        .where(wallets.c.user_id.in_(callers))
+        .where(wallets.c.user_id.in_(parties))
         .order_by(wallets.c.wallet_id)
         .with_for_update(of=wallets)
         .subquery()
