@@ -84,11 +84,13 @@ def run_job(
 
         started_at = database_now(session)
         set_statement_timeout(session, settings.statement_timeout_seconds)
-        if is_paused(session, job.name):
-            return _record_skip(session, job, run_now, started_at, started, "paused")
+        # The lock comes first: on SQLite it is a file lock taken before the
+        # transaction waits for the database's write lock.
         with job_lock(session, job.name) as acquired:
             if not acquired:
                 return _record_skip(session, job, run_now, started_at, started, "locked")
+            if is_paused(session, job.name):
+                return _record_skip(session, job, run_now, started_at, started, "paused")
             try:
                 report = service(session, run_now, settings, apply=True)
                 _record(session, job, run_now, started_at, "ok", counts=report.counts())
