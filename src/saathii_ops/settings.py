@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     log_dir: Path = Path("/var/log/saathii")
     log_retention_days: int = Field(7, gt=0)
     statement_timeout_seconds: int = Field(50, gt=0)
+    ping_url: str | None = None  # healthchecks.io-style base URL; the job name is appended
+    ping_urls: dict[str, str] = Field(default_factory=dict)  # per job, overrides ping_url
 
     @field_validator("timezone")
     @classmethod
