@@ -3,7 +3,6 @@ Kubernetes CronJobs."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -186,7 +185,7 @@ def install(
     if app.json_output:
         emit_json(console, change)
     elif dry_run:
-        sys.stdout.write(change.content)
+        _print_crontab(change.content)
     elif change.changed:
         console.print(
             f"installed the {schedule.BLOCK_ID} block into {change.target} "
@@ -194,6 +193,11 @@ def install(
         )
     else:
         console.print(f"{change.target} already holds this block: nothing changed")
+
+
+def _print_crontab(content: str) -> None:
+    """Exactly the crontab's bytes, also those that are not UTF-8."""
+    typer.echo(schedule.encode_crontab(content), nl=False)
 
 
 def _print_kubernetes(
@@ -216,7 +220,7 @@ def _print_kubernetes(
     if app.json_output:
         emit_json(stdout_console(), manifests)
     else:
-        sys.stdout.write(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True))
+        typer.echo(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True), nl=False)
 
 
 @app.command()
@@ -299,7 +303,7 @@ def remove(
     if app.json_output:
         emit_json(console, change)
     elif dry_run:
-        sys.stdout.write(change.content)
+        _print_crontab(change.content)
     elif change.changed:
         console.print(f"removed the {schedule.BLOCK_ID} block from {change.target}")
     else:

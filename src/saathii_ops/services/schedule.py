@@ -413,11 +413,11 @@ class CrontabTarget(Protocol):
 
 
 # Text round-trips bytes exactly: no newline translation, undecodable bytes kept.
-def _decode(data: bytes) -> str:
+def decode_crontab(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def _encode(text: str) -> bytes:
+def encode_crontab(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
@@ -431,7 +431,7 @@ class FileTarget:
 
     def read(self) -> str:
         try:
-            return _decode(self.path.read_bytes())
+            return decode_crontab(self.path.read_bytes())
         except FileNotFoundError:
             return ""
         except OSError as exc:
@@ -447,7 +447,7 @@ class FileTarget:
             # a dot-name: neither Debian's cron nor cronie reads it from /etc/cron.d
             fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(_encode(content))
+                handle.write(encode_crontab(content))
             os.chmod(temporary, mode)
             os.replace(temporary, self.path)
         except OSError as exc:
@@ -464,17 +464,19 @@ class UserCrontab:
     def read(self) -> str:
         done = subprocess.run([self.program, "-l"], capture_output=True, check=False)
         if done.returncode == 0:
-            return _decode(done.stdout)
+            return decode_crontab(done.stdout)
         if b"no crontab for" in done.stderr:
             return ""
-        raise OpsError(f"crontab -l failed: {_decode(done.stderr).strip()}")
+        raise OpsError(f"crontab -l failed: {decode_crontab(done.stderr).strip()}")
 
     def write(self, content: str) -> None:
         done = subprocess.run(
-            [self.program, "-"], input=_encode(content), capture_output=True, check=False
+            [self.program, "-"], input=encode_crontab(content), capture_output=True, check=False
         )
         if done.returncode != 0:
-            raise OpsError(f"crontab could not install the new crontab: {_decode(done.stderr)}")
+            raise OpsError(
+                f"crontab could not install the new crontab: {decode_crontab(done.stderr)}"
+            )
 
 
 def user_crontab() -> UserCrontab:
