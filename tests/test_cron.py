@@ -777,3 +777,22 @@ def test_kubernetes_needs_an_image_and_configuration_by_reference() -> None:
         {"configMapRef": {"name": "ops-config"}},
         {"secretRef": {"name": "ops"}},
     ]
+
+
+def test_settings_given_by_this_shells_environment_are_named(
+    tmp_path: Path, executable: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAATHII_TIMEZONE", "Asia/Kolkata")
+    monkeypatch.setenv("SAATHII_COINS_PER_MINUTE__VIDEO", "50")
+    monkeypatch.setenv("SAATHII_UNRELATED_TOOL", "x")
+    args = install_args(tmp_path / "crontab", tmp_path / "logs", executable)
+    code, _, err = cron(*args)
+    assert code == 0
+    assert err == (
+        "warning: cron will not see SAATHII_COINS_PER_MINUTE__VIDEO, SAATHII_TIMEZONE of this "
+        "shell: put them in the config file or an --env-file\n"
+    )
+    env_file = tmp_path / "ops.env"
+    env_file.write_text("SAATHII_TIMEZONE=Asia/Kolkata\n")
+    code, _, err = cron(*args, "--env-file", str(env_file))
+    assert (code, err) == (0, "")

@@ -169,6 +169,11 @@ def install(
         user=user,
         system=system,
     )
+    if check:
+        state = schedule.inspect(target, setup, app.settings, _now(app))
+        _print_state(app, state, full=False)
+        raise typer.Exit(0 if state.up_to_date else 1)
+    change = schedule.install(target, setup, app.settings, _now(app), dry_run=dry_run)
     unseen = schedule.environment_cron_cannot_see(setup.env_file)
     if unseen:
         typer.echo(
@@ -176,11 +181,6 @@ def install(
             "put them in the config file or an --env-file",
             err=True,
         )
-    if check:
-        state = schedule.inspect(target, setup, app.settings, _now(app))
-        _print_state(app, state, full=False)
-        raise typer.Exit(0 if state.up_to_date else 1)
-    change = schedule.install(target, setup, app.settings, _now(app), dry_run=dry_run)
     console = stdout_console()
     if app.json_output:
         emit_json(console, change)

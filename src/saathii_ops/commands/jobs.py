@@ -31,8 +31,30 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
     console = stdout_console()
     if app.json_output:
         emit_json(console, states)
-    else:
-        render_rows(console, "jobs", states)
+        return
+    rows = [
+        {
+            "job": state.job,
+            "schedule": state.schedule
+            + ("" if state.timezone == "server" else f" ({state.timezone})"),
+            "paused": f"since {state.paused_at:%Y-%m-%d %H:%M} by {state.paused_by}"
+            if state.paused_at
+            else "no",
+            "last run": _last_run(state),
+        }
+        for state in states
+    ]
+    render_rows(console, "jobs", rows)
+
+
+def _last_run(state: job_control.JobState) -> str:
+    if state.last_started_at is None:
+        return "never"
+    outcome = state.last_outcome or ""
+    if state.last_reason:
+        outcome += f" ({state.last_reason})"
+    text = f"{outcome} at {state.last_started_at:%Y-%m-%d %H:%M:%S}"
+    return f"{text}: {state.last_error}" if state.last_error else text
 
 
 def _set_paused(ctx: typer.Context, job: str, *, paused: bool, json_output: bool) -> None:

@@ -231,12 +231,17 @@ def line_database_url(url: str, source: str, *, env_file: Path | None) -> str | 
 
 
 def environment_cron_cannot_see(env_file: Path | None) -> list[str]:
-    """SAATHII_* settings of this shell that the cron lines will not have."""
+    """Settings this shell gives by SAATHII_* variables that the cron lines will not have
+    (the database URL aside: `line_database_url` sees to it)."""
     if env_file is not None:
         return []
-    carried = {"SAATHII_CONFIG", "SAATHII_DATABASE_URL"}
+    prefixes = tuple(
+        f"SAATHII_{name.upper()}" for name in Settings.model_fields if name != "database_url"
+    )
     return sorted(
-        name for name in os.environ if name.startswith("SAATHII_") and name not in carried
+        name
+        for name in os.environ
+        if any(name == prefix or name.startswith(f"{prefix}__") for prefix in prefixes)
     )
 
 
