@@ -83,8 +83,7 @@ def with_rates(badge: str) -> tuple[str, Decimal, Decimal]:
 def run(cli: Cli, *args: str, now: datetime = NOW) -> dict:
     result = cli("--now", now.isoformat(), "--json", "badges", "assign", *args)
     assert result.exit_code == 0, result.stderr
-    doc = json.loads(result.stdout)
-    return doc
+    return json.loads(result.stdout)
 
 
 # --- the badge table --------------------------------------------------------------
