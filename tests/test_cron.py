@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from saathii_ops.cli import app
 from saathii_ops.errors import UsageError
-from saathii_ops.jobs import JOBS, Job, get_job
-from saathii_ops.services import presence, schedule
+from saathii_ops.jobs import JOBS, get_job
+from saathii_ops.services import schedule
 from saathii_ops.settings import Settings
 from tests.conftest import REPO_ROOT, Cli
 
@@ -48,22 +48,7 @@ FOREIGN = (
     b"30 4 * * 1 /usr/bin/report %Y"
 )
 
-# The registry's badge job, for the tests of its line while it is built on another
-# branch; once registered, the real one is used.
-BADGES = Job(
-    name="badges-assign",
-    command="badges assign",
-    schedule="1 0 * * *",
-    business_time=True,
-    description="badges",
-    service=presence.cleanup,
-)
-
-
-@pytest.fixture
-def with_badges(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not any(job.name == "badges-assign" for job in JOBS):
-        monkeypatch.setattr(schedule, "JOBS", (*JOBS, BADGES))
+BADGES = get_job("badges-assign")
 
 
 @pytest.fixture
@@ -254,6 +239,11 @@ def test_the_lines_of_the_jobs_built_here_exactly(tmp_path: Path) -> None:
     assert (
         "# logs-prune\n0 1 * * * " + prefix.format(job="logs-prune", command="logs prune") + "\n"
     ) in block
+    assert (
+        "# badges-assign (1 0 * * * in Asia/Kolkata)\n31 18 * * * "
+        + prefix.format(job="badges-assign", command="badges assign")
+        + "\n"
+    ) in block
     assert block.startswith(
         f"{schedule.BLOCK_BEGIN} installed {STAMP}\n"
         "# times are UTC (cron's timezone); business timezone Asia/Kolkata\n"
@@ -284,7 +274,9 @@ def test_a_system_crontab_has_the_user_field(tmp_path: Path, executable: Path) -
     code, out, err = cron(*args)
     assert code == 0, err
     tab = CronTab(tab=out, user=False)
-    assert [(entry.user, entry.comment) for entry in tab] == [("saathii", j.name) for j in JOBS]
+    assert [(entry.user, entry.comment.split()[0]) for entry in tab] == [
+        ("saathii", job.name) for job in JOBS
+    ]
     # as root for a user that does not exist, the log directory cannot be given to it
     if os.geteuid() == 0:
         code, _, err = cron(*args[:-1])
@@ -359,7 +351,7 @@ def test_a_schedule_from_the_settings_replaces_the_registrys(
 
 def test_badges_fire_at_0001_business_time_on_a_utc_server_and_on_a_kolkata_server() -> None:
     settings = Settings()  # business timezone Asia/Kolkata
-    badges = next((job for job in JOBS if job.name == "badges-assign"), BADGES)
+    badges = BADGES
     utc, kolkata = ZoneInfo("UTC"), ZoneInfo("Asia/Kolkata")
     assert schedule.server_schedule(badges, settings, utc, NOW) == "31 18 * * *"
     assert schedule.server_schedule(badges, settings, kolkata, NOW) == "1 0 * * *"
@@ -404,9 +396,7 @@ def test_conversions_that_cron_cannot_express_are_refused(
         schedule.server_schedule(job, Settings(timezone=business), ZoneInfo(server), NOW)
 
 
-def test_the_badge_line_in_the_installed_block(
-    tmp_path: Path, executable: Path, with_badges: None
-) -> None:
+def test_the_badge_line_in_the_installed_block(tmp_path: Path, executable: Path) -> None:
     for server, expected in (("UTC", "31 18 * * *"), ("Asia/Kolkata", "1 0 * * *")):
         path = tmp_path / f"crontab-{server.replace('/', '-')}"
         args = install_args(path, tmp_path / "logs", executable)
@@ -419,7 +409,7 @@ def test_the_badge_line_in_the_installed_block(
 
 
 def test_a_server_timezone_with_daylight_saving_is_refused_with_the_ways_out(
-    tmp_path: Path, crontab_file: Path, executable: Path, with_badges: None
+    tmp_path: Path, crontab_file: Path, executable: Path
 ) -> None:
     args = install_args(crontab_file, tmp_path / "logs", executable)
     args[args.index("UTC")] = "America/New_York"
@@ -637,7 +627,7 @@ def test_check_reports_drift_and_ignores_only_the_install_time(
 
 
 def test_show_prints_the_block_the_next_runs_and_the_drift(
-    tmp_path: Path, crontab_file: Path, executable: Path, with_badges: None
+    tmp_path: Path, crontab_file: Path, executable: Path
 ) -> None:
     log_dir = tmp_path / "logs"
     args = install_args(crontab_file, log_dir, executable)
@@ -649,7 +639,7 @@ def test_show_prints_the_block_the_next_runs_and_the_drift(
     assert (state["installed"], state["installed_at"], state["up_to_date"]) == (True, STAMP, True)
     assert state["block"] == block_of(crontab_file.read_text("utf-8", "surrogateescape"))
     runs = {r["job"]: r for r in state["next_runs"]}
-    assert list(runs) == [job.name for job in schedule.JOBS]
+    assert list(runs) == [job.name for job in JOBS]
     assert runs["presence-cleanup"]["server_time"] == [
         "2026-11-29T06:05:00+00:00",
         "2026-11-29T06:10:00+00:00",
@@ -724,16 +714,14 @@ def test_the_cli_dry_run_writes_what_the_example_setup_renders(
 # --- Kubernetes ------------------------------------------------------------------------
 
 
-def test_kubernetes_cronjobs_one_per_job(with_badges: None) -> None:
+def test_kubernetes_cronjobs_one_per_job() -> None:
     code, out, err = cron(
         "install", "--format", "kubernetes", "--image", "ghcr.io/saathii/ops:1.2", "--secret", "ops"
     )
     assert code == 0, err
     manifests = list(yaml.safe_load_all(out))
-    assert [m["metadata"]["name"] for m in manifests] == [
-        f"saathii-ops-{job.name}" for job in schedule.JOBS
-    ]
-    for manifest, job in zip(manifests, schedule.JOBS, strict=True):
+    assert [m["metadata"]["name"] for m in manifests] == [f"saathii-ops-{job.name}" for job in JOBS]
+    for manifest, job in zip(manifests, JOBS, strict=True):
         assert (manifest["apiVersion"], manifest["kind"]) == ("batch/v1", "CronJob")
         spec = manifest["spec"]
         assert spec["schedule"] == job.schedule
@@ -745,7 +733,7 @@ def test_kubernetes_cronjobs_one_per_job(with_badges: None) -> None:
         assert [*container["command"], *container["args"]] == ["saathii-ops", *job.command.split()]
         assert container["envFrom"] == [{"secretRef": {"name": "ops"}}]
         assert pod["restartPolicy"] == "Never"
-    badges = manifests[[j.name for j in schedule.JOBS].index("badges-assign")]["spec"]
+    badges = manifests[[j.name for j in JOBS].index("badges-assign")]["spec"]
     assert (badges["schedule"], badges["timeZone"]) == ("1 0 * * *", "Asia/Kolkata")
 
 

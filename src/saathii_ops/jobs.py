@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.errors import UsageError
 from saathii_ops.reports import Report
-from saathii_ops.services import log_prune, presence
+from saathii_ops.services import badges, log_prune, presence
 from saathii_ops.settings import Settings
 
 
@@ -40,6 +40,14 @@ JOBS: tuple[Job, ...] = (
         business_time=False,
         description="marks inactive users offline and clears stale busy flags",
         service=presence.cleanup,
+    ),
+    Job(
+        name="badges-assign",
+        command="badges assign",
+        schedule="1 0 * * *",
+        business_time=True,
+        description="gives every listener today's badge from yesterday's call minutes",
+        service=badges.assign,
     ),
     Job(
         name="logs-prune",
