@@ -40,8 +40,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from crontab import CronSlices, CronTab
-from sqlalchemy.engine import make_url
 
+from saathii_ops.db import parse_url
 from saathii_ops.errors import OpsError, UsageError
 from saathii_ops.jobs import JOBS, Job
 from saathii_ops.services.log_prune import log_path
@@ -220,7 +220,7 @@ def line_database_url(url: str, source: str, *, env_file: Path | None) -> str | 
         return None
     if source != "--database-url" and env_file is not None:
         return None
-    parsed = make_url(url)
+    parsed = parse_url(url)
     if parsed.password is not None or "password" in parsed.query:
         raise UsageError(
             f"the database URL (from {source}) holds a password, which never goes on a "
