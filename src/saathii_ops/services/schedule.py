@@ -14,8 +14,8 @@ job (badges-assign, 00:01 in Asia/Kolkata) is rewritten for the server's
 timezone (18:31 the previous day for a server in UTC). That is exact only
 while the two zones keep one offset between them at every firing: install
 checks every firing of the coming year and refuses when daylight saving time
-breaks it (CRON_TZ would fix it on cronie, but Debian's cron ignores it), with
-the ways out: run cron in UTC or in the business timezone, or use Kubernetes
+breaks it (CRON_TZ would do, but not every cron honours it), naming the ways
+out: run cron in UTC or in the business timezone, or use Kubernetes
 CronJobs, which take a timeZone.
 """
 
