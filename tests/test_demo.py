@@ -31,6 +31,8 @@ def test_demo_builds_the_embedded_database_and_runs_every_job(tmp_path: Path) ->
     assert doc["sample"]["listeners"] == 30
     assert [run["job"] for run in doc["runs"]] == [job.name for job in JOBS]
     assert all(run["outcome"] == "ok" for run in doc["runs"])
+    prune = next(run for run in doc["runs"] if run["job"] == "logs-prune")
+    assert str(embedded.parent / "demo-logs") in json.dumps(prune["report"])
 
     kept = cli("--now", NOW.isoformat(), "--json", "demo")
     assert json.loads(kept.stdout)["sample"] is None
