@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.models import (
+    JobRun,
     ListenerBadge,
     User,
     UserCall,
@@ -115,3 +116,29 @@ def add_badge(
             video_rate_per_minute=Decimal(video),
         )
     )
+
+
+def add_run(
+    session: Session,
+    job: str,
+    outcome: str,
+    started_at: datetime,
+    *,
+    reason: str | None = None,
+    error: str | None = None,
+) -> int:
+    """A row of the job-runs audit table, finished a second after it started."""
+    return session.execute(
+        sa.insert(JobRun)
+        .values(
+            job=job,
+            started_at=started_at,
+            finished_at=started_at + timedelta(seconds=1),
+            outcome=outcome,
+            reason=reason,
+            error=error,
+            host="test-host",
+            run_now=started_at,
+        )
+        .returning(JobRun.run_id)
+    ).scalar_one()

@@ -32,9 +32,10 @@ from saathii_ops.context import AppContext
 from saathii_ops.db import first_line
 from saathii_ops.errors import DatabaseUnavailable, OpsError, UsageError
 
-# Typer vendors click and exports only BadParameter; its base is click's UsageError,
-# raised for every bad option or argument.
+# Typer vendors click and exports only BadParameter, whose bases are click's
+# UsageError (every bad option or argument) and ClickException.
 ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
+ClickException: type[Exception] = typer.BadParameter.__mro__[2]
 
 
 class OpsGroup(TyperGroup):
@@ -48,7 +49,7 @@ class OpsGroup(TyperGroup):
             self._fail(ctx, DatabaseUnavailable(f"database error: {first_line(exc)}"), exc)
         except OpsError as exc:
             self._fail(ctx, exc, exc)
-        except (typer.Exit, typer.Abort):
+        except (typer.Exit, typer.Abort, ClickException):
             raise
         except Exception as exc:
             # a bug, not the operator's doing: still one line, the traceback with -v
@@ -76,6 +77,9 @@ class OpsGroup(TyperGroup):
             hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
             typer.echo(f"error: {exc.format_message()}{hint}", err=True)  # type: ignore[attr-defined]
             sys.exit(UsageError.exit_code)
+        except ClickException as exc:
+            typer.echo(f"error: {exc.format_message()}", err=True)  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         except typer.Abort:
             typer.echo("aborted", err=True)
             sys.exit(130)

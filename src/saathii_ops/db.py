@@ -33,7 +33,7 @@ def parse_url(raw: str) -> URL:
     """Parse a database URL; PostgreSQL always goes through psycopg2."""
     try:
         url = sa.make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise UsageError(f"invalid database URL {mask_url_text(raw)!r}") from None
     backend = url.get_backend_name()
     if backend in ("postgres", "postgresql"):
@@ -48,7 +48,7 @@ def mask_url_text(raw: str) -> str:
     """Hide a password in a URL that may not even parse."""
     try:
         return sa.make_url(raw).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         scheme, sep, rest = raw.partition("://")
         userinfo, at, host = rest.rpartition("@")
         if at and ":" in userinfo:

@@ -49,9 +49,15 @@ def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResu
             )
             session.commit()
     result = DemoResult(display_url(app.url), sample)
+    # the demo's log pruning must never touch a real log directory such as /var/log/saathii
+    settings = app.settings.model_copy(update={"log_dir": demo_log_dir(app)})
     for job in JOBS:
-        result.runs.append(run_job(app.engine, app.settings, job, now=app.now, dry_run=False))
+        result.runs.append(run_job(app.engine, settings, job, now=app.now, dry_run=False))
     return result
+
+
+def demo_log_dir(app: AppContext) -> Path:
+    return Path(app.url.database or ".").resolve().parent / "demo-logs"
 
 
 def _delete_sqlite_files(database: str | None) -> None:

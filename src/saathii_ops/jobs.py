@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.errors import UsageError
 from saathii_ops.reports import Report
-from saathii_ops.services import billing, call_cleanup, presence
+from saathii_ops.services import badges, billing, call_cleanup, log_prune, presence
 from saathii_ops.settings import Settings
 
 
@@ -56,6 +56,24 @@ JOBS: tuple[Job, ...] = (
         business_time=False,
         description="marks inactive users offline and clears stale busy flags",
         service=presence.cleanup,
+    ),
+    Job(
+        name="badges-assign",
+        command="badges assign",
+        schedule="1 0 * * *",
+        business_time=True,
+        description="gives every listener today's badge from yesterday's call minutes",
+        service=badges.assign,
+    ),
+    Job(
+        name="logs-prune",
+        command="logs prune",
+        # 01:00 of the server's clock: housekeeping of the server's own files, with no
+        # business meaning, so no conversion (badges-assign is the business-time job)
+        schedule="0 1 * * *",
+        business_time=False,
+        description="rotates and deletes old job logs; prunes the job-runs audit table",
+        service=log_prune.prune,
     ),
 )
 

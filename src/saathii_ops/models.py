@@ -61,7 +61,7 @@ class User(Base):
     phone: Mapped[str] = mapped_column(sa.String(20), unique=True)
     preferred_language: Mapped[str | None] = mapped_column(sa.String(50))
     profile_image_url: Mapped[str | None] = mapped_column(sa.Text)
-    rating: Mapped[Decimal | None] = mapped_column(sa.Numeric(3, 2), server_default="0")
+    rating: Mapped[Decimal | None] = mapped_column(sa.Numeric(3, 2), server_default=sa.text("0"))
     interests: Mapped[list[str] | None] = mapped_column(TextArray)
     bio: Mapped[str | None] = mapped_column(sa.Text)
     country: Mapped[str | None] = mapped_column(sa.String(100), server_default="India")
@@ -89,8 +89,10 @@ class UserWallet(Base):
     user_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("users.user_id", ondelete="CASCADE"), unique=True
     )
-    balance_coins: Mapped[int | None] = mapped_column(sa.BigInteger, server_default="0")
-    withdrawable_money: Mapped[Decimal | None] = mapped_column(Money, server_default="0.00")
+    balance_coins: Mapped[int | None] = mapped_column(sa.BigInteger, server_default=sa.text("0"))
+    withdrawable_money: Mapped[Decimal | None] = mapped_column(
+        Money, server_default=sa.text("0.00")
+    )
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)
 
@@ -109,8 +111,8 @@ class UserTransaction(Base):
         sa.ForeignKey("user_wallets.wallet_id", ondelete="CASCADE")
     )
     tx_type: Mapped[str | None] = mapped_column(sa.String(20))
-    coins_change: Mapped[int | None] = mapped_column(sa.BigInteger, server_default="0")
-    money_change: Mapped[Decimal | None] = mapped_column(Money, server_default="0.00")
+    coins_change: Mapped[int | None] = mapped_column(sa.BigInteger, server_default=sa.text("0"))
+    money_change: Mapped[Decimal | None] = mapped_column(Money, server_default=sa.text("0.00"))
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)
 
@@ -151,8 +153,10 @@ class UserCall(Base):
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     duration_minutes: Mapped[int | None] = mapped_column(sa.Integer)
-    coins_spent: Mapped[int | None] = mapped_column(sa.BigInteger, server_default="0")
-    listener_money_earned: Mapped[int | None] = mapped_column(sa.BigInteger, server_default="0")
+    coins_spent: Mapped[int | None] = mapped_column(sa.BigInteger, server_default=sa.text("0"))
+    listener_money_earned: Mapped[int | None] = mapped_column(
+        sa.BigInteger, server_default=sa.text("0")
+    )
     status: Mapped[str | None] = mapped_column(sa.String(20), server_default="ongoing")
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)

@@ -16,6 +16,7 @@ from rich.table import Table
 from saathii_ops.runner import RunResult
 
 MAX_IDS_SHOWN = 20
+MAX_ROWS_SHOWN = 50  # of a report's records, for people; --json has them all
 
 
 def stdout_console() -> Console:
@@ -71,7 +72,9 @@ def render_mapping(console: Console, title: str, data: Mapping[str, Any]) -> Non
         for key, value in scalars.items():
             console.print(f"  {key}: {format_value(value)}")
     for key, rows in records.items():
-        render_rows(console, key.replace("_", " "), rows)
+        render_rows(console, key.replace("_", " "), rows[:MAX_ROWS_SHOWN])
+        if len(rows) > MAX_ROWS_SHOWN:
+            console.print(f"  (+{len(rows) - MAX_ROWS_SHOWN} more; --json shows all)")
 
 
 def render_rows(console: Console, title: str, rows: Sequence[Any]) -> None:

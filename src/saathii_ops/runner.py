@@ -34,6 +34,7 @@ from saathii_ops.db import (
 from saathii_ops.errors import DatabaseUnavailable
 from saathii_ops.jobs import Job, JobService
 from saathii_ops.models import JobControl, JobRun
+from saathii_ops.monitoring import Pinger, ping_url
 from saathii_ops.reports import Report
 from saathii_ops.schema import require_head
 from saathii_ops.settings import Settings
@@ -73,6 +74,40 @@ def run_job(
     service: JobService | None = None,
 ) -> RunResult:
     """Run `job` (or `service`, the job's service with options bound) once."""
+    if dry_run:
+        return _run(engine, settings, job, now=now, dry_run=True, service=service)
+    pinger = Pinger(ping_url(settings, job.name))
+    pinger.send("start", {"job": job.name})
+    try:
+        result = _run(engine, settings, job, now=now, dry_run=False, service=service)
+    except Exception as exc:
+        pinger.send("failed", {"job": job.name, "outcome": "failed", "error": str(exc)})
+        pinger.wait()
+        raise
+    pinger.send(
+        result.outcome,
+        {
+            "job": job.name,
+            "outcome": result.outcome,
+            "reason": result.reason,
+            "duration_seconds": round(result.duration_seconds, 3),
+            "counts": result.report.counts() if result.report else {},
+            "error": result.error,
+        },
+    )
+    pinger.wait()
+    return result
+
+
+def _run(
+    engine: Engine,
+    settings: Settings,
+    job: Job,
+    *,
+    now: datetime | None,
+    dry_run: bool,
+    service: JobService | None,
+) -> RunResult:
     service = service or job.service
     require_head(engine)
     started = time.monotonic()
@@ -84,11 +119,13 @@ def run_job(
 
         started_at = database_now(session)
         set_statement_timeout(session, settings.statement_timeout_seconds)
-        if is_paused(session, job.name):
-            return _record_skip(session, job, run_now, started_at, started, "paused")
+        # The lock comes first: on SQLite it is a file lock taken before the
+        # transaction waits for the database's write lock.
         with job_lock(session, job.name) as acquired:
             if not acquired:
                 return _record_skip(session, job, run_now, started_at, started, "locked")
+            if is_paused(session, job.name):
+                return _record_skip(session, job, run_now, started_at, started, "paused")
             try:
                 report = service(session, run_now, settings, apply=True)
                 _record(session, job, run_now, started_at, "ok", counts=report.counts())

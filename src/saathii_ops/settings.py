@@ -78,15 +78,21 @@ class Settings(BaseSettings):
     call_max_minutes: int = Field(240, gt=0)
     log_dir: Path = Path("/var/log/saathii")
     log_retention_days: int = Field(7, gt=0)
+    # failed runs stay in the audit table longer than successes: they are what gets investigated
+    failed_run_retention_days: int = Field(30, gt=0)
+    # job name -> cron expression, replacing the registry's default schedule
+    schedules: dict[str, str] = Field(default_factory=dict)
+    # the timezone cron runs in; None: this machine's (see services/schedule.py)
+    server_timezone: str | None = None
     statement_timeout_seconds: int = Field(50, gt=0)
+    ping_url: str | None = None  # healthchecks.io-style base URL; the job name is appended
+    ping_urls: dict[str, str] = Field(default_factory=dict)  # per job, overrides ping_url
 
-    @field_validator("timezone")
+    @field_validator("timezone", "server_timezone")
     @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}") from None
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            known_timezone(value)
         return value
 
     @cached_property
@@ -104,6 +110,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment overrides the config file, which arrives as init arguments.
         return (env_settings, init_settings)
+
+
+def known_timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {name!r}") from None
 
 
 def config_path(cli_value: Path | None) -> Path | None:

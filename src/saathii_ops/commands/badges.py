@@ -1,5 +1,134 @@
-"""`saathii-ops badges` (built by the badges issue)."""
+"""`saathii-ops badges assign | show`."""
 
-from saathii_ops.commands.common import not_built
+from __future__ import annotations
 
-app = not_built("badge assignment (`badges assign`, `badges show`)")
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy.orm import Session
+
+from saathii_ops.commands.common import DryRunOption, JsonOption, app_context, run_registered_job
+from saathii_ops.db import database_now, transaction
+from saathii_ops.errors import UsageError
+from saathii_ops.jobs import JobService
+from saathii_ops.render import emit_json, render_mapping, render_rows, stdout_console
+from saathii_ops.reports import Report
+from saathii_ops.schema import require_head
+from saathii_ops.services import badges
+from saathii_ops.settings import Settings
+
+app = typer.Typer(
+    help="Listener badges: the daily badge that sets a listener's earning rates.",
+    no_args_is_help=True,
+)
+
+
+DATE_FORMAT = {"formats": ["%Y-%m-%d"], "metavar": "YYYY-MM-DD"}
+DateOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--date", **DATE_FORMAT, help="The badge date; default: today in the business timezone."
+    ),
+]
+FromOption = Annotated[
+    datetime | None,
+    typer.Option("--from", **DATE_FORMAT, help="Backfill: the first badge date (with --to)."),
+]
+ToOption = Annotated[
+    datetime | None,
+    typer.Option("--to", **DATE_FORMAT, help="Backfill: the last badge date, included."),
+]
+
+
+def target_dates(
+    day: datetime | None, first: datetime | None, last: datetime | None
+) -> list[date] | None:
+    """The badge dates the options name; None for the default (today, known only at `now`)."""
+    if day is not None and (first is not None or last is not None):
+        raise UsageError("give either --date or --from/--to, not both")
+    if (first is None) != (last is None):
+        raise UsageError("--from and --to go together")
+    if day is not None:
+        return [day.date()]
+    if first is None or last is None:
+        return None
+    if first > last:
+        raise UsageError(f"--from {first.date()} is after --to {last.date()}")
+    return [first.date() + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@contextmanager
+def backfill_progress(days: int) -> Iterator[Callable[[date], None] | None]:
+    """A progress bar over a backfill's dates, on a terminal only (on stderr: stdout
+    stays the report); yields the per-date callback, or None for no bar."""
+    console = Console(stderr=True)
+    if days < 2 or not console.is_terminal:
+        yield None
+        return
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("assigning badges", total=days)
+        yield lambda day: progress.update(task, advance=1, description=f"badges for {day}")
+
+
+def assign_with_progress(dates: list[date] | None) -> JobService:
+    """The job's service for these dates, with the bar shown only while it runs."""
+
+    def service(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
+        with backfill_progress(len(dates) if dates else 1) as on_date_done:
+            return badges.assign(
+                session, now, settings, apply=apply, dates=dates, on_date_done=on_date_done
+            )
+
+    return service
+
+
+@app.command()
+def assign(
+    ctx: typer.Context,
+    day: DateOption = None,
+    first: FromOption = None,
+    last: ToOption = None,
+    dry_run: DryRunOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Give every active listener the badge (and rates) their call minutes of the day before
+    earn; replaces the rows already there."""
+    service = assign_with_progress(target_dates(day, first, last))
+    run_registered_job(
+        ctx, "badges-assign", dry_run=dry_run, json_output=json_output, service=service
+    )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    day: DateOption = None,
+    listener: Annotated[
+        int | None, typer.Option("--listener", metavar="ID", help="Only this listener.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the badges and rates of a date (default: today in the business timezone)."""
+    app = app_context(ctx, json_output)
+    require_head(app.engine)
+    with transaction(app.engine, read_only=True) as session:
+        badge_date = (
+            day.date()
+            if day is not None
+            else badges.business_date(app.now or database_now(session), app.settings)
+        )
+        result = badges.listing(session, badge_date, listener)
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, result)
+        return
+    summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "badges"}
+    render_mapping(console, f"listener badges for {badge_date}", summary)
+    if result.badges:
+        render_rows(console, "badges", result.badges)

@@ -1,5 +1,310 @@
-"""`saathii-ops cron` (built by the scheduling issue)."""
+"""`saathii-ops cron install | show | remove`: the jobs' schedule in a crontab, or as
+Kubernetes CronJobs."""
 
-from saathii_ops.commands.common import not_built
+from __future__ import annotations
 
-app = not_built("scheduling (`cron install | show | remove`)")
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from saathii_ops.commands.common import JsonOption, app_context
+from saathii_ops.context import AppContext
+from saathii_ops.errors import UsageError
+from saathii_ops.render import emit_json, render_mapping, render_rows, stdout_console
+from saathii_ops.services import schedule
+
+app = typer.Typer(
+    help="The jobs' schedule: a marked block in a crontab, or Kubernetes CronJobs.",
+    no_args_is_help=True,
+)
+
+
+class Format(StrEnum):
+    crontab = "crontab"
+    kubernetes = "kubernetes"
+
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option("--file", help="This crontab file instead of the user's crontab.", dir_okay=False),
+]
+SystemOption = Annotated[
+    bool, typer.Option("--system", help=f"The system crontab {schedule.SYSTEM_CRONTAB}.")
+]
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        help="Lines with this user field (system crontab format); "
+        "with --system the default is the current user.",
+        show_default=False,
+    ),
+]
+LogDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--log-dir", help="Where the jobs' logs go; default: the log_dir setting.", file_okay=False
+    ),
+]
+EnvFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--env-file",
+        help="A shell file of SAATHII_*=… lines that every line sources (instead of "
+        "passing the database URL).",
+        dir_okay=False,
+    ),
+]
+ExecutableOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--executable",
+        help="The saathii-ops the lines run; default: this one.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+ServerTimezoneOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server-timezone",
+        help="The timezone cron runs in; default: the server_timezone setting, "
+        "else this machine's.",
+        show_default=False,
+    ),
+]
+CronDryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the resulting crontab; write nothing.")
+]
+
+
+def _now(app: AppContext) -> datetime:
+    return app.now or datetime.now(UTC)
+
+
+def _setup(
+    app: AppContext,
+    *,
+    log_dir: Path | None,
+    env_file: Path | None,
+    executable: Path | None,
+    server_timezone: str | None,
+    user: str | None,
+    system: bool,
+) -> schedule.CronSetup:
+    return schedule.cron_setup(
+        app.settings,
+        database_url_option=app.database_url_option,
+        config_file=app.config_file,
+        executable=executable,
+        log_dir=log_dir,
+        env_file=env_file,
+        server_timezone_option=server_timezone,
+        user=user,
+        system=system,
+    )
+
+
+@app.command()
+def install(
+    ctx: typer.Context,
+    dry_run: CronDryRunOption = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 if the installed block differs from what would be "
+            "written now (its install time aside).",
+        ),
+    ] = False,
+    system: SystemOption = False,
+    file: FileOption = None,
+    user: UserOption = None,
+    log_dir: LogDirOption = None,
+    env_file: EnvFileOption = None,
+    executable: ExecutableOption = None,
+    server_timezone: ServerTimezoneOption = None,
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format", help="crontab: install the block; kubernetes: print CronJob manifests."
+        ),
+    ] = Format.crontab,
+    image: Annotated[
+        str | None, typer.Option("--image", help="kubernetes: the container image.")
+    ] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option("--secret", help="kubernetes: a Secret of SAATHII_* variables (the URL)."),
+    ] = None,
+    config_map: Annotated[
+        str | None,
+        typer.Option("--config-map", help="kubernetes: a ConfigMap of SAATHII_* variables."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Install the schedule of every job as one marked block (re-installing replaces it)."""
+    app = app_context(ctx, json_output)
+    if output_format is Format.kubernetes:
+        if dry_run or check or system or file or user or log_dir or env_file or executable:
+            raise UsageError(
+                "--format kubernetes prints manifests: it takes none of --dry-run, --check, "
+                "--system, --file, --user, --log-dir, --env-file, --executable"
+            )
+        _print_kubernetes(app, image, secret, config_map, server_timezone)
+        return
+    if image or secret or config_map:
+        raise UsageError("--image, --secret and --config-map go with --format kubernetes")
+    target = schedule.crontab_target(file, system=system)
+    setup = _setup(
+        app,
+        log_dir=log_dir,
+        env_file=env_file,
+        executable=executable,
+        server_timezone=server_timezone,
+        user=user,
+        system=system,
+    )
+    if check:
+        state = schedule.inspect(target, setup, app.settings, _now(app))
+        _print_state(app, state, full=False)
+        raise typer.Exit(0 if state.up_to_date else 1)
+    change = schedule.install(target, setup, app.settings, _now(app), dry_run=dry_run)
+    unseen = schedule.environment_cron_cannot_see(setup.env_file)
+    if unseen:
+        typer.echo(
+            f"warning: cron will not see {', '.join(unseen)} of this shell: "
+            "put them in the config file or an --env-file",
+            err=True,
+        )
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, change)
+    elif dry_run:
+        _print_crontab(change.content)
+    elif change.changed:
+        console.print(
+            f"installed the {schedule.BLOCK_ID} block into {change.target} "
+            f"(logs in {change.log_dir})"
+        )
+    else:
+        console.print(f"{change.target} already holds this block: nothing changed")
+
+
+def _print_crontab(content: str) -> None:
+    """Exactly the crontab's bytes, also those that are not UTF-8."""
+    typer.echo(schedule.encode_crontab(content), nl=False)
+
+
+def _print_kubernetes(
+    app: AppContext,
+    image: str | None,
+    secret: str | None,
+    config_map: str | None,
+    server_timezone: str | None,
+) -> None:
+    if not image:
+        raise UsageError("--format kubernetes needs --image IMAGE")
+    manifests = schedule.kubernetes_manifests(
+        app.settings,
+        image=image,
+        secret=secret,
+        config_map=config_map,
+        # CronJobs are not on this machine: UTC unless a server timezone is stated
+        server_tz=server_timezone or app.settings.server_timezone or "Etc/UTC",
+    )
+    if app.json_output:
+        emit_json(stdout_console(), manifests)
+    else:
+        typer.echo(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True), nl=False)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    system: SystemOption = False,
+    file: FileOption = None,
+    user: UserOption = None,
+    log_dir: LogDirOption = None,
+    env_file: EnvFileOption = None,
+    executable: ExecutableOption = None,
+    server_timezone: ServerTimezoneOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """The installed block, each job's next runs, and whether `cron install` would change it
+    (the options are install's, to compare with what it would write)."""
+    app = app_context(ctx, json_output)
+    target = schedule.crontab_target(file, system=system)
+    setup = _setup(
+        app,
+        log_dir=log_dir,
+        env_file=env_file,
+        executable=executable,
+        server_timezone=server_timezone,
+        user=user,
+        system=system,
+    )
+    _print_state(app, schedule.inspect(target, setup, app.settings, _now(app)))
+
+
+def _print_state(app: AppContext, state: schedule.CrontabState, *, full: bool = True) -> None:
+    """The summary, then (in full) the block and the next runs, then the diff."""
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, state)
+        return
+    render_mapping(
+        console,
+        f"cron: {state.target}",
+        {
+            "installed": f"yes, at {state.installed_at}" if state.installed else "no",
+            "up_to_date": "yes"
+            if state.up_to_date
+            else "no: `cron install` would change it (see the diff)",
+        },
+    )
+    if full and state.block is not None:
+        console.print(state.block, markup=False, end="")
+    if full and state.next_runs:
+        server_tz = state.next_runs[0].server_time[0].tzinfo
+        business_tz = app.settings.timezone
+        rows = [
+            {
+                "job": runs.job,
+                "schedule": runs.schedule,
+                f"next runs ({server_tz})": ", ".join(
+                    f"{t:%Y-%m-%d %H:%M}" for t in runs.server_time
+                ),
+                f"in {business_tz}": ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in runs.business_time),
+            }
+            for runs in state.next_runs
+        ]
+        render_rows(console, "next runs", rows)
+    if state.diff:
+        console.print("\n".join(state.diff), markup=False)
+
+
+@app.command()
+def remove(
+    ctx: typer.Context,
+    dry_run: CronDryRunOption = False,
+    system: SystemOption = False,
+    file: FileOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove the block, and nothing else."""
+    app = app_context(ctx, json_output)
+    change = schedule.remove(schedule.crontab_target(file, system=system), dry_run=dry_run)
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, change)
+    elif dry_run:
+        _print_crontab(change.content)
+    elif change.changed:
+        console.print(f"removed the {schedule.BLOCK_ID} block from {change.target}")
+    else:
+        console.print(f"no {schedule.BLOCK_ID} block in {change.target}: nothing changed")

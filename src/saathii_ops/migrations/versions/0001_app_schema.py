@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(20), nullable=False, unique=True),
         sa.Column("preferred_language", sa.String(50)),
         sa.Column("profile_image_url", sa.Text),
-        sa.Column("rating", sa.Numeric(3, 2), server_default="0"),
+        sa.Column("rating", sa.Numeric(3, 2), server_default=sa.text("0")),
         sa.Column("interests", postgresql.ARRAY(sa.Text()).with_variant(sa.JSON(), "sqlite")),
         sa.Column("bio", sa.Text),
         sa.Column("country", sa.String(100), server_default="India"),
@@ -71,8 +71,8 @@ def upgrade() -> None:
         "user_wallets",
         sa.Column("wallet_id", sa.Integer, primary_key=True),
         _user_fk(unique=True),
-        sa.Column("balance_coins", sa.BigInteger, server_default="0"),
-        sa.Column("withdrawable_money", sa.Numeric(12, 2), server_default="0.00"),
+        sa.Column("balance_coins", sa.BigInteger, server_default=sa.text("0")),
+        sa.Column("withdrawable_money", sa.Numeric(12, 2), server_default=sa.text("0.00")),
         *_timestamps(),
     )
     op.create_table(
@@ -90,8 +90,8 @@ def upgrade() -> None:
                 "tx_type IN ('purchase', 'spend', 'earn', 'withdraw', 'bonus', 'referral_bonus')"
             ),
         ),
-        sa.Column("coins_change", sa.BigInteger, server_default="0"),
-        sa.Column("money_change", sa.Numeric(12, 2), server_default="0.00"),
+        sa.Column("coins_change", sa.BigInteger, server_default=sa.text("0")),
+        sa.Column("money_change", sa.Numeric(12, 2), server_default=sa.text("0.00")),
         *_timestamps(),
     )
     op.create_table(
@@ -116,8 +116,8 @@ def upgrade() -> None:
         sa.Column("end_time", UTCDateTime()),
         sa.Column("duration_seconds", sa.Integer),
         sa.Column("duration_minutes", sa.Integer),
-        sa.Column("coins_spent", sa.BigInteger, server_default="0"),
-        sa.Column("listener_money_earned", sa.BigInteger, server_default="0"),
+        sa.Column("coins_spent", sa.BigInteger, server_default=sa.text("0")),
+        sa.Column("listener_money_earned", sa.BigInteger, server_default=sa.text("0")),
         sa.Column(
             "status",
             sa.String(20),

@@ -1,0 +1,126 @@
+"""Monitoring pings (SPEC §9), against a small HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from saathii_ops import monitoring
+from saathii_ops.db import transaction
+from saathii_ops.jobs import get_job
+from saathii_ops.runner import run_job
+from saathii_ops.services import presence
+from saathii_ops.settings import Settings
+from tests.factories import T0, add_user
+
+NOW = T0 + timedelta(minutes=10)
+
+
+class Monitor:
+    def __init__(self, delay: float = 0.0, status: int = 200) -> None:
+        self.requests: list[tuple[str, dict[str, object]]] = []
+        monitor = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                time.sleep(delay)
+                length = int(self.headers["Content-Length"])
+                monitor.requests.append((self.path, json.loads(self.rfile.read(length))))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.block_on_close = False  # a deliberately slow handler must not hold teardown
+        self.url = f"http://127.0.0.1:{self.server.server_port}/ping"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def monitor() -> Iterator[Monitor]:
+    m = Monitor()
+    yield m
+    m.close()
+
+
+def _stale_user(engine: Engine) -> None:
+    with transaction(engine) as s:
+        add_user(s, online=True, last_seen=T0)
+        s.commit()
+
+
+def test_a_run_pings_start_and_success_with_run_id_duration_and_counts(
+    engine: Engine, monitor: Monitor
+) -> None:
+    _stale_user(engine)
+    settings = Settings(ping_url=monitor.url)
+    result = run_job(engine, settings, get_job("presence-cleanup"), now=NOW, dry_run=False)
+    assert result.outcome == "ok"
+    paths = [path for path, _ in monitor.requests]
+    assert len(paths) == 2
+    rid = paths[0].split("?rid=")[1]
+    assert paths == [
+        f"/ping/presence-cleanup/start?rid={rid}",
+        f"/ping/presence-cleanup?rid={rid}",
+    ]
+    body = monitor.requests[1][1]
+    assert body["run_id"] == rid and body["outcome"] == "ok"
+    assert body["counts"] == {
+        "marked_offline": 1,
+        "cleared_wait_time": 0,
+        "cleared_no_call": 0,
+        "online_after": 0,
+    }
+    assert isinstance(body["duration_seconds"], float)
+
+
+def test_a_failed_run_pings_fail(
+    engine: Engine, monitor: Monitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(presence, "inactive_online", broken)
+    settings = Settings(ping_urls={"presence-cleanup": monitor.url})
+    result = run_job(engine, settings, get_job("presence-cleanup"), now=NOW, dry_run=False)
+    assert result.outcome == "failed"
+    assert [path.split("?")[0] for path, _ in monitor.requests] == ["/ping/start", "/ping/fail"]
+    assert monitor.requests[1][1]["error"] == "RuntimeError: boom"
+
+
+def test_a_dry_run_sends_no_ping(engine: Engine, monitor: Monitor) -> None:
+    run_job(
+        engine, Settings(ping_url=monitor.url), get_job("presence-cleanup"), now=NOW, dry_run=True
+    )
+    assert monitor.requests == []
+
+
+def test_a_monitor_that_is_down_or_slow_never_fails_or_holds_the_job(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stale_user(engine)
+    monkeypatch.setattr(monitoring, "PING_TIMEOUT", 0.3)
+    slow = Monitor(delay=5)
+    try:
+        for url in ("http://127.0.0.1:1/nothing-listens", slow.url):
+            started = time.monotonic()
+            result = run_job(
+                engine, Settings(ping_url=url), get_job("presence-cleanup"), now=NOW, dry_run=False
+            )
+            assert result.outcome == "ok"
+            assert time.monotonic() - started < 3
+    finally:
+        slow.close()

@@ -1,0 +1,123 @@
+"""The job runner (SPEC §9): audit rows, pause, the lock, rollback of a failed run."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from saathii_ops.db import transaction
+from saathii_ops.jobs import get_job
+from saathii_ops.models import JobControl, JobRun, UserStatus
+from saathii_ops.runner import job_lock, run_job
+from saathii_ops.services import presence
+from saathii_ops.settings import Settings
+from tests.conftest import Cli
+from tests.factories import T0, add_user
+
+NOW = T0 + timedelta(minutes=10)
+
+
+def _runs(engine: Engine) -> list[tuple[str, str | None, str | None]]:
+    with transaction(engine) as s:
+        rows = s.execute(
+            sa.select(JobRun.outcome, JobRun.reason, JobRun.error).order_by(JobRun.run_id)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def _online(engine: Engine) -> list[bool | None]:
+    with transaction(engine) as s:
+        return list(s.scalars(sa.select(UserStatus.is_online).order_by(UserStatus.user_id)))
+
+
+@pytest.fixture
+def stale_user(engine: Engine) -> int:
+    with transaction(engine) as s:
+        user = add_user(s, online=True, last_seen=T0)
+        s.commit()
+    return user
+
+
+def test_a_paused_job_is_recorded_as_skipped_and_changes_nothing(
+    cli: Cli, engine: Engine, stale_user: int
+) -> None:
+    with transaction(engine) as s:
+        s.add(JobControl(job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"))
+        s.commit()
+    result = cli("--now", NOW.isoformat(), "presence", "cleanup")
+    assert result.exit_code == 0
+    assert "presence-cleanup: skipped" in result.stdout
+    assert "reason: paused" in result.stdout
+    assert _runs(engine) == [("skipped", "paused", None)]
+    assert _online(engine) == [True]
+
+
+def test_a_run_that_finds_the_lock_taken_is_skipped(engine: Engine, stale_user: int) -> None:
+    job = get_job("presence-cleanup")
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold_the_lock() -> None:
+        with transaction(engine) as s, job_lock(s, job.name) as acquired:
+            assert acquired
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        result = run_job(engine, Settings(), job, now=NOW, dry_run=False)
+    finally:
+        release.set()
+        holder.join()
+    assert (result.outcome, result.reason, result.exit_code) == ("skipped", "locked", 0)
+    assert _runs(engine) == [("skipped", "locked", None)]
+    assert _online(engine) == [True]
+
+    after = run_job(engine, Settings(), job, now=NOW, dry_run=False)
+    assert after.outcome == "ok"
+    assert _online(engine) == [False]
+
+
+def test_a_failing_job_is_rolled_back_whole_and_recorded(
+    cli: Cli, engine: Engine, stale_user: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail_after_the_first_update(*args: object, **kwargs: object) -> sa.ColumnElement[bool]:
+        raise RuntimeError("disk on fire")
+
+    # the offline UPDATE runs, then the next rule fails: nothing may stay applied
+    monkeypatch.setattr(presence, "wait_time_expired", fail_after_the_first_update)
+    result = cli("--now", NOW.isoformat(), "presence", "cleanup")
+    assert result.exit_code == 1
+    assert "presence-cleanup: failed" in result.stdout
+    assert "error: RuntimeError: disk on fire" in result.stdout
+    assert _online(engine) == [True]
+    assert _runs(engine) == [("failed", None, "RuntimeError: disk on fire")]
+
+
+def test_a_dry_run_is_read_only_even_if_the_service_tries_to_write(engine: Engine) -> None:
+    def writes_anyway(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
+        return presence.cleanup(session, now, settings, apply=True)
+
+    with pytest.raises(Exception, match=r"(?i)read-only|readonly"):
+        run_job(
+            engine,
+            Settings(),
+            get_job("presence-cleanup"),
+            now=NOW,
+            dry_run=True,
+            service=writes_anyway,
+        )
+    assert _runs(engine) == []
+
+
+def test_now_defaults_to_the_database_clock(engine: Engine) -> None:
+    before = datetime.now(UTC)
+    result = run_job(engine, Settings(), get_job("presence-cleanup"), now=None, dry_run=True)
+    assert before - timedelta(seconds=5) <= result.now <= datetime.now(UTC) + timedelta(seconds=5)
+    assert result.now.tzinfo is not None

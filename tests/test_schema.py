@@ -1,0 +1,169 @@
+"""Migrations and adoption of the app's live database (SPEC §1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from saathii_ops.db import make_engine, parse_url
+from saathii_ops.models import APP_TABLES, Base, table
+from tests.conftest import Cli
+
+APP_SCHEMA_SQL = Path(__file__).parent / "fixtures" / "app-schema.sql"
+APP_TABLE_NAMES = sorted(model.__tablename__ for model in APP_TABLES)
+OWN_TABLES = ["alembic_version", "ops_job_controls", "ops_job_runs"]
+
+
+def create_app_tables(url: str, backend: str) -> None:
+    """A database as the app made it: its own DDL on PostgreSQL, the same tables on SQLite."""
+    engine = make_engine(parse_url(url))
+    with engine.begin() as conn:
+        if backend == "postgresql":
+            conn.exec_driver_sql(APP_SCHEMA_SQL.read_text())
+        else:
+            Base.metadata.create_all(conn, tables=[table(model) for model in APP_TABLES])
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (username, dob, phone) VALUES ('asha', '1990-01-01', '+911')"
+            )
+        )
+    engine.dispose()
+
+
+def table_names(url: str) -> list[str]:
+    engine = make_engine(parse_url(url))
+    with engine.connect() as conn:
+        names = sorted(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    return names
+
+
+def test_upgrade_on_an_empty_database_creates_everything(empty_db_url: str) -> None:
+    cli = Cli(empty_db_url)
+    result = cli("--json", "db", "upgrade")
+    assert result.exit_code == 0, result.stderr
+    assert '"after": "0002"' in result.stdout
+    assert table_names(empty_db_url) == sorted(APP_TABLE_NAMES + OWN_TABLES)
+    current = cli("db", "current")
+    assert current.exit_code == 0
+    assert "current: 0002" in current.stdout
+
+
+def test_current_on_an_empty_database_is_exit_3(empty_db_url: str) -> None:
+    result = Cli(empty_db_url)("db", "current")
+    assert result.exit_code == 3
+    assert "current: -" in result.stdout
+
+
+def test_upgrade_refuses_an_unadopted_app_database(empty_db_url: str, backend: str) -> None:
+    create_app_tables(empty_db_url, backend)
+    cli = Cli(empty_db_url)
+
+    refused = cli("db", "upgrade")
+    assert refused.exit_code == 3
+    assert refused.stderr.startswith("error: this database already holds the app's tables")
+    assert "run `saathii-ops db adopt` first" in refused.stderr
+    assert table_names(empty_db_url) == APP_TABLE_NAMES
+
+    job = cli("presence", "cleanup")
+    assert job.exit_code == 3
+    assert "never adopted: run `saathii-ops db adopt`" in job.stderr
+
+
+def test_adopt_then_upgrade_adds_only_the_projects_objects(empty_db_url: str, backend: str) -> None:
+    create_app_tables(empty_db_url, backend)
+    cli = Cli(empty_db_url)
+
+    adopted = cli("db", "adopt")
+    assert adopted.exit_code == 0, adopted.stderr
+    assert "adopted_revision: 0001" in adopted.stdout
+    assert table_names(empty_db_url) == sorted([*APP_TABLE_NAMES, "alembic_version"])
+
+    upgraded = cli("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert table_names(empty_db_url) == sorted(APP_TABLE_NAMES + OWN_TABLES)
+
+    engine = make_engine(parse_url(empty_db_url))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT username, phone FROM users")).all() == [
+            ("asha", "+911")
+        ]
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("user_calls")}
+    engine.dispose()
+    assert {"ix_user_calls_ongoing", "ix_user_calls_start_time", "idx_calls_user"} <= indexes
+
+    again = cli("db", "adopt")
+    assert again.exit_code == 0
+    assert "already_adopted: True" in again.stdout
+    assert cli("presence", "cleanup").exit_code == 0
+
+
+def test_adopt_names_what_is_missing(empty_db_url: str, backend: str) -> None:
+    create_app_tables(empty_db_url, backend)
+    engine = make_engine(parse_url(empty_db_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE listener_badges")
+        conn.exec_driver_sql("ALTER TABLE user_status DROP COLUMN wait_time")
+    engine.dispose()
+
+    result = Cli(empty_db_url)("db", "adopt")
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "error: cannot adopt: the app's schema is incomplete, missing "
+        "user_status.wait_time, listener_badges\n"
+    )
+    assert "alembic_version" not in table_names(empty_db_url)
+
+
+COLUMNS_SQL = """
+SELECT table_name, column_name, data_type, character_maximum_length, numeric_precision,
+       numeric_scale, is_nullable, column_default
+FROM information_schema.columns
+WHERE table_schema = 'public' AND table_name = ANY(:tables)
+ORDER BY table_name, ordinal_position
+"""
+CONSTRAINTS_SQL = """
+SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+FROM pg_constraint
+WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text = ANY(:tables)
+ORDER BY 1, 2
+"""
+INDEXES_SQL = """
+SELECT tablename, indexname, indexdef FROM pg_indexes
+WHERE schemaname = 'public' AND tablename = ANY(:tables) ORDER BY 1, 2
+"""
+
+
+def test_the_first_migration_is_exactly_the_apps_schema(databases, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("compares PostgreSQL catalogs")
+    by_app, by_migration = databases.empty(), databases.empty()
+    try:
+        create_app_tables(by_app, backend)
+        engine = make_engine(parse_url(by_migration))
+        from saathii_ops import schema
+
+        with engine.begin() as conn:
+            from alembic import command
+
+            command.upgrade(schema._config(conn), "0001")
+        engine.dispose()
+
+        def catalog(url: str) -> list[list[tuple[object, ...]]]:
+            engine = make_engine(parse_url(url))
+            with engine.connect() as conn:
+                found = [
+                    [tuple(row) for row in conn.execute(sa.text(sql), {"tables": APP_TABLE_NAMES})]
+                    for sql in (COLUMNS_SQL, CONSTRAINTS_SQL, INDEXES_SQL)
+                ]
+            engine.dispose()
+            return found
+
+        expected = catalog(by_app)
+        assert [len(part) for part in expected] == [58, 23, 12]
+        assert catalog(by_migration) == expected
+    finally:
+        databases.drop(by_app)
+        databases.drop(by_migration)
