@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from saathii_ops import sample_data
 from saathii_ops.db import is_sqlite, transaction
 from saathii_ops.models import JobRun, UserCall
-from saathii_ops.services import billing
+from saathii_ops.services import billing, call_cleanup
 from saathii_ops.services.billing import BillingReport, CallBill
 from saathii_ops.settings import Settings
 from tests.billing_checks import (
@@ -615,3 +616,32 @@ def test_a_call_the_app_ended_after_the_plan_is_not_settled_again(
     assert cannot_pay not in [c["call_id"] for c in json.loads(result.stdout)["report"]["calls"]]
     assert call_row(engine, cannot_pay).status == "completed"
     assert ledger_rows(engine, listener) == []
+
+
+# --- on realistic data --------------------------------------------------------------
+
+
+def test_on_sample_data_every_ongoing_call_is_paid_up_and_the_ledger_holds(
+    engine: Engine,
+) -> None:
+    settings = Settings()
+    with transaction(engine) as s:
+        sample = sample_data.fill(s, NOW, settings, users=400, seed=11)
+        s.commit()
+    assert_ledger_balanced(engine)
+
+    with transaction(engine) as s:
+        deducted = billing.deduct(s, NOW, settings, apply=True)
+        cleaned = call_cleanup.cleanup(s, NOW, settings, apply=True)
+        s.commit()
+
+    assert deducted.calls_charged > 0 and deducted.calls_ended > 0
+    assert cleaned.calls_ended > 0 and deducted.skipped_calls == cleaned.skipped_calls == 0
+    with transaction(engine) as s:
+        # what a fresh plan finds at the same instant: nothing
+        assert billing.deduct(s, NOW, settings, apply=False).calls == []
+        assert call_cleanup.cleanup(s, NOW, settings, apply=False).calls == []
+        ongoing = s.scalar(
+            sa.select(sa.func.count()).select_from(UserCall).where(UserCall.status == "ongoing")
+        )
+    assert ongoing == sample.ongoing_calls - deducted.calls_ended - cleaned.calls_ended
