@@ -72,12 +72,6 @@ def test_json_is_accepted_before_and_after_the_command(cli: Cli) -> None:
     assert json.loads(before.stdout)["outcome"] == json.loads(after.stdout)["outcome"] == "dry-run"
 
 
-def test_unbuilt_groups_say_so_with_exit_2() -> None:
-    result = Cli(None)("wallets", "audit")
-    assert result.exit_code == 2
-    assert result.stderr == "error: the wallet audit (`wallets audit`) is not built yet\n"
-
-
 def test_an_unexpected_error_is_one_line_and_the_traceback_needs_v(cli: Cli, monkeypatch) -> None:
     from saathii_ops.services import presence
 

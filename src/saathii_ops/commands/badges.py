@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -13,13 +12,17 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.orm import Session
 
-from saathii_ops.commands.common import DryRunOption, JsonOption, app_context, run_registered_job
-from saathii_ops.db import database_now, transaction
+from saathii_ops.commands.common import (
+    DryRunOption,
+    JsonOption,
+    app_context,
+    read_only,
+    run_registered_job,
+    show_report,
+)
 from saathii_ops.errors import UsageError
 from saathii_ops.jobs import JobService
-from saathii_ops.render import emit_json, render_mapping, render_rows, stdout_console
 from saathii_ops.reports import Report
-from saathii_ops.schema import require_head
 from saathii_ops.services import badges
 from saathii_ops.settings import Settings
 
@@ -116,19 +119,7 @@ def show(
 ) -> None:
     """List the badges and rates of a date (default: today in the business timezone)."""
     app = app_context(ctx, json_output)
-    require_head(app.engine)
-    with transaction(app.engine, read_only=True) as session:
-        badge_date = (
-            day.date()
-            if day is not None
-            else badges.business_date(app.now or database_now(session), app.settings)
-        )
+    with read_only(app) as (session, now):
+        badge_date = day.date() if day is not None else badges.business_date(now, app.settings)
         result = badges.listing(session, badge_date, listener)
-    console = stdout_console()
-    if app.json_output:
-        emit_json(console, result)
-        return
-    summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "badges"}
-    render_mapping(console, f"listener badges for {badge_date}", summary)
-    if result.badges:
-        render_rows(console, "badges", result.badges)
+    show_report(app, f"listener badges for {badge_date}", result)

@@ -3,16 +3,21 @@ and running a registered job."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from sqlalchemy.orm import Session
 
 from saathii_ops.context import AppContext
-from saathii_ops.errors import UsageError
+from saathii_ops.db import database_now, transaction
 from saathii_ops.jobs import JobService, get_job
-from saathii_ops.render import render_run, stdout_console
+from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
 from saathii_ops.runner import run_job
+from saathii_ops.schema import require_head
 
 JsonOption = Annotated[
     bool,
@@ -51,16 +56,18 @@ def run_registered_job(
         raise typer.Exit(result.exit_code)
 
 
-def not_built(feature: str) -> typer.Typer:
-    """A command group a later issue builds: registered now so the surface is complete.
+@contextmanager
+def read_only(app: AppContext) -> Iterator[tuple[Session, datetime]]:
+    """A read-only transaction on a ready schema, with the run's "now" (SPEC §3)."""
+    require_head(app.engine)
+    with transaction(app.engine, read_only=True) as session:
+        yield session, app.now or database_now(session)
 
-    Any subcommand and option gets "not built yet" (exit 2), not "no such command".
-    """
 
-    class NotBuiltGroup(TyperGroup):
-        def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
-            if any(arg in ("--help", "-h") for arg in args):
-                return super().parse_args(ctx, args)
-            raise UsageError(f"{feature} is not built yet")
-
-    return typer.Typer(cls=NotBuiltGroup, help=f"{feature} (not built yet).")
+def show_report(app: AppContext, title: str, report: Any) -> None:
+    """A report that is not a job run: one JSON document, or a summary for people."""
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, report)
+    else:
+        render_mapping(console, title, dataclasses.asdict(report))

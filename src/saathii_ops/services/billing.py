@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +54,10 @@ ledger = table(UserTransaction)
 
 # Rows per chunk of the apply phase: bounds each statement's work and RETURNING.
 CHUNK_SIZE = 5000
+
+# Coin deduction runs every minute, so a call may owe a minute that started
+# less than this long ago without billing being behind (wallets audit, status).
+BILLING_GRACE = timedelta(minutes=2)
 
 INSUFFICIENT_BALANCE = "insufficient_balance"
 PROBLEMS = {
