@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.errors import UsageError
 from saathii_ops.reports import Report
-from saathii_ops.services import badges, billing, call_cleanup, log_prune, presence
+from saathii_ops.services import badges, billing, call_cache, call_cleanup, log_prune, presence
 from saathii_ops.settings import Settings
 
 
@@ -22,6 +23,14 @@ class JobService(Protocol):
     ) -> Report: ...
 
 
+class AfterCommit(Protocol):
+    """Work outside the database once the run has committed (it must never raise)."""
+
+    def __call__(
+        self, engine: Engine, settings: Settings, report: Report, run_now: datetime
+    ) -> Report | None: ...
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -30,6 +39,7 @@ class Job:
     business_time: bool  # the schedule is read in the business timezone, not the server's
     description: str
     service: JobService
+    after_commit: AfterCommit | None = None
 
 
 JOBS: tuple[Job, ...] = (
@@ -40,6 +50,7 @@ JOBS: tuple[Job, ...] = (
         business_time=False,
         description="bills every ongoing call per started minute; ends calls the caller cannot pay",
         service=billing.deduct,
+        after_commit=call_cache.after_billing,
     ),
     Job(
         name="calls-cleanup",
@@ -48,6 +59,7 @@ JOBS: tuple[Job, ...] = (
         business_time=False,
         description="ends calls that should have ended (silent party, too long, wait time up)",
         service=call_cleanup.cleanup,
+        after_commit=call_cache.after_billing,
     ),
     Job(
         name="presence-cleanup",

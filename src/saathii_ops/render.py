@@ -112,6 +112,8 @@ def render_run(console: Console, result: RunResult, *, json_output: bool) -> Non
     }
     if json_output:
         body = dict(header, report=to_jsonable(result.report) if result.report else None)
+        if result.after_commit is not None:
+            body["after_commit"] = to_jsonable(result.after_commit)
         emit_json(console, body)
         return
     title = f"{result.job}: {result.outcome}"
@@ -121,3 +123,5 @@ def render_run(console: Console, result: RunResult, *, json_output: bool) -> Non
     if result.report is not None:
         summary.update(dataclasses.asdict(result.report))
     render_mapping(console, title, summary)
+    if result.after_commit is not None:
+        render_mapping(console, "after commit", dataclasses.asdict(result.after_commit))

@@ -54,6 +54,7 @@ class RunResult:
     report: Report | None = None
     reason: str | None = None  # why a run was skipped: paused | locked
     error: str | None = None
+    after_commit: Report | None = None  # what the job did outside the database afterwards
 
     @property
     def exit_code(self) -> int:
@@ -137,7 +138,13 @@ def _run(
                 log.debug("job %s failed", job.name, exc_info=True)
                 error = f"{type(exc).__name__}: {first_line(exc)}"
             else:
-                return RunResult(job.name, "ok", run_now, time.monotonic() - started, report)
+                after = (
+                    job.after_commit(engine, settings, report, run_now)
+                    if job.after_commit
+                    else None
+                )
+                duration = time.monotonic() - started
+                return RunResult(job.name, "ok", run_now, duration, report, after_commit=after)
 
     _record_failure(engine, job, run_now, started_at, error)
     return RunResult(job.name, "failed", run_now, time.monotonic() - started, error=error)

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     statement_timeout_seconds: int = Field(50, gt=0)
     ping_url: str | None = None  # healthchecks.io-style base URL; the job name is appended
     ping_urls: dict[str, str] = Field(default_factory=dict)  # per job, overrides ping_url
+    redis_url: str | None = None  # the app's call cache (SPEC §14); none: not kept in sync
 
     @field_validator("timezone", "server_timezone")
     @classmethod

@@ -1,0 +1,126 @@
+"""The app's Redis call cache (SPEC §14), against the Redis server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy.engine import Engine
+
+from saathii_ops.db import transaction
+from saathii_ops.services.call_cache import MARKER
+from tests.conftest import Cli
+from tests.factories import T0, add_call, add_user
+
+REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of its own, flushed around each test
+DOWN_URL = "redis://:secret@127.0.0.1:1/0"
+
+
+@pytest.fixture
+def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379 (.ci/run starts one)")
+    client.flushdb()
+    monkeypatch.setenv("SAATHII_REDIS_URL", REDIS_URL)
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def two_calls(engine: Engine, cache: redis.Redis) -> dict[str, int]:
+    """At T0: the first call owes 20 coins its caller pays; the second owes 10 its caller cannot."""
+    with transaction(engine) as s:
+        listener = add_user(s, role="listener", balance=0)
+        paying = add_call(
+            s,
+            add_user(s, balance=1000),
+            listener,
+            start=T0 - timedelta(seconds=150),
+            coins_spent=10,
+        )
+        broke = add_call(
+            s, add_user(s, balance=5), listener, start=T0 - timedelta(seconds=90), coins_spent=10
+        )
+        s.commit()
+    cache.hset(f"call:{paying}", mapping={"coins_spent": 10, "listener_id": listener})
+    cache.hset(f"call:{broke}", mapping={"coins_spent": 10})
+    return {"paying": paying, "broke": broke, "listener": listener}
+
+
+def test_billing_updates_charged_calls_and_deletes_ended_ones(
+    cli: Cli, cache: redis.Redis, two_calls: dict[str, int]
+) -> None:
+    result = cli("--now", T0.isoformat(), "--json", "coins", "deduct")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["after_commit"] == {"updated": 1, "deleted": 1, "repaired": False, "error": None}
+    assert cache.hgetall(f"call:{two_calls['paying']}") == {
+        "coins_spent": "30",
+        "listener_id": str(two_calls["listener"]),
+    }
+    assert not cache.exists(f"call:{two_calls['broke']}")
+    assert cache.get(MARKER) == T0.isoformat()
+
+
+def test_a_dry_run_or_no_redis_url_leaves_the_cache_alone(
+    cli: Cli, cache: redis.Redis, two_calls: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dry = cli("--now", T0.isoformat(), "--json", "coins", "deduct", "--dry-run")
+    assert "after_commit" not in json.loads(dry.stdout)
+    monkeypatch.delenv("SAATHII_REDIS_URL")
+    real = cli("--now", T0.isoformat(), "--json", "coins", "deduct")
+    assert "after_commit" not in json.loads(real.stdout)
+    assert cache.hget(f"call:{two_calls['paying']}", "coins_spent") == "10"
+    assert cache.exists(f"call:{two_calls['broke']}")
+
+
+def test_redis_down_never_fails_billing_and_the_next_run_repairs(
+    cli: Cli,
+    engine: Engine,
+    cache: redis.Redis,
+    two_calls: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert cli("--now", T0.isoformat(), "coins", "deduct").exit_code == 0
+    with transaction(engine) as s:  # a third call, whose caller cannot pay its second minute
+        third = add_call(
+            s,
+            add_user(s, balance=5),
+            two_calls["listener"],
+            start=T0 + timedelta(seconds=10),
+            coins_spent=10,
+        )
+        s.commit()
+    cache.hset(f"call:{third}", "coins_spent", 10)
+
+    monkeypatch.setenv("SAATHII_REDIS_URL", DOWN_URL)
+    down = cli("--now", (T0 + timedelta(seconds=70)).isoformat(), "--json", "coins", "deduct")
+    assert down.exit_code == 0
+    doc = json.loads(down.stdout)
+    assert doc["outcome"] == "ok"
+    assert doc["report"]["calls_charged"] == 1 and doc["report"]["calls_ended"] == 1
+    error = doc["after_commit"]["error"]
+    assert error.startswith("Redis call cache at redis://:***@127.0.0.1:1/0 not updated")
+    assert "secret" not in down.stdout + down.stderr
+    assert "the next billing run repairs it" in caplog.text
+    # billing committed; the cache is behind
+    assert cache.hget(f"call:{two_calls['paying']}", "coins_spent") == "30"
+    assert cache.exists(f"call:{third}")
+
+    monkeypatch.setenv("SAATHII_REDIS_URL", REDIS_URL)
+    repair = cli("--now", (T0 + timedelta(seconds=75)).isoformat(), "--json", "coins", "deduct")
+    assert repair.exit_code == 0, repair.stderr
+    after = json.loads(repair.stdout)["after_commit"]
+    # nothing was charged at +75 s: the repair rewrote the ongoing call, deleted both ended ones
+    assert after == {"updated": 1, "deleted": 2, "repaired": True, "error": None}
+    assert cache.hget(f"call:{two_calls['paying']}", "coins_spent") == "40"
+    assert not cache.exists(f"call:{third}")
+    assert cache.get(MARKER) == (T0 + timedelta(seconds=75)).isoformat()
