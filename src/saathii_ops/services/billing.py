@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import elapsed_seconds, is_sqlite
-from saathii_ops.models import Money, UserCall, UserTransaction, UserWallet, UTCDateTime, table
+from saathii_ops.models import Money, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.reports import Report
 from saathii_ops.services import settlement
 from saathii_ops.services.settlement import expect, paise_to_decimal
@@ -478,36 +478,16 @@ def _charge(session: Session, now: datetime, chunk: sa.ColumnElement[bool]) -> i
     ).all()
     expect("calls charged", len(added), planned_calls)
 
-    written = (
-        session.execute(
-            sa.insert(ledger)
-            .from_select(
-                [
-                    "wallet_id",
-                    "tx_type",
-                    "coins_change",
-                    "money_change",
-                    "created_at",
-                    "updated_at",
-                ],
-                sa.select(
-                    PLAN.c.wallet_id,
-                    sa.literal("spend"),
-                    -PLAN.c.charge,
-                    sa.literal(Decimal("0.00"), Money),
-                    sa.literal(now, UTCDateTime()),
-                    sa.literal(now, UTCDateTime()),
-                )
-                .where(charged)
-                .order_by(PLAN.c.call_id),
-            )
-            .returning(ledger.c.coins_change)
-        )
-        .scalars()
-        .all()
+    written = settlement.write_ledger_rows(
+        session,
+        "spend",
+        now,
+        sa.select(PLAN.c.wallet_id, -PLAN.c.charge, sa.literal(Decimal("0.00"), Money))
+        .where(charged)
+        .order_by(PLAN.c.call_id),
     )
     expect("'spend' ledger rows written", len(written), planned_calls)
-    return sum(written)
+    return sum(row.coins_change for row in written)
 
 
 # --- conservation --------------------------------------------------------------

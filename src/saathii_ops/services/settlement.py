@@ -10,9 +10,11 @@ NUMERIC as floating point) and turned into rupees only where they are written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -112,6 +114,28 @@ def paise_to_decimal(paise: int) -> Decimal:
 # --- applying a plan ---------------------------------------------------------------
 
 
+LEDGER_COLUMNS = [
+    "wallet_id",
+    "coins_change",
+    "money_change",
+    "tx_type",
+    "created_at",
+    "updated_at",
+]
+
+
+def write_ledger_rows(
+    session: Session, tx_type: str, now: datetime, source: sa.Select[Any]
+) -> Sequence[sa.Row[Any]]:
+    """One user_transactions row of `tx_type` per row of `source` (wallet_id, coins_change,
+    money_change), INSERT … SELECT; returns each row's (coins_change, money_change)."""
+    at = sa.literal(now, UTCDateTime())
+    insert = sa.insert(ledger).from_select(
+        LEDGER_COLUMNS, source.add_columns(sa.literal(tx_type), at, at)
+    )
+    return session.execute(insert.returning(ledger.c.coins_change, ledger.c.money_change)).all()
+
+
 @dataclass
 class Settled:
     """What `settle` wrote: the calls it ended and the 'earn' ledger rows."""
@@ -192,34 +216,14 @@ def settle(
     ).all()
     expect("listener wallets credited", len(credited), planned[1])
 
-    earn_rows = (
-        session.execute(
-            sa.insert(ledger)
-            .from_select(
-                [
-                    "wallet_id",
-                    "tx_type",
-                    "coins_change",
-                    "money_change",
-                    "created_at",
-                    "updated_at",
-                ],
-                sa.select(
-                    wallets.c.wallet_id,
-                    sa.literal("earn"),
-                    sa.literal(0, sa.BigInteger),
-                    rupees(plan.c.earnings_paise),
-                    sa.literal(now, UTCDateTime()),
-                    sa.literal(now, UTCDateTime()),
-                )
-                .select_from(plan.join(wallets, wallets.c.user_id == plan.c.listener_id))
-                .where(paid)
-                .order_by(plan.c.call_id),
-            )
-            .returning(ledger.c.money_change)
-        )
-        .scalars()
-        .all()
+    earn_rows = write_ledger_rows(
+        session,
+        "earn",
+        now,
+        sa.select(wallets.c.wallet_id, sa.literal(0, sa.BigInteger), rupees(plan.c.earnings_paise))
+        .select_from(plan.join(wallets, wallets.c.user_id == plan.c.listener_id))
+        .where(paid)
+        .order_by(plan.c.call_id),
     )
     expect("'earn' ledger rows written", len(earn_rows), planned[2])
 
@@ -233,5 +237,5 @@ def settle(
     )
     return Settled(
         calls_ended=len(ended),
-        earn_money=sum((Decimal(m) for m in earn_rows), Decimal("0.00")),
+        earn_money=sum((Decimal(row.money_change) for row in earn_rows), Decimal("0.00")),
     )
