@@ -39,12 +39,15 @@ def inactive_cutoff(now: datetime, settings: Settings) -> datetime:
     return now - timedelta(minutes=settings.presence_inactive_minutes)
 
 
+# `= true`, not `IS TRUE`: PostgreSQL uses the partial indexes on is_online and is_busy
+# only for a condition that implies their predicate, which `IS TRUE` does not (to its
+# planner); in a WHERE both exclude NULL alike.
 def online() -> sa.ColumnElement[bool]:
-    return status.c.is_online.is_(True)
+    return status.c.is_online == sa.true()
 
 
 def busy() -> sa.ColumnElement[bool]:
-    return status.c.is_busy.is_(True)
+    return status.c.is_busy == sa.true()
 
 
 def inactive_online(cutoff: datetime) -> sa.ColumnElement[bool]:
