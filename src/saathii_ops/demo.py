@@ -1,4 +1,4 @@
-"""The demo: an embedded database with sample data and one run of every job."""
+"""The demo: an embedded database with sample data, one run of every job, then `status`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from saathii_ops.jobs import JOBS
 from saathii_ops.models import User
 from saathii_ops.runner import RunResult, run_job
 from saathii_ops.sample_data import SampleReport
+from saathii_ops.services import schedule, status
+from saathii_ops.services.status import StatusReport
 from saathii_ops.settings import embedded_database_path
 
 
@@ -23,6 +25,7 @@ class DemoResult:
     url: str
     sample: SampleReport | None
     runs: list[RunResult] = field(default_factory=list)
+    status: StatusReport | None = None  # after the runs, as `saathii-ops status` shows it
 
 
 def demo_context(app: AppContext) -> AppContext:
@@ -53,6 +56,9 @@ def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResu
     settings = app.settings.model_copy(update={"log_dir": demo_log_dir(app)})
     for job in JOBS:
         result.runs.append(run_job(app.engine, settings, job, now=app.now, dry_run=False))
+    result.status = status.collect(
+        app.engine, app.settings, now=app.now, crontab=schedule.installed_target(None)
+    )
     return result
 
 

@@ -66,17 +66,23 @@ def inspect_schema(engine: Engine) -> SchemaState:
 
 def require_head(engine: Engine) -> None:
     """Refuse to run a job on a database whose schema is not the one this code expects."""
-    state = inspect_schema(engine)
+    reason = not_ready_reason(inspect_schema(engine))
+    if reason is not None:
+        raise SchemaNotReady(reason)
+
+
+def not_ready_reason(state: SchemaState) -> str | None:
+    """Why the schema is not the one this code expects, and what to run; None at head."""
     if state.at_head:
-        return
+        return None
     if state.unadopted:
-        raise SchemaNotReady(
+        return (
             "the app's tables are here but this database was never adopted: "
             "run `saathii-ops db adopt`, then `saathii-ops db upgrade`"
         )
     if state.current is None:
-        raise SchemaNotReady("the database has no schema yet: run `saathii-ops db upgrade`")
-    raise SchemaNotReady(
+        return "the database has no schema yet: run `saathii-ops db upgrade`"
+    return (
         f"the schema is at revision {state.current}, this version needs {state.head}: "
         "run `saathii-ops db upgrade`"
     )

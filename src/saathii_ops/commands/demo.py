@@ -6,7 +6,13 @@ import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
 from saathii_ops.demo import run_demo
-from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.render import (
+    emit_json,
+    render_mapping,
+    render_run,
+    render_status,
+    stdout_console,
+)
 
 
 def demo(
@@ -16,17 +22,20 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the sample data.")] = 7,
     json_output: JsonOption = False,
 ) -> None:
-    """Create (or --reset) the embedded database, fill it with sample data, run every job once."""
+    """Create (or --reset) the embedded database, fill it with sample data, run every job
+    once, then show `status`."""
     app = app_context(ctx, json_output)
     result = run_demo(app, reset=reset, users=users, seed=seed)
     console = stdout_console()
     if app.json_output:
         emit_json(console, result)
         return
-    render_mapping(
-        console,
-        "demo database",
-        {"database": result.url, "sample": result.sample or "kept the existing data"},
-    )
+    render_mapping(console, "demo database", {"database": result.url})
+    if result.sample is None:
+        console.print("kept the existing sample data (--reset starts afresh)")
+    else:
+        render_mapping(console, "sample data added", result.sample.as_dict())
     for run in result.runs:
         render_run(console, run, json_output=False)
+    if result.status is not None:
+        render_status(console, result.status)

@@ -1,11 +1,69 @@
-"""`saathii-ops status` (built by the status issue)."""
+"""`saathii-ops status`: the health of the jobs and of the data, for people and monitors."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from saathii_ops.commands.common import JsonOption
+from saathii_ops.commands.common import JsonOption, app_context
 from saathii_ops.errors import UsageError
+from saathii_ops.render import emit_json, prometheus_text, render_status, stdout_console
+from saathii_ops.services import schedule
+from saathii_ops.services import status as status_service
 
 
-def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """The health of the jobs and of the data on one screen (not built yet)."""
-    raise UsageError("status is not built yet")
+class Format(StrEnum):
+    text = "text"
+    prometheus = "prometheus"
+
+
+def status(
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            help="text: a summary for people; prometheus: the text exposition format "
+            "(for a scraper or node_exporter's textfile collector).",
+        ),
+    ] = Format.text,
+    crontab_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--crontab-file",
+            help="The crontab holding the installed block; default: "
+            f"{schedule.SYSTEM_CRONTAB} if it exists, else the user's crontab.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Database, schema, each job (last run, failure, next run, overdue) and the data.
+
+    Exit 0 healthy, 1 unhealthy (each reason named), 3 database unreachable.
+    """
+    app = app_context(ctx, json_output)
+    if app.json_output and output_format is Format.prometheus:
+        raise UsageError("--json and --format prometheus exclude each other: choose one")
+    report = status_service.collect(
+        app.engine,
+        app.settings,
+        now=app.now,
+        crontab=schedule.installed_target(crontab_file),
+    )
+    console = stdout_console()
+    if not report.database.reachable:
+        # the one line every command gives; monitors still get a document saying "down"
+        typer.echo(f"error: {report.database.error}", err=True)
+    if app.json_output:
+        emit_json(console, report)
+    elif output_format is Format.prometheus:
+        console.file.write(prometheus_text(report))
+    elif report.database.reachable:
+        render_status(console, report)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

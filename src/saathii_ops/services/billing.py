@@ -191,15 +191,12 @@ PLAN = sa.Table(
 )
 
 
-def _plan(
+def _call_rows(
     now: datetime, settings: Settings, end_rules: EndRules | None, *, lock: bool
-) -> sa.Subquery:
-    """Every change of the run, one row per call, with the columns of PLAN.
-
-    Without end rules (coin deduction): every ongoing call that is charged,
-    ends, or cannot be billed. With end rules (call cleanup): the calls that
-    have expired by any rule.
-    """
+) -> sa.CTE:
+    """The plan's first step: each ongoing call in scope with its problem (NULL when it
+    can be billed), rate, coins spent, coins owed at `now`, the caller's balance and
+    the mask of the end rules that hold."""
     c = calls.alias("c")
     scope_query = sa.select(
         c.c.call_id,
@@ -218,7 +215,7 @@ def _plan(
     elapsed = elapsed_seconds(now, scope.c.start_time)
     rate = coin_rate(scope.c.call_type, settings)
     spent = sa.func.coalesce(scope.c.coins_spent, 0)
-    rows = (
+    return (
         sa.select(
             scope.c.call_id,
             scope.c.user_id.label("caller_id"),
@@ -247,6 +244,17 @@ def _plan(
         .cte("call_rows")
     )
 
+
+def _plan(
+    now: datetime, settings: Settings, end_rules: EndRules | None, *, lock: bool
+) -> sa.Subquery:
+    """Every change of the run, one row per call, with the columns of PLAN.
+
+    Without end rules (coin deduction): every ongoing call that is charged,
+    ends, or cannot be billed. With end rules (call cleanup): the calls that
+    have expired by any rule.
+    """
+    rows = _call_rows(now, settings, end_rules, lock=lock)
     billable = (
         sa.select(
             rows.c.call_id,
@@ -353,6 +361,36 @@ def _plan(
         .where(selected)
         .subquery("planned")
     )
+
+
+@dataclass(frozen=True)
+class CallCounts:
+    """The calls in a plan's scope at `now`, counted instead of planned (for `status`)."""
+
+    owing: int  # owe coins: coin deduction charges each, or ends it when unpaid
+    expired: int  # an end rule holds: call cleanup ends each
+    unbillable: int  # a problem of PROBLEMS: both jobs skip them
+
+
+def count_calls(
+    session: Session, now: datetime, settings: Settings, *, end_rules: EndRules | None = None
+) -> CallCounts:
+    """Counted over the plan's own rows (`_call_rows`): the same rules, without
+    allocating balances, which decide how much is charged but not whether a call owes."""
+    rows = _call_rows(now, settings, end_rules, lock=False)
+    billable = rows.c.problem.is_(None)
+
+    def count(where: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((where, 1), else_=0)), 0)
+
+    owing, expired, unbillable = session.execute(
+        sa.select(
+            count(sa.and_(billable, rows.c.owed > 0)),
+            count(sa.and_(billable, rows.c.expired != 0)),
+            count(~billable),
+        )
+    ).one()
+    return CallCounts(int(owing), int(expired), int(unbillable))
 
 
 def _lock_wallets(session: Session, end_rules: EndRules | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,10 +74,16 @@ class JobState:
     last_started_at: datetime | None
     last_finished_at: datetime | None
     last_error: str | None
+    last_run_now: datetime | None  # the "now" the last run worked as of
+    last_duration_seconds: float | None
+    last_counts: dict[str, int] | None
+    last_failed_at: datetime | None  # the newest failed run, whatever ran after it
+    last_failure_error: str | None
 
 
 def list_jobs(session: Session, settings: Settings) -> list[JobState]:
-    """Every registered job, in registry order, with its pause switch and its last run."""
+    """Every registered job, in registry order, with its pause switch, its last run and
+    its last failure."""
     names = [job.name for job in JOBS]
     paused = {
         row.job: row
@@ -84,15 +91,13 @@ def list_jobs(session: Session, settings: Settings) -> list[JobState]:
             sa.select(controls).where(controls.c.job.in_(names), controls.c.paused.is_(True))
         )
     }
-    newest_first = sa.func.row_number().over(
-        partition_by=runs.c.job, order_by=(runs.c.started_at.desc(), runs.c.run_id.desc())
-    )
-    ranked = sa.select(runs, newest_first.label("rank")).where(runs.c.job.in_(names)).subquery()
-    last = {row.job: row for row in session.execute(sa.select(ranked).where(ranked.c.rank == 1))}
+    last = _newest_runs(session, names)
+    last_failure = _newest_runs(session, names, runs.c.outcome == "failed")
 
     states = []
     for job in JOBS:
         pause, run = paused.get(job.name), last.get(job.name)
+        failure = last_failure.get(job.name)
         states.append(
             JobState(
                 job=job.name,
@@ -107,6 +112,26 @@ def list_jobs(session: Session, settings: Settings) -> list[JobState]:
                 last_started_at=run.started_at if run else None,
                 last_finished_at=run.finished_at if run else None,
                 last_error=run.error if run else None,
+                last_run_now=run.run_now if run else None,
+                last_duration_seconds=(run.finished_at - run.started_at).total_seconds()
+                if run
+                else None,
+                last_counts=run.counts if run else None,
+                last_failed_at=failure.started_at if failure else None,
+                last_failure_error=failure.error if failure else None,
             )
         )
     return states
+
+
+def _newest_runs(
+    session: Session, names: list[str], *where: sa.ColumnElement[bool]
+) -> dict[str, sa.Row[Any]]:
+    """The newest run of each job (of those matching `where`)."""
+    newest_first = sa.func.row_number().over(
+        partition_by=runs.c.job, order_by=(runs.c.started_at.desc(), runs.c.run_id.desc())
+    )
+    ranked = (
+        sa.select(runs, newest_first.label("rank")).where(runs.c.job.in_(names), *where).subquery()
+    )
+    return {row.job: row for row in session.execute(sa.select(ranked).where(ranked.c.rank == 1))}

@@ -39,8 +39,19 @@ def inactive_cutoff(now: datetime, settings: Settings) -> datetime:
     return now - timedelta(minutes=settings.presence_inactive_minutes)
 
 
+# `= true`, not `IS TRUE`: PostgreSQL uses the partial indexes on is_online and is_busy
+# only for a condition that implies their predicate, which `IS TRUE` does not (to its
+# planner); in a WHERE both exclude NULL alike.
+def online() -> sa.ColumnElement[bool]:
+    return status.c.is_online == sa.true()
+
+
+def busy() -> sa.ColumnElement[bool]:
+    return status.c.is_busy == sa.true()
+
+
 def inactive_online(cutoff: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(status.c.is_online.is_(True), status.c.last_seen < cutoff)
+    return sa.and_(online(), status.c.last_seen < cutoff)
 
 
 def wait_time_expired() -> sa.ColumnElement[bool]:
@@ -58,7 +69,7 @@ def busy_without_call() -> sa.ColumnElement[bool]:
     )
     # rows with an expired wait_time belong to the rule above, counted once
     return sa.and_(
-        status.c.is_busy.is_(True),
+        busy(),
         sa.or_(status.c.wait_time.is_(None), status.c.wait_time > 0),
         ~on_a_call,
     )
@@ -71,7 +82,7 @@ def _ids(session: Session, statement: sa.Select[tuple[int]] | sa.Update) -> list
 def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool) -> PresenceReport:
     cutoff = inactive_cutoff(now, settings)
     online_before = session.execute(
-        sa.select(sa.func.count()).select_from(status).where(status.c.is_online.is_(True))
+        sa.select(sa.func.count()).select_from(status).where(online())
     ).scalar_one()
 
     def change(where: sa.ColumnElement[bool], **values: object) -> list[int]:

@@ -494,6 +494,36 @@ def user_crontab() -> UserCrontab:
     return UserCrontab(program)
 
 
+def installed_target(file: Path | None) -> CrontabTarget | None:
+    """Where `status` looks for the installed block: --crontab-file PATH, else the system
+    crontab when it exists, else the user's crontab when there is a `crontab` program;
+    None when there is nowhere to look."""
+    if file is not None:
+        return FileTarget(file)
+    if SYSTEM_CRONTAB.exists():
+        return FileTarget(SYSTEM_CRONTAB)
+    program = shutil.which("crontab")
+    return UserCrontab(program) if program else None
+
+
+def installed_jobs(target: CrontabTarget | None) -> frozenset[str] | None:
+    """The jobs with an active line in the installed block (none when there is no block);
+    None when the crontab cannot be read or its block is damaged: unknown, not an error."""
+    if target is None:
+        return None
+    try:
+        span = find_block(target.read(), target.description)
+    except (OpsError, OSError):
+        return None
+    if span is None:
+        return frozenset()
+    return frozenset(
+        (entry.comment or "?").split()[0]
+        for entry in CronTab(tab=span.text)
+        if entry.is_valid() and entry.is_enabled()
+    )
+
+
 def lock_path() -> Path:
     from platformdirs import user_data_path
 

@@ -1,0 +1,348 @@
+"""`status` (SPEC §11): the health of the jobs and of the data, for people and monitors.
+
+Every figure is computed by the code of the job it belongs to: the billing plan
+counts the calls owing coins (`billing.count_calls`), call cleanup's end rules
+the calls it would end, the badge plan the listeners without today's badge,
+presence's predicates the online and busy users. The database is read in one
+read-only transaction, with a handful of aggregate queries.
+
+Health rules:
+- a job is overdue when it has run before, is not paused, and its last run
+  worked as of an instant before F, the most recent firing of its schedule at
+  or before now - GRACE. "Worked as of" is the run's `run_now` (the database
+  clock at the start of a scheduled run, equal to its started_at; the given
+  instant of a `--now` run), so that `status --now T` judges runs made with
+  `--now T` (the demo's) as the jobs saw them. A job that never ran is reported
+  as never run, not as a problem: it may simply not be installed yet.
+- a job whose last run failed;
+- billing behind: ongoing calls that still owe coins for minutes that started
+  before now - GRACE (the billing plan evaluated at that instant): coin
+  deduction runs every minute, so owing for the current minute is normal;
+- ongoing calls billing cannot bill (both jobs skip them, and coin deduction
+  exits 1 on every run while its runs are recorded as 'ok');
+- the schema not at head (then the jobs and the data are not read: the
+  queries need the head schema);
+- the database unreachable (exit 3; the report still says so, for monitors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from croniter import croniter
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from saathii_ops.db import database_now, display_url, is_sqlite, transaction
+from saathii_ops.errors import DatabaseUnavailable
+from saathii_ops.jobs import JOBS
+from saathii_ops.models import UserCall, UserStatus, UserWallet, table
+from saathii_ops.reports import Report
+from saathii_ops.schema import inspect_schema, not_ready_reason
+from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
+from saathii_ops.services.schedule import CrontabTarget, installed_jobs, server_timezone
+from saathii_ops.settings import Settings
+
+# A run starts a few seconds after its firing and takes a few more; two minutes
+# absorb that (and a clock a little apart), while an every-minute job that stops
+# firing is reported from its second missed firing on.
+GRACE = timedelta(minutes=2)
+
+calls = table(UserCall)
+user_status = table(UserStatus)
+wallets = table(UserWallet)
+
+
+@dataclass
+class DatabaseHealth:
+    url: str  # without its password
+    reachable: bool
+    server_version: str | None
+    error: str | None
+
+
+@dataclass
+class SchemaHealth:
+    current: str | None
+    head: str
+    at_head: bool
+
+
+@dataclass
+class JobHealth:
+    job: str
+    command: str
+    schedule: str
+    timezone: str  # where the schedule is read: the business timezone or the server's
+    scheduled: bool | None  # a line in the installed cron block; None: no crontab to read
+    paused: bool
+    paused_by: str | None
+    paused_at: datetime | None
+    never_run: bool
+    last_outcome: str | None
+    last_reason: str | None
+    last_started_at: datetime | None
+    last_run_now: datetime | None
+    last_duration_seconds: float | None
+    last_counts: dict[str, int] | None
+    last_error: str | None
+    last_failed_at: datetime | None
+    last_failure_error: str | None
+    due_at: datetime  # F: the latest firing a run should have followed by now
+    next_run_at: datetime
+    overdue: bool
+    last_run_failed: bool
+
+
+def _figure(description: str) -> dict[str, str]:
+    return {"description": description}
+
+
+@dataclass
+class DataHealth:
+    """The figures of the data (each an int, described for people and for Prometheus)."""
+
+    online_users: int = field(metadata=_figure("users marked online"))
+    busy_users: int = field(metadata=_figure("users marked busy"))
+    ongoing_calls: int = field(metadata=_figure("ongoing calls"))
+    owing_calls: int = field(
+        metadata=_figure("ongoing calls owing coins now (coins deduct bills them)")
+    )
+    billing_behind_calls: int = field(
+        metadata=_figure(
+            "ongoing calls owing coins for minutes that started over "
+            f"{int(GRACE.total_seconds()) // 60} minutes ago (billing is behind)"
+        )
+    )
+    unbillable_calls: int = field(
+        metadata=_figure(
+            "ongoing calls billing cannot bill (unknown call type, negative coins spent, "
+            "no listener)"
+        )
+    )
+    cleanup_due_calls: int = field(
+        metadata=_figure("ongoing calls that calls cleanup would end now")
+    )
+    listeners_without_badge: int = field(
+        metadata=_figure("active listeners without a badge for today (business date)")
+    )
+    negative_balance_wallets: int = field(metadata=_figure("wallets with a negative balance"))
+
+
+@dataclass
+class StatusReport(Report):
+    now: datetime
+    healthy: bool
+    problems: list[str]
+    database: DatabaseHealth
+    schema: SchemaHealth | None
+    crontab: str | None  # where the installed cron block was looked for; None: nowhere
+    badge_date: date | None  # "today" in the business timezone
+    jobs: list[JobHealth]
+    data: DataHealth | None
+
+    @property
+    def exit_code(self) -> int:
+        """SPEC §9: 3 the database is unreachable, 1 something is unhealthy, else 0."""
+        if not self.database.reachable:
+            return 3
+        return 0 if self.healthy else 1
+
+
+def collect(
+    engine: Engine, settings: Settings, *, now: datetime | None, crontab: CrontabTarget | None
+) -> StatusReport:
+    """The status at `now` (default: the database's clock). `crontab`: where to look for
+    the installed block (see `schedule.installed_target`)."""
+    url = display_url(engine.url)
+    crontab_source = crontab.description if crontab is not None else None
+    try:
+        state = inspect_schema(engine)
+    except DatabaseUnavailable as exc:
+        return StatusReport(
+            now=now or datetime.now(UTC),
+            healthy=False,
+            problems=[str(exc)],
+            database=DatabaseHealth(url, reachable=False, server_version=None, error=str(exc)),
+            schema=None,
+            crontab=crontab_source,
+            badge_date=None,
+            jobs=[],
+            data=None,
+        )
+    problems: list[str] = []
+    schema_problem = not_ready_reason(state)
+    if schema_problem is not None:
+        problems.append(f"{schema_problem} (jobs and data not read until then)")
+    scheduled = installed_jobs(crontab)
+
+    with transaction(engine, read_only=True) as session:
+        if not is_sqlite(session):
+            # The plans' estimates (subqueries over user_status) cross jit_above_cost by
+            # far: JIT would spend longer compiling these queries than they take to run.
+            session.execute(sa.text("SET LOCAL jit = off"))
+        now = now or database_now(session)
+        version = server_version(session)
+        jobs: list[JobHealth] = []
+        data = None
+        today = None
+        if schema_problem is None:
+            jobs = job_health(session, settings, now, scheduled)
+            today = badges.business_date(now, settings)
+            data = data_health(session, settings, now, today)
+
+    problems += [problem for job in jobs for problem in job_problems(job)]
+    if data is not None:
+        problems += data_problems(data)
+    return StatusReport(
+        now=now,
+        healthy=not problems,
+        problems=problems,
+        database=DatabaseHealth(url, reachable=True, server_version=version, error=None),
+        schema=SchemaHealth(state.current, state.head, state.at_head),
+        crontab=crontab_source,
+        badge_date=today,
+        jobs=jobs,
+        data=data,
+    )
+
+
+def server_version(session: Session) -> str:
+    query = "SELECT sqlite_version()" if is_sqlite(session) else "SHOW server_version"
+    return str(session.execute(sa.text(query)).scalar_one())
+
+
+# --- the jobs -----------------------------------------------------------------------
+
+
+def job_health(
+    session: Session, settings: Settings, now: datetime, scheduled: frozenset[str] | None
+) -> list[JobHealth]:
+    """Every registered job: its pause switch and runs (`job_control.list_jobs`), whether
+    the installed cron block has it, when it was due and will run next, whether it is late."""
+    business_time = {job.name: job.business_time for job in JOBS}
+    server_tz: ZoneInfo | None = None
+    health = []
+    for state in job_control.list_jobs(session, settings):
+        if business_time[state.job]:
+            tz = settings.business_tz
+        else:
+            server_tz = server_tz or server_timezone(None, settings)
+            tz = server_tz
+        due = last_firing(state.schedule, tz, now - GRACE)
+        overdue = not state.paused and state.last_run_now is not None and state.last_run_now < due
+        health.append(
+            JobHealth(
+                job=state.job,
+                command=state.command,
+                schedule=state.schedule,
+                timezone=tz.key,
+                scheduled=None if scheduled is None else state.job in scheduled,
+                paused=state.paused,
+                paused_by=state.paused_by,
+                paused_at=state.paused_at,
+                never_run=state.last_started_at is None,
+                last_outcome=state.last_outcome,
+                last_reason=state.last_reason,
+                last_started_at=state.last_started_at,
+                last_run_now=state.last_run_now,
+                last_duration_seconds=state.last_duration_seconds,
+                last_counts=state.last_counts,
+                last_error=state.last_error,
+                last_failed_at=state.last_failed_at,
+                last_failure_error=state.last_failure_error,
+                due_at=due,
+                next_run_at=next_firing(state.schedule, tz, now),
+                overdue=overdue,
+                last_run_failed=state.last_outcome == "failed",
+            )
+        )
+    return health
+
+
+def last_firing(expression: str, tz: ZoneInfo, moment: datetime) -> datetime:
+    """The latest firing of a cron expression read in `tz` at or before `moment`, in UTC."""
+    # croniter's get_prev is strictly before its start: start a microsecond later
+    start = moment.astimezone(tz) + timedelta(microseconds=1)
+    return croniter(expression, start).get_prev(datetime).astimezone(UTC)
+
+
+def next_firing(expression: str, tz: ZoneInfo, moment: datetime) -> datetime:
+    """The first firing strictly after `moment`, in UTC."""
+    return croniter(expression, moment.astimezone(tz)).get_next(datetime).astimezone(UTC)
+
+
+def job_problems(job: JobHealth) -> list[str]:
+    problems = []
+    if job.overdue:
+        assert job.last_run_now is not None
+        problems.append(
+            f"{job.job} is overdue: due at {_moment(job.due_at)} ({job.schedule} in "
+            f"{job.timezone}), last ran as of {_moment(job.last_run_now)}"
+        )
+    if job.last_run_failed:
+        assert job.last_started_at is not None
+        problems.append(
+            f"{job.job}'s last run failed (at {_moment(job.last_started_at)}): {job.last_error}"
+        )
+    return problems
+
+
+def _moment(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# --- the data -----------------------------------------------------------------------
+
+
+def data_health(session: Session, settings: Settings, now: datetime, today: date) -> DataHealth:
+    def count(source: sa.FromClause, where: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
+        return sa.select(sa.func.count()).select_from(source).where(where).scalar_subquery()
+
+    badge_plan = badges.plan(today, settings)
+    online, busy, ongoing, without_badge, negative = session.execute(
+        sa.select(
+            count(user_status, presence.online()),
+            count(user_status, presence.busy()),
+            count(calls, calls.c.status == "ongoing"),
+            # the badge job's own eligibility; a row for today already there is replaced
+            count(badge_plan, badge_plan.c.replaces.is_(None)),
+            # no index: one on balance_coins would cost every wallet update its HOT update
+            count(wallets, wallets.c.balance_coins < 0),
+        )
+    ).one()
+    billed_now = billing.count_calls(session, now, settings)
+    billed_before = billing.count_calls(session, now - GRACE, settings)
+    cleanup = billing.count_calls(
+        session, now, settings, end_rules=call_cleanup.end_rules(now, settings)
+    )
+    return DataHealth(
+        online_users=online,
+        busy_users=busy,
+        ongoing_calls=ongoing,
+        owing_calls=billed_now.owing,
+        billing_behind_calls=billed_before.owing,
+        unbillable_calls=billed_now.unbillable,
+        cleanup_due_calls=cleanup.expired,
+        listeners_without_badge=without_badge,
+        negative_balance_wallets=negative,
+    )
+
+
+def data_problems(data: DataHealth) -> list[str]:
+    problems = []
+    if data.billing_behind_calls:
+        problems.append(
+            f"billing is behind: {data.billing_behind_calls} ongoing calls owe coins for "
+            f"minutes that started over {int(GRACE.total_seconds()) // 60} minutes ago "
+            "(is coins-deduct running?)"
+        )
+    if data.unbillable_calls:
+        problems.append(
+            f"{data.unbillable_calls} ongoing calls cannot be billed (unknown call_type, "
+            "negative coins_spent or no listener): coins deduct skips them"
+        )
+    return problems
