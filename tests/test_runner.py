@@ -121,3 +121,26 @@ def test_now_defaults_to_the_database_clock(engine: Engine) -> None:
     result = run_job(engine, Settings(), get_job("presence-cleanup"), now=None, dry_run=True)
     assert before - timedelta(seconds=5) <= result.now <= datetime.now(UTC) + timedelta(seconds=5)
     assert result.now.tzinfo is not None
+
+
+def test_a_run_with_failed_rows_commits_the_good_ones_and_says_so(engine: Engine) -> None:
+    from dataclasses import dataclass
+
+    from saathii_ops.reports import Report
+
+    @dataclass
+    class PartlyFailed(Report):
+        changed: int
+
+        @property
+        def failed_rows(self) -> int:
+            return 1
+
+    def service(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
+        return PartlyFailed(changed=3)
+
+    result = run_job(
+        engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False, service=service
+    )
+    assert (result.outcome, result.exit_code) == ("ok", 1)
+    assert _runs(engine) == [("ok", "some rows failed", None)]

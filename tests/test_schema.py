@@ -167,3 +167,19 @@ def test_the_first_migration_is_exactly_the_apps_schema(databases, backend: str)
     finally:
         databases.drop(by_app)
         databases.drop(by_migration)
+
+
+def test_a_schema_newer_than_this_code_says_so_instead_of_upgrading(db_url: str) -> None:
+    engine = make_engine(parse_url(db_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    cli = Cli(db_url)
+    message = (
+        "error: the schema is at revision 0099, which this version of saathii-ops "
+        "does not know (a newer version migrated it): install that version\n"
+    )
+    for command in (("presence", "cleanup"), ("db", "upgrade")):
+        result = cli(*command)
+        assert result.exit_code == 3
+        assert result.stderr == message

@@ -172,6 +172,14 @@ def database_now(session: Session) -> datetime:
     return value.astimezone(UTC)
 
 
+def disable_jit(session: Session) -> None:
+    """PostgreSQL: no JIT in this transaction. The jobs' plans (subqueries over
+    user_status and user_calls) are estimated far above jit_above_cost, and JIT
+    then spends longer compiling them than they take to run."""
+    if not is_sqlite(session):
+        session.execute(sa.text("SET LOCAL jit = off"))
+
+
 def set_statement_timeout(session: Session, seconds: int) -> None:
     """Bound every statement of this transaction, so a stuck run cannot hold its lock forever."""
     if not is_sqlite(session):

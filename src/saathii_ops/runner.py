@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db import (
     database_now,
+    disable_jit,
     first_line,
     is_sqlite,
     set_statement_timeout,
@@ -113,6 +114,7 @@ def _run(
     require_head(engine)
     started = time.monotonic()
     with transaction(engine, read_only=dry_run) as session:
+        disable_jit(session)
         run_now = now or database_now(session)
         if dry_run:
             report = service(session, run_now, settings, apply=False)
@@ -129,7 +131,11 @@ def _run(
                 return _record_skip(session, job, run_now, started_at, started, "paused")
             try:
                 report = service(session, run_now, settings, apply=True)
-                _record(session, job, run_now, started_at, "ok", counts=report.counts())
+                # the good rows commit; the audit row says that some did not
+                reason = "some rows failed" if report.failed_rows else None
+                _record(
+                    session, job, run_now, started_at, "ok", reason=reason, counts=report.counts()
+                )
                 session.commit()
             except Exception as exc:
                 session.rollback()

@@ -10,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -26,6 +27,13 @@ def _config(connection: Connection | None = None) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     return config
+
+
+def is_known_revision(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 def head_revision() -> str:
@@ -82,6 +90,11 @@ def not_ready_reason(state: SchemaState) -> str | None:
         )
     if state.current is None:
         return "the database has no schema yet: run `saathii-ops db upgrade`"
+    if not is_known_revision(state.current):
+        return (
+            f"the schema is at revision {state.current}, which this version of saathii-ops "
+            "does not know (a newer version migrated it): install that version"
+        )
     return (
         f"the schema is at revision {state.current}, this version needs {state.head}: "
         "run `saathii-ops db upgrade`"
@@ -103,6 +116,8 @@ def upgrade(engine: Engine) -> UpgradeReport:
             f"({', '.join(state.app_tables_present)}) but was never adopted: "
             "run `saathii-ops db adopt` first; upgrade will not touch the app's tables"
         )
+    if state.current is not None and not is_known_revision(state.current):
+        raise SchemaNotReady(not_ready_reason(state) or "")
     with engine.begin() as conn:
         command.upgrade(_config(conn), "head")
     return UpgradeReport(state.url, state.current, state.head)

@@ -36,7 +36,7 @@ from croniter import croniter
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from saathii_ops.db import database_now, display_url, is_sqlite, transaction
+from saathii_ops.db import database_now, disable_jit, display_url, is_sqlite, transaction
 from saathii_ops.errors import DatabaseUnavailable
 from saathii_ops.jobs import JOBS
 from saathii_ops.models import UserCall, UserStatus, UserWallet, table
@@ -180,10 +180,7 @@ def collect(
     scheduled = installed_jobs(crontab)
 
     with transaction(engine, read_only=True) as session:
-        if not is_sqlite(session):
-            # The plans' estimates (subqueries over user_status) cross jit_above_cost by
-            # far: JIT would spend longer compiling these queries than they take to run.
-            session.execute(sa.text("SET LOCAL jit = off"))
+        disable_jit(session)
         now = now or database_now(session)
         version = server_version(session)
         jobs: list[JobHealth] = []
