@@ -84,6 +84,33 @@ def test_a_run_that_finds_the_lock_taken_is_skipped(engine: Engine, stale_user: 
     assert _online(engine) == [False]
 
 
+@pytest.mark.parametrize(("holder", "outcome"), [("elsewhere", "ok"), ("here", "skipped")])
+def test_logs_prune_is_locked_per_host(engine: Engine, tmp_path, holder: str, outcome: str) -> None:
+    """Each host prunes its own log files: another host's run must not make it skip."""
+    import socket
+
+    job = get_job("logs-prune")
+    host = "other-host" if holder == "elsewhere" else socket.gethostname()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with transaction(engine) as s, job_lock(s, job.lock_name(host)) as acquired:
+            assert acquired
+            holding.set()
+            release.wait(10)
+
+    holder_thread = threading.Thread(target=hold_the_lock)
+    holder_thread.start()
+    try:
+        assert holding.wait(10)
+        settings = Settings(log_dir=tmp_path)
+        result = run_job(engine, settings, job, now=NOW, dry_run=False)
+    finally:
+        release.set()
+        holder_thread.join()
+    assert result.outcome == outcome
+
+
 def test_a_failing_job_is_rolled_back_whole_and_recorded(
     cli: Cli, engine: Engine, stale_user: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

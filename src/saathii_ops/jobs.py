@@ -40,6 +40,12 @@ class Job:
     description: str
     service: JobService
     after_commit: AfterCommit | None = None
+    # The job's work is each host's own (its log files): every host runs it, so its
+    # lock is per host, not one for all hosts.
+    per_host: bool = False
+
+    def lock_name(self, host: str) -> str:
+        return f"{self.name}@{host}" if self.per_host else self.name
 
 
 JOBS: tuple[Job, ...] = (
@@ -86,6 +92,7 @@ JOBS: tuple[Job, ...] = (
         business_time=False,
         description="rotates and deletes old job logs; prunes the job-runs audit table",
         service=log_prune.prune,
+        per_host=True,
     ),
 )
 

@@ -124,7 +124,7 @@ def _run(
         set_statement_timeout(session, settings.statement_timeout_seconds)
         # The lock comes first: on SQLite it is a file lock taken before the
         # transaction waits for the database's write lock.
-        with job_lock(session, job.name) as acquired:
+        with job_lock(session, job.lock_name(socket.gethostname())) as acquired:
             if not acquired:
                 return _record_skip(session, job, run_now, started_at, started, "locked")
             if is_paused(session, job.name):
@@ -166,7 +166,7 @@ def is_paused(session: Session, job_name: str) -> bool:
 
 
 @contextmanager
-def job_lock(session: Session, job_name: str) -> Iterator[bool]:
+def job_lock(session: Session, lock_name: str) -> Iterator[bool]:
     """Hold the job's lock until the transaction ends; yields whether it was acquired.
 
     PostgreSQL: a transaction-level advisory lock, released by the server when
@@ -176,7 +176,7 @@ def job_lock(session: Session, job_name: str) -> Iterator[bool]:
     if not is_sqlite(session):
         acquired = session.execute(
             sa.text("SELECT pg_try_advisory_xact_lock(:namespace, :key)"),
-            {"namespace": ADVISORY_LOCK_NAMESPACE, "key": _lock_key(job_name)},
+            {"namespace": ADVISORY_LOCK_NAMESPACE, "key": _lock_key(lock_name)},
         ).scalar_one()
         yield bool(acquired)
         return
@@ -184,7 +184,7 @@ def job_lock(session: Session, job_name: str) -> Iterator[bool]:
     if not database or database == ":memory:":
         yield True  # a private in-memory database: nobody else can run
         return
-    lock_path = Path(f"{database}.{job_name}.lock")
+    lock_path = Path(f"{database}.{lock_name}.lock")
     with lock_path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -197,8 +197,8 @@ def job_lock(session: Session, job_name: str) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _lock_key(job_name: str) -> int:
-    key = zlib.crc32(job_name.encode())
+def _lock_key(lock_name: str) -> int:
+    key = zlib.crc32(lock_name.encode())
     return key - 2**32 if key >= 2**31 else key  # int4 is signed
 
 
