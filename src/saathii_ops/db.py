@@ -122,17 +122,6 @@ def _apply_postgresql_session_setup(engine: Engine) -> None:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
-def check_reachable(engine: Engine) -> None:
-    """Open one connection, or raise DatabaseUnavailable with the reason."""
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except OperationalError as exc:
-        raise DatabaseUnavailable(
-            f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
-        ) from exc
-
-
 def first_line(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None) or exc
     text = str(inner).strip()

@@ -27,9 +27,3 @@ class SchemaNotReady(OpsError):
     """The database is reachable but its schema is missing, old or not adopted."""
 
     exit_code = 3
-
-
-class JobFailed(OpsError):
-    """The job ran but failed; the run has been rolled back and recorded."""
-
-    exit_code = 1
