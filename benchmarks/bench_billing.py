@@ -1,6 +1,6 @@
 """Time coin deduction and call cleanup on PostgreSQL with many ongoing calls.
 
-    python benchmarks/bench_billing.py postgresql://postgres@127.0.0.1:5432/postgres --calls 100000
+    python -m benchmarks.bench_billing postgresql://postgres@127.0.0.1:5432/postgres --calls 100000
 
 Creates a scratch database on that server (dropped afterwards unless --keep),
 fills it with N ongoing calls (1% of callers on a second call, 5% of callers
@@ -18,10 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from saathii_ops import schema
-from saathii_ops.db import make_engine, parse_url
+from benchmarks.scratch import fill, scratch_database
 from saathii_ops.jobs import get_job
 from saathii_ops.runner import run_job
 from saathii_ops.settings import Settings
@@ -70,22 +67,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
-    server = parse_url(args.server_url)
-    name = "saathii_bench_billing"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = server.set(database=name)
-    engine = make_engine(url)
-    try:
-        schema.upgrade(engine)
-        started = time.monotonic()
-        with engine.begin() as conn:
-            for statement in FILL.split(";"):
-                if statement.strip():
-                    conn.execute(sa.text(statement), {"n": args.calls, "now": NOW})
-        print(f"filled {args.calls} ongoing calls in {time.monotonic() - started:.1f} s")
+    with scratch_database(args.server_url, "saathii_bench_billing", keep=args.keep) as (
+        engine,
+        url,
+    ):
+        seconds = fill(engine, FILL, {"n": args.calls, "now": NOW})
+        print(f"filled {args.calls} ongoing calls in {seconds:.1f} s")
 
         settings = Settings()
         for job_name in ("coins-deduct", "calls-cleanup"):
@@ -111,12 +98,6 @@ def main() -> None:
         print(
             f"saathii-ops coins deduct --json, a minute later: {time.monotonic() - started:.2f} s"
         )
-    finally:
-        engine.dispose()
-        if not args.keep:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 if __name__ == "__main__":

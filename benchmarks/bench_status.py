@@ -1,6 +1,6 @@
 """Time `status` on PostgreSQL with a large database.
 
-    python benchmarks/bench_status.py postgresql://postgres@127.0.0.1:5432/postgres --users 1000000
+    python -m benchmarks.bench_status postgresql://postgres@127.0.0.1:5432/postgres --users 1000000
 
 Creates a scratch database on that server (dropped afterwards unless --keep),
 fills it by set-based inserts with N users (a quarter listeners) with wallets
@@ -25,8 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from saathii_ops import schema
-from saathii_ops.db import make_engine, parse_url
+from benchmarks.scratch import fill, scratch_database
 from saathii_ops.services import status
 from saathii_ops.settings import Settings
 
@@ -85,27 +84,15 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
-    server = parse_url(args.server_url)
-    name = "saathii_bench_status"
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = server.set(database=name)
-    engine = make_engine(url)
-    try:
-        schema.upgrade(engine)
-        started = time.monotonic()
-        with engine.begin() as conn:
-            for statement in FILL.split(";"):
-                if statement.strip():
-                    conn.execute(sa.text(statement), {"n": args.users, "now": NOW})
+    with scratch_database(args.server_url, "saathii_bench_status", keep=args.keep) as (engine, url):
+        seconds = fill(engine, FILL, {"n": args.users, "now": NOW})
+        with engine.connect() as conn:
             rows = {
                 table: conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
                 for table in ("users", "user_calls", "listener_badges", "ops_job_runs")
             }
         print(
-            f"filled in {time.monotonic() - started:.0f} s: "
+            f"filled in {seconds:.0f} s: "
             + ", ".join(f"{table} {count}" for table, count in rows.items())
         )
 
@@ -141,12 +128,6 @@ def main() -> None:
         started = time.monotonic()
         subprocess.run(argv, stdout=subprocess.DEVNULL, check=False)
         print(f"saathii-ops status --json (a new process): {time.monotonic() - started:.2f} s")
-    finally:
-        engine.dispose()
-        if not args.keep:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 if __name__ == "__main__":
