@@ -9,14 +9,14 @@ read-only transaction, with a handful of aggregate queries.
 Health rules:
 - a job is overdue when it has run before, is not paused, and its last run
   worked as of an instant before F, the most recent firing of its schedule at
-  or before now - GRACE. "Worked as of" is the run's `run_now` (the database
+  or before now - OVERDUE_GRACE. "Worked as of" is the run's `run_now` (the database
   clock at the start of a scheduled run, equal to its started_at; the given
   instant of a `--now` run), so that `status --now T` judges runs made with
   `--now T` (the demo's) as the jobs saw them. A job that never ran is reported
   as never run, not as a problem: it may simply not be installed yet.
 - a job whose last run failed;
 - billing behind: ongoing calls that still owe coins for minutes that started
-  before now - GRACE (the billing plan evaluated at that instant): coin
+  before now - billing.BILLING_GRACE (the billing plan evaluated at that instant): coin
   deduction runs every minute, so owing for the current minute is normal;
 - ongoing calls billing cannot bill (both jobs skip them, and coin deduction
   exits 1 on every run while its runs are recorded as 'ok');
@@ -49,7 +49,7 @@ from saathii_ops.settings import Settings
 # A run starts a few seconds after its firing and takes a few more; two minutes
 # absorb that (and a clock a little apart), while an every-minute job that stops
 # firing is reported from its second missed firing on.
-GRACE = timedelta(minutes=2)
+OVERDUE_GRACE = timedelta(minutes=2)
 
 calls = table(UserCall)
 user_status = table(UserStatus)
@@ -114,7 +114,7 @@ class DataHealth:
     billing_behind_calls: int = field(
         metadata=_figure(
             "ongoing calls owing coins for minutes that started over "
-            f"{int(GRACE.total_seconds()) // 60} minutes ago (billing is behind)"
+            f"{int(billing.BILLING_GRACE.total_seconds()) // 60} minutes ago (billing is behind)"
         )
     )
     unbillable_calls: int = field(
@@ -229,7 +229,7 @@ def job_health(
         else:
             server_tz = server_tz or server_timezone(None, settings)
             tz = server_tz
-        due = last_firing(state.schedule, tz, now - GRACE)
+        due = last_firing(state.schedule, tz, now - OVERDUE_GRACE)
         overdue = not state.paused and state.last_run_now is not None and state.last_run_now < due
         health.append(
             JobHealth(
@@ -312,7 +312,7 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
         )
     ).one()
     billed_now = billing.count_calls(session, now, settings)
-    billed_before = billing.count_calls(session, now - GRACE, settings)
+    billed_before = billing.count_calls(session, now - billing.BILLING_GRACE, settings)
     cleanup = billing.count_calls(
         session, now, settings, end_rules=call_cleanup.end_rules(now, settings)
     )
@@ -334,7 +334,7 @@ def data_problems(data: DataHealth) -> list[str]:
     if data.billing_behind_calls:
         problems.append(
             f"billing is behind: {data.billing_behind_calls} ongoing calls owe coins for "
-            f"minutes that started over {int(GRACE.total_seconds()) // 60} minutes ago "
+            f"minutes that started over {int(billing.BILLING_GRACE.total_seconds()) // 60} minutes ago "
             "(is coins-deduct running?)"
         )
     if data.unbillable_calls:
