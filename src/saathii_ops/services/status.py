@@ -51,6 +51,11 @@ from saathii_ops.settings import Settings
 # firing is reported from its second missed firing on.
 OVERDUE_GRACE = timedelta(minutes=2)
 
+
+def _billing_grace_minutes() -> int:
+    return int(billing.BILLING_GRACE.total_seconds()) // 60
+
+
 calls = table(UserCall)
 user_status = table(UserStatus)
 wallets = table(UserWallet)
@@ -114,7 +119,7 @@ class DataHealth:
     billing_behind_calls: int = field(
         metadata=_figure(
             "ongoing calls owing coins for minutes that started over "
-            f"{int(billing.BILLING_GRACE.total_seconds()) // 60} minutes ago (billing is behind)"
+            f"{_billing_grace_minutes()} minutes ago (billing is behind)"
         )
     )
     unbillable_calls: int = field(
@@ -334,7 +339,7 @@ def data_problems(data: DataHealth) -> list[str]:
     if data.billing_behind_calls:
         problems.append(
             f"billing is behind: {data.billing_behind_calls} ongoing calls owe coins for "
-            f"minutes that started over {int(billing.BILLING_GRACE.total_seconds()) // 60} minutes ago "
+            f"minutes that started over {_billing_grace_minutes()} minutes ago "
             "(is coins-deduct running?)"
         )
     if data.unbillable_calls:
