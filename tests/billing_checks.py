@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db import transaction
+from saathii_ops.jobs import JobService
 from saathii_ops.models import UserCall, UserStatus, UserTransaction, UserWallet
+from saathii_ops.services.billing import BillingReport
+from saathii_ops.settings import Settings
 
 
 def assert_ledger_balanced(engine: Engine) -> None:
@@ -102,3 +106,15 @@ def status_of(engine: Engine, user_id: int) -> tuple[bool | None, int | None]:
             sa.select(UserStatus.is_busy, UserStatus.wait_time).where(UserStatus.user_id == user_id)
         ).one()
     return row[0], row[1]
+
+
+def run_service(
+    engine: Engine, service: JobService, now: datetime, *, apply: bool
+) -> BillingReport:
+    """A billing service in its own transaction: committed when applied, read-only otherwise."""
+    with transaction(engine, read_only=not apply) as s:
+        report = service(s, now, Settings(), apply=apply)
+        assert isinstance(report, BillingReport)
+        if apply:
+            s.commit()
+    return report

@@ -173,3 +173,13 @@ class CliResult:
 @pytest.fixture
 def cli(db_url: str) -> Cli:
     return Cli(db_url)
+
+
+@pytest.fixture
+def ledger_stays_balanced(engine: Engine) -> Iterator[None]:
+    """Every wallet equals its ledger before and after the test (the billing tests)."""
+    from tests.billing_checks import assert_ledger_balanced
+
+    assert_ledger_balanced(engine)
+    yield
+    assert_ledger_balanced(engine)

@@ -7,7 +7,6 @@ minute, video 60; basic listener rates 1.00 / 6.00 rupees a minute.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,6 +26,7 @@ from tests.billing_checks import (
     call_row,
     ledger_rows,
     money_tables,
+    run_service,
     status_of,
     wallet,
 )
@@ -35,19 +35,11 @@ from tests.factories import T0, add_badge, add_call, add_user
 NOW = T0 + timedelta(hours=1)  # 07:00 UTC, 12:30 in Asia/Kolkata
 
 
-@pytest.fixture(autouse=True)
-def _ledger_stays_balanced(engine: Engine) -> Iterator[None]:
-    assert_ledger_balanced(engine)
-    yield
-    assert_ledger_balanced(engine)
+pytestmark = pytest.mark.usefixtures("ledger_stays_balanced")
 
 
 def deduct(engine: Engine, now: datetime = NOW, *, apply: bool = True) -> BillingReport:
-    with transaction(engine, read_only=not apply) as s:
-        report = billing.deduct(s, now, Settings(), apply=apply)
-        if apply:
-            s.commit()
-    return report
+    return run_service(engine, billing.deduct, now, apply=apply)
 
 
 def one_call(

@@ -7,7 +7,6 @@ is 240 minutes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,10 +19,10 @@ from saathii_ops.services import billing, call_cleanup
 from saathii_ops.services.billing import BillingReport
 from saathii_ops.settings import Settings
 from tests.billing_checks import (
-    assert_ledger_balanced,
     call_row,
     ledger_rows,
     money_tables,
+    run_service,
     status_of,
     wallet,
 )
@@ -33,19 +32,11 @@ NOW = T0 + timedelta(hours=6)
 FRESH = NOW - timedelta(minutes=1)
 
 
-@pytest.fixture(autouse=True)
-def _ledger_stays_balanced(engine: Engine) -> Iterator[None]:
-    assert_ledger_balanced(engine)
-    yield
-    assert_ledger_balanced(engine)
+pytestmark = pytest.mark.usefixtures("ledger_stays_balanced")
 
 
 def cleanup(engine: Engine, now: datetime = NOW, *, apply: bool = True) -> BillingReport:
-    with transaction(engine, read_only=not apply) as s:
-        report = call_cleanup.cleanup(s, now, Settings(), apply=apply)
-        if apply:
-            s.commit()
-    return report
+    return run_service(engine, call_cleanup.cleanup, now, apply=apply)
 
 
 def paid_up(elapsed: timedelta, rate: int = 10) -> int:

@@ -86,17 +86,20 @@ def _now(app: AppContext) -> datetime:
     return app.now or datetime.now(UTC)
 
 
-def _setup(
+def _target_and_setup(
     app: AppContext,
     *,
+    file: Path | None,
     log_dir: Path | None,
     env_file: Path | None,
     executable: Path | None,
     server_timezone: str | None,
     user: str | None,
     system: bool,
-) -> schedule.CronSetup:
-    return schedule.cron_setup(
+) -> tuple[schedule.CrontabTarget, schedule.CronSetup]:
+    """The crontab the options name, and the lines' setup (install and show share both)."""
+    target = schedule.crontab_target(file, system=system)
+    setup = schedule.cron_setup(
         app.settings,
         database_url_option=app.database_url_option,
         config_file=app.config_file,
@@ -107,6 +110,7 @@ def _setup(
         user=user,
         system=system,
     )
+    return target, setup
 
 
 @app.command()
@@ -159,9 +163,9 @@ def install(
         return
     if image or secret or config_map:
         raise UsageError("--image, --secret and --config-map go with --format kubernetes")
-    target = schedule.crontab_target(file, system=system)
-    setup = _setup(
+    target, setup = _target_and_setup(
         app,
+        file=file,
         log_dir=log_dir,
         env_file=env_file,
         executable=executable,
@@ -238,9 +242,9 @@ def show(
     """The installed block, each job's next runs, and whether `cron install` would change it
     (the options are install's, to compare with what it would write)."""
     app = app_context(ctx, json_output)
-    target = schedule.crontab_target(file, system=system)
-    setup = _setup(
+    target, setup = _target_and_setup(
         app,
+        file=file,
         log_dir=log_dir,
         env_file=env_file,
         executable=executable,
