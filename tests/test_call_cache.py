@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -15,7 +16,8 @@ from saathii_ops.services.call_cache import MARKER
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 
-REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of its own, flushed around each test
+# a database of its own, flushed around each test (parallel runs each set their own)
+REDIS_URL = os.environ.get("SAATHII_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DOWN_URL = "redis://:secret@127.0.0.1:1/0"
 
 
