@@ -14,7 +14,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from saathii_ops.db import display_url, first_line
+from saathii_ops.db import READ_ONLY, display_url, first_line
 from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
 from saathii_ops.models import APP_TABLE_COLUMNS
 
@@ -62,6 +62,10 @@ class SchemaState:
 def inspect_schema(engine: Engine) -> SchemaState:
     try:
         with engine.connect() as conn:
+            # read-only: on SQLite a writer's transaction takes the database's write lock,
+            # and a run checking the schema must not queue behind another run's write
+            # before it can find that run's job lock taken (and record itself skipped)
+            conn.execution_options(**{READ_ONLY: True})
             current = MigrationContext.configure(conn).get_current_revision()
             tables = set(sa.inspect(conn).get_table_names())
     except OperationalError as exc:

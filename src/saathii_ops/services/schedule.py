@@ -303,12 +303,12 @@ def command_line(job: Job, setup: CronSetup, settings: Settings) -> str:
     if setup.database_url is not None:
         program += ["--database-url", q(setup.database_url)]
     program += [q(word) for word in job.command.split()]
-    lock = setup.log_dir / f"{job.name}.lock"
+    # No `flock -n` around it: it would exit 1 before saathii-ops starts, leaving no
+    # 'skipped' run and no ping. The job's own lock (in the database; a file lock beside
+    # an SQLite database) keeps runs apart and records the skip (SPEC §9).
     command = " ".join(
         [
             *environment,
-            "flock -n",
-            q(str(lock)),
             *program,
             ">>",
             q(str(log_path(setup.log_dir, job.name))),
