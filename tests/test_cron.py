@@ -737,6 +737,51 @@ def test_kubernetes_cronjobs_one_per_job() -> None:
     assert (badges["schedule"], badges["timeZone"]) == ("1 0 * * *", "Asia/Kolkata")
 
 
+def test_every_kubernetes_cronjob_has_deadlines_and_history_limits_from_its_schedule(
+    tmp_path: Path,
+) -> None:
+    """A stuck or Pending pod must not block a Forbid CronJob for ever: each run is stopped
+    before the next is due (its shortest interval), and a run that cannot start within half
+    an interval is skipped."""
+    config = tmp_path / "ops.toml"
+    config.write_text('[schedules]\ncalls-cleanup = "0,5 * * * *"\n')  # shortest gap: 5 min
+    result = Cli(None)(
+        "--now",
+        NOW.isoformat(),
+        "--config",
+        str(config),
+        "cron",
+        "install",
+        "--format",
+        "kubernetes",
+        "--image",
+        "ops:1",
+        "--secret",
+        "ops",
+    )
+    assert result.exit_code == 0, result.stderr
+    manifests = {m["metadata"]["name"]: m["spec"] for m in yaml.safe_load_all(result.stdout)}
+    assert len(manifests) == len(JOBS)
+    expected = {  # job: (interval, activeDeadlineSeconds, startingDeadlineSeconds)
+        "coins-deduct": (60, 54, 30),
+        "calls-cleanup": (300, 270, 150),
+        "presence-cleanup": (300, 270, 150),
+        "badges-assign": (86400, 3600, 43200),
+        "logs-prune": (86400, 3600, 43200),
+    }
+    for job in JOBS:
+        spec = manifests[f"saathii-ops-{job.name}"]
+        active = spec["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+        starting = spec["startingDeadlineSeconds"]
+        assert isinstance(active, int) and isinstance(starting, int)
+        assert active > 0 and starting >= 10
+        assert (spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (3, 5)
+        if job.name in expected:
+            interval, *deadlines = expected[job.name]
+            assert [active, starting] == deadlines
+            assert active < interval
+
+
 def test_kubernetes_needs_an_image_and_configuration_by_reference() -> None:
     code, _, err = cron("install", "--format", "kubernetes", "--secret", "ops")
     assert code == 2 and "needs --image IMAGE" in err

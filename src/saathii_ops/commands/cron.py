@@ -220,6 +220,7 @@ def _print_kubernetes(
         config_map=config_map,
         # CronJobs are not on this machine: UTC unless a server timezone is stated
         server_tz=server_timezone or app.settings.server_timezone or "Etc/UTC",
+        now=_now(app),
     )
     if app.json_output:
         emit_json(stdout_console(), manifests)

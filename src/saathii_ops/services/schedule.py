@@ -673,6 +673,48 @@ def inspect(
 
 # --- Kubernetes ------------------------------------------------------------------------
 
+# Kubernetes checks CronJobs about every 10 s: a shorter starting deadline can miss every run.
+LEAST_STARTING_DEADLINE_SECONDS = 10
+LONGEST_ACTIVE_DEADLINE_SECONDS = 3600
+SUCCESSFUL_JOBS_KEPT = 3
+FAILED_JOBS_KEPT = 5  # failed pods keep their logs for whoever investigates
+INTERVAL_SAMPLE = 500  # firings looked at for a schedule's shortest interval
+
+
+def shortest_interval_seconds(expression: str, tz: ZoneInfo, now: datetime) -> int:
+    """The shortest time between two firings of `expression` in the coming year."""
+    firings = croniter(expression, now.astimezone(tz))
+    year_end = now + timedelta(days=366)
+    previous = firings.get_next(datetime)
+    shortest: timedelta | None = None
+    for _ in range(INTERVAL_SAMPLE):
+        firing = firings.get_next(datetime)
+        gap = firing - previous
+        shortest = gap if shortest is None else min(shortest, gap)
+        if firing > year_end:
+            break
+        previous = firing
+    assert shortest is not None
+    return int(shortest.total_seconds())
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """A CronJob's deadlines, derived from its schedule's shortest interval: a run (its pod
+    start included) is stopped before the next one is due, so that with concurrencyPolicy
+    Forbid a stuck or Pending pod cannot block the job for ever; a run that could not start
+    within half an interval is skipped (the next catches up, SPEC §4)."""
+
+    active_seconds: int
+    starting_seconds: int
+
+
+def deadlines(interval_seconds: int) -> Deadlines:
+    return Deadlines(
+        active_seconds=min(interval_seconds * 9 // 10, LONGEST_ACTIVE_DEADLINE_SECONDS),
+        starting_seconds=max(interval_seconds // 2, LEAST_STARTING_DEADLINE_SECONDS),
+    )
+
 
 def kubernetes_manifests(
     settings: Settings,
@@ -681,6 +723,7 @@ def kubernetes_manifests(
     secret: str | None,
     config_map: str | None,
     server_tz: str,
+    now: datetime,
 ) -> list[dict[str, Any]]:
     """One CronJob per job. Business-time jobs keep their expression and take the business
     timezone (exact across daylight saving time); the others run in `server_tz`.
@@ -697,6 +740,13 @@ def kubernetes_manifests(
         env_from.append({"secretRef": {"name": secret}})
     manifests = []
     for job in JOBS:
+        expression = job_schedule(job, settings)
+        timezone = settings.timezone if job.business_time else server_tz
+        try:
+            tz = known_timezone(timezone)
+        except ValueError as exc:
+            raise UsageError(f"--server-timezone: {exc}") from None
+        limits = deadlines(shortest_interval_seconds(expression, tz, now))
         manifests.append(
             {
                 "apiVersion": "batch/v1",
@@ -709,14 +759,18 @@ def kubernetes_manifests(
                     },
                 },
                 "spec": {
-                    "schedule": job_schedule(job, settings),
-                    "timeZone": settings.timezone if job.business_time else server_tz,
+                    "schedule": expression,
+                    "timeZone": timezone,
                     # the database lock keeps pods apart too; Forbid spares the skipped runs
                     "concurrencyPolicy": "Forbid",
+                    "startingDeadlineSeconds": limits.starting_seconds,
+                    "successfulJobsHistoryLimit": SUCCESSFUL_JOBS_KEPT,
+                    "failedJobsHistoryLimit": FAILED_JOBS_KEPT,
                     "jobTemplate": {
                         "spec": {
                             # no retries: the next scheduled run catches up on what was missed
                             "backoffLimit": 0,
+                            "activeDeadlineSeconds": limits.active_seconds,
                             "template": {
                                 "metadata": {
                                     "labels": {
