@@ -488,6 +488,24 @@ def test_no_line_carries_a_password(
     assert f"*/5 * * * * set -a && . {env_file} && set +a && PATH=" in content
 
 
+def test_the_apps_database_url_does_not_stop_an_install_with_a_config_file(
+    tmp_path: Path, executable: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the app's server DATABASE_URL holds the app's password; the config file's database
+    is the one in use (and on the lines, by --config), so install has nothing to refuse."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://app:app-s3cret@db.internal/app")
+    config = tmp_path / "ops.toml"
+    config.write_text('database_url = "postgresql://ops@db.internal/saathii"\n')
+    path = tmp_path / "crontab"
+    result = Cli(None)(
+        "--config", str(config), "cron", *install_args(path, tmp_path / "logs", executable)
+    )
+    assert result.exit_code == 0, result.stderr
+    content = path.read_text()
+    assert f"{executable} --config {config} coins deduct" in content
+    assert "app-s3cret" not in content and "--database-url" not in content
+
+
 def test_a_url_without_a_password_is_passed_on_the_line(tmp_path: Path, executable: Path) -> None:
     path = tmp_path / "crontab"
     url = "postgresql://ops@db.internal:5432/saathii?sslmode=require"

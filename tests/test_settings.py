@@ -103,10 +103,12 @@ def test_saathii_config_names_the_file(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_database_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
-    file_settings = Settings(database_url="postgresql://file/db")
-    assert resolve_database_url(None, file_settings) == ("postgresql://file/db", "config file")
+    """--database-url > SAATHII_DATABASE_URL > the config file > DATABASE_URL > embedded."""
     monkeypatch.setenv("DATABASE_URL", "postgresql://app/db")
-    assert resolve_database_url(None, file_settings) == ("postgresql://app/db", "DATABASE_URL")
+    assert resolve_database_url(None, Settings()) == ("postgresql://app/db", "DATABASE_URL")
+    file_settings = Settings(database_url="postgresql://file/db")
+    # the app's variable is a fallback only: it never beats the config file
+    assert resolve_database_url(None, file_settings) == ("postgresql://file/db", "config file")
     monkeypatch.setenv("SAATHII_DATABASE_URL", "postgresql://ops/db")
     assert resolve_database_url(None, file_settings)[1] == "SAATHII_DATABASE_URL"
     assert resolve_database_url("sqlite:///x.db", file_settings) == (

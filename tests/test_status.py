@@ -147,6 +147,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "url": parse_url(db_url).render_as_string(hide_password=True),
             "reachable": True,
             "error": None,
+            "source": "--database-url",
         },
         "schema": {"current": "0002", "head": "0002", "at_head": True},
         "crontab": str(crontab),
@@ -453,6 +454,7 @@ def test_an_unreachable_database_is_exit_3_and_monitors_still_get_a_document() -
             "reachable": False,
             "server_version": None,
             "error": error,
+            "source": "--database-url",
         },
         "schema": None,
         "crontab": doc["crontab"],  # wherever this machine keeps one

@@ -131,8 +131,8 @@ def root(
         str | None,
         typer.Option(
             "--database-url",
-            help="Database URL; else SAATHII_DATABASE_URL, DATABASE_URL, the config file, "
-            "the embedded SQLite database.",
+            help="Database URL; else SAATHII_DATABASE_URL, the config file's database_url, "
+            "the app's DATABASE_URL, the embedded SQLite database.",
             show_default=False,
         ),
     ] = None,

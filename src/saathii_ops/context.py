@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, Engine
 
-from saathii_ops.db import make_engine, parse_url
+from saathii_ops.db import display_url, make_engine, parse_url
 from saathii_ops.settings import Settings, config_path, load_settings, resolve_database_url
 
 
@@ -34,9 +34,31 @@ class AppContext:
         return load_settings(self.config_file)
 
     @cached_property
+    def _database_url(self) -> tuple[str, str]:
+        return resolve_database_url(self.database_url_option, self.settings)
+
+    def use_database(self, raw: str, source: str) -> None:
+        """Use this database, whatever the options and the environment say."""
+        self.__dict__["_database_url"] = (raw, source)
+
+    @cached_property
     def url(self) -> URL:
-        raw, _source = resolve_database_url(self.database_url_option, self.settings)
-        return parse_url(raw)
+        return parse_url(self._database_url[0])
+
+    @property
+    def database_source(self) -> str:
+        """Where the URL came from, in a few words (SPEC §2: every job's output says)."""
+        source = self._database_url[1]
+        if source == "config file":
+            return f"config file {self.config_file}"
+        if source == "DATABASE_URL":
+            return "DATABASE_URL (the app's)"
+        return source
+
+    @property
+    def database(self) -> str:
+        """The one line naming the database: its URL without password, and its source."""
+        return f"{display_url(self.url)} (from {self.database_source})"
 
     @cached_property
     def engine(self) -> Engine:

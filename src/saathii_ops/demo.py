@@ -31,7 +31,7 @@ class DemoResult:
 def demo_context(app: AppContext) -> AppContext:
     """The demo never touches a server: the embedded database, or an SQLite `--database-url`."""
     if app.database_url_option is None:
-        app.database_url_option = f"sqlite:///{embedded_database_path()}"
+        app.use_database(f"sqlite:///{embedded_database_path()}", "embedded default")
     if app.url.get_backend_name() != "sqlite":
         raise UsageError(
             "the demo fills a database with sample data: give it an SQLite URL, never a server"
@@ -57,7 +57,11 @@ def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResu
     for job in JOBS:
         result.runs.append(run_job(app.engine, settings, job, now=app.now, dry_run=False))
     result.status = status.collect(
-        app.engine, app.settings, now=app.now, crontab=schedule.installed_target(None)
+        app.engine,
+        app.settings,
+        now=app.now,
+        crontab=schedule.installed_target(None),
+        database_source=app.database_source,
     )
     return result
 

@@ -106,9 +106,13 @@ def _is_records(value: Any) -> bool:
     )
 
 
-def render_run(console: Console, result: RunResult, *, json_output: bool) -> None:
+def render_run(
+    console: Console, result: RunResult, *, json_output: bool, database: str | None = None
+) -> None:
+    """`database`: the line naming the database the run used and where its URL came from."""
     header = {
         "job": result.job,
+        "database": database,
         "outcome": result.outcome,
         "reason": result.reason,
         "now": result.now,
@@ -140,7 +144,7 @@ def render_status(console: Console, report: StatusReport) -> None:
     verdict = "healthy" if report.healthy else f"UNHEALTHY ({len(report.problems)} problems)"
     database = report.database
     header: dict[str, Any] = {
-        "database": database.url,
+        "database": f"{database.url} (from {database.source})" if database.source else database.url,
         "reachable": "yes" if database.reachable else "no",
         "server_version": database.server_version,
     }

@@ -1,8 +1,8 @@
 """Configuration (SPEC §2): defaults, overridden by a TOML file, overridden by SAATHII_* variables.
 
 The database URL is resolved apart from the rest because it has its own order
-of precedence (`--database-url`, SAATHII_DATABASE_URL, the app's DATABASE_URL,
-the config file, the embedded default).
+of precedence (`--database-url`, SAATHII_DATABASE_URL, the config file, the
+app's DATABASE_URL, the embedded default).
 """
 
 from __future__ import annotations
@@ -153,12 +153,14 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def resolve_database_url(cli_value: str | None, settings: Settings) -> tuple[str, str]:
-    """The URL to use and where it came from."""
+    """The URL to use and where it came from (SPEC §2). The app's DATABASE_URL is a
+    fallback only: on the app's server it is always set, with the app's credentials, and
+    must not override the database an explicit config file names."""
     candidates = (
         (cli_value, "--database-url"),
         (os.environ.get("SAATHII_DATABASE_URL"), "SAATHII_DATABASE_URL"),
-        (os.environ.get("DATABASE_URL"), "DATABASE_URL"),
         (settings.database_url, "config file"),
+        (os.environ.get("DATABASE_URL"), "DATABASE_URL"),
     )
     for value, source in candidates:
         if value:

@@ -51,7 +51,7 @@ def run_registered_job(
     app = app_context(ctx, json_output)
     job = get_job(job_name)
     result = run_job(app.engine, app.settings, job, now=app.now, dry_run=dry_run, service=service)
-    render_run(stdout_console(), result, json_output=app.json_output)
+    render_run(stdout_console(), result, json_output=app.json_output, database=app.database)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 

@@ -9,12 +9,15 @@ from saathii_ops.render import emit_json, render_mapping, stdout_console, to_jso
 app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
 
 
-def _show(title: str, data: object, json_output: bool) -> None:
+def _show(title: str, data: object, json_output: bool, url_from: str) -> None:
+    """`data` has the database's `url`; `url_from` (where it came from) follows it."""
+    document = to_jsonable(data)
+    document = {"url": document.pop("url"), "url_from": url_from, **document}
     console = stdout_console()
     if json_output:
-        emit_json(console, data)
+        emit_json(console, document)
     else:
-        render_mapping(console, title, to_jsonable(data))
+        render_mapping(console, title, document)
 
 
 @app.command()
@@ -22,7 +25,7 @@ def upgrade(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Create or migrate the schema to the latest revision (refuses an unadopted app database)."""
     app = app_context(ctx, json_output)
     report = schema.upgrade(app.engine)
-    _show("db upgrade", report, app.json_output)
+    _show("db upgrade", report, app.json_output, app.database_source)
 
 
 @app.command()
@@ -37,7 +40,7 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
         "at_head": state.at_head,
         "adopted": not state.unadopted,
     }
-    _show("db current", data, app.json_output)
+    _show("db current", data, app.json_output, app.database_source)
     if not state.at_head:
         raise typer.Exit(3)
 
@@ -47,4 +50,4 @@ def adopt(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Record a live app database's tables as the first revision; change nothing else."""
     app = app_context(ctx, json_output)
     report = schema.adopt(app.engine)
-    _show("db adopt", report, app.json_output)
+    _show("db adopt", report, app.json_output, app.database_source)

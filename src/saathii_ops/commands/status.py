@@ -54,6 +54,7 @@ def status(
         app.settings,
         now=app.now,
         crontab=schedule.installed_target(crontab_file),
+        database_source=app.database_source,
     )
     console = stdout_console()
     if not report.database.reachable:

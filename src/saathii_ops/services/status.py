@@ -67,6 +67,7 @@ class DatabaseHealth:
     reachable: bool
     server_version: str | None
     error: str | None
+    source: str | None = None  # where the URL came from (SPEC §2)
 
 
 @dataclass
@@ -158,10 +159,16 @@ class StatusReport(Report):
 
 
 def collect(
-    engine: Engine, settings: Settings, *, now: datetime | None, crontab: CrontabTarget | None
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime | None,
+    crontab: CrontabTarget | None,
+    database_source: str | None = None,
 ) -> StatusReport:
     """The status at `now` (default: the database's clock). `crontab`: where to look for
-    the installed block (see `schedule.installed_target`)."""
+    the installed block (see `schedule.installed_target`); `database_source`: where the
+    database URL came from."""
     url = display_url(engine.url)
     crontab_source = crontab.description if crontab is not None else None
     try:
@@ -171,7 +178,9 @@ def collect(
             now=now or datetime.now(UTC),
             healthy=False,
             problems=[str(exc)],
-            database=DatabaseHealth(url, reachable=False, server_version=None, error=str(exc)),
+            database=DatabaseHealth(
+                url, reachable=False, server_version=None, error=str(exc), source=database_source
+            ),
             schema=None,
             crontab=crontab_source,
             badge_date=None,
@@ -203,7 +212,9 @@ def collect(
         now=now,
         healthy=not problems,
         problems=problems,
-        database=DatabaseHealth(url, reachable=True, server_version=version, error=None),
+        database=DatabaseHealth(
+            url, reachable=True, server_version=version, error=None, source=database_source
+        ),
         schema=SchemaHealth(state.current, state.head, state.at_head),
         crontab=crontab_source,
         badge_date=today,
