@@ -690,6 +690,85 @@ def test_show_prints_the_block_the_next_runs_and_the_drift(
     assert "+*/5 * * * * PATH=" in out
 
 
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--log-dir",
+        "--env-file",
+        "--user",
+        "--server-timezone",
+        "--executable",
+        "--config",
+        "--database-url",
+    ],
+)
+def test_a_block_just_installed_with_an_option_is_up_to_date_without_it(
+    tmp_path: Path, executable: Path, option: str
+) -> None:
+    """show and --check compare with what the same install would write: an option not given
+    to them is the one the block records."""
+    path = tmp_path / "crontab"
+    other_executable = tmp_path / "other-bin" / "saathii-ops"
+    other_executable.parent.mkdir()
+    other_executable.write_bytes(executable.read_bytes())
+    other_executable.chmod(0o755)
+    (tmp_path / "ops.env").write_text("SAATHII_TIMEZONE=Asia/Kolkata\n")
+    (tmp_path / "ops.toml").write_text('log_dir = "/srv/saathii/logs"\n')
+    value = {
+        "--log-dir": str(tmp_path / "var log"),
+        "--env-file": str(tmp_path / "ops.env"),
+        "--user": getpass.getuser(),
+        "--server-timezone": "Asia/Kolkata",
+        "--executable": str(other_executable),
+        "--config": str(tmp_path / "ops.toml"),
+        "--database-url": "postgresql://ops@db.internal/saathii",
+    }[option]
+    given = [option, value]
+    global_options = given if option in ("--config", "--database-url") else []
+    install_options = [] if global_options else given
+    base = ["--file", str(path), "--log-dir", str(tmp_path / "logs")]
+    if option == "--log-dir":
+        base = base[:2]
+    if option != "--executable":
+        base += ["--executable", str(executable)]
+    if option != "--server-timezone":
+        base += ["--server-timezone", "UTC"]
+
+    result = Cli(None)(
+        "--now", NOW.isoformat(), *global_options, "cron", "install", *base, *install_options
+    )
+    assert result.exit_code == 0, result.stderr
+    block = block_of(path.read_text())
+    assert value in schedule.recorded_options(block).values()
+
+    for command in (["install", "--check"], ["show"]):
+        result = Cli(None)("--now", LATER.isoformat(), "cron", *command, "--file", str(path))
+        assert result.exit_code == 0, result.stdout
+        assert "up_to_date: yes" in result.stdout, result.stdout
+    # given again with another value, it is drift
+    if option == "--log-dir":
+        elsewhere = ["--log-dir", str(tmp_path / "elsewhere")]
+        result = Cli(None)("cron", "install", "--check", "--file", str(path), *elsewhere)
+        assert result.exit_code == 1
+
+
+def test_a_block_installed_before_options_were_recorded_compares_with_the_defaults(
+    tmp_path: Path, executable: Path
+) -> None:
+    path, log_dir = tmp_path / "crontab", tmp_path / "logs"
+    assert cron(*install_args(path, log_dir, executable))[0] == 0
+    content = path.read_text()
+    old = "".join(
+        line for line in content.splitlines(keepends=True) if "installed with:" not in line
+    )
+    path.write_text(old)
+    code, _, _ = cron("install", "--check", "--file", str(path), "--executable", str(executable))
+    assert code == 1  # the log directory and the timezone are the defaults' now
+    assert cron(*install_args(path, log_dir, executable), "--check")[0] == 1  # the line itself
+    assert cron(*install_args(path, log_dir, executable))[0] == 0
+    assert "installed with:" in path.read_text()
+
+
 # --- crontab.example -------------------------------------------------------------------
 
 
@@ -725,8 +804,11 @@ def test_the_cli_dry_run_writes_what_the_example_setup_renders(
         *install_args(empty, Path("/var/log/saathii"), executable, "--dry-run"),
     )
     assert result.exit_code == 0, result.stderr
-    setup = setup_for(Path("/var/log/saathii"), executable, config_file=config)
+    options = ("--config", str(config), "--executable", str(executable))
+    options += ("--log-dir", "/var/log/saathii", "--server-timezone", "UTC")
+    setup = setup_for(Path("/var/log/saathii"), executable, config_file=config, options=options)
     assert result.stdout == schedule.render_block(setup, Settings(), NOW)
+    assert f"\n# installed with: {' '.join(options)}\n" in result.stdout
 
 
 # --- Kubernetes ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from saathii_ops.context import AppContext
 from saathii_ops.errors import UsageError
 from saathii_ops.render import emit_json, render_mapping, render_rows, stdout_console
 from saathii_ops.services import schedule
+from saathii_ops.settings import config_path
 
 app = typer.Typer(
     help="The jobs' schedule: a marked block in a crontab, or Kubernetes CronJobs.",
@@ -96,9 +97,29 @@ def _target_and_setup(
     server_timezone: str | None,
     user: str | None,
     system: bool,
+    as_installed: bool = False,
 ) -> tuple[schedule.CrontabTarget, schedule.CronSetup]:
-    """The crontab the options name, and the lines' setup (install and show share both)."""
+    """The crontab the options name, and the lines' setup (install and show share both).
+
+    `as_installed` (show, --check): an option not given now is the one the installed block
+    records, so that a block is compared with what the same install would write now.
+    """
     target = schedule.crontab_target(file, system=system)
+    if as_installed:
+        recorded = schedule.installed_options(target)
+
+        def path(name: str, given: Path | None) -> Path | None:
+            return given or (Path(recorded[name]) if name in recorded else None)
+
+        # before the settings are read: they come from the config file
+        if config_path(app.config_option) is None and "--config" in recorded:
+            app.config_option = Path(recorded["--config"])
+        app.database_url_option = app.database_url_option or recorded.get("--database-url")
+        executable = path("--executable", executable)
+        log_dir = path("--log-dir", log_dir)
+        env_file = path("--env-file", env_file)
+        server_timezone = server_timezone or recorded.get("--server-timezone")
+        user = user or recorded.get("--user")
     setup = schedule.cron_setup(
         app.settings,
         database_url_option=app.database_url_option,
@@ -122,7 +143,7 @@ def install(
         typer.Option(
             "--check",
             help="Write nothing; exit 1 if the installed block differs from what would be "
-            "written now (its install time aside).",
+            "written now (its install time aside); options not given are the block's own.",
         ),
     ] = False,
     system: SystemOption = False,
@@ -172,6 +193,7 @@ def install(
         server_timezone=server_timezone,
         user=user,
         system=system,
+        as_installed=check,
     )
     if check:
         state = schedule.inspect(target, setup, app.settings, _now(app))
@@ -241,7 +263,8 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """The installed block, each job's next runs, and whether `cron install` would change it
-    (the options are install's, to compare with what it would write)."""
+    (the options are install's, to compare with what it would write; those not given are
+    the ones the block was installed with)."""
     app = app_context(ctx, json_output)
     target, setup = _target_and_setup(
         app,
@@ -252,6 +275,7 @@ def show(
         server_timezone=server_timezone,
         user=user,
         system=system,
+        as_installed=True,
     )
     _print_state(app, schedule.inspect(target, setup, app.settings, _now(app)))
 

@@ -32,7 +32,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,18 @@ BLOCK_ID = "saathii-ops"
 BLOCK_BEGIN = f"# BEGIN {BLOCK_ID} (managed by saathii-ops cron install; do not edit)"
 BLOCK_END = f"# END {BLOCK_ID}"
 INSTALLED_AT = " installed "  # the begin marker ends with " installed <UTC time>"
+# The block's own install options, so that `cron show` and `install --check` compare the
+# installed block with what the same install would write now, not with the defaults.
+OPTIONS_LINE = "# installed with: "
+INSTALL_OPTIONS = (
+    "--config",
+    "--database-url",
+    "--executable",
+    "--log-dir",
+    "--env-file",
+    "--server-timezone",
+    "--user",
+)
 SYSTEM_CRONTAB = Path("/etc/cron.d/saathii-ops")
 STANDARD_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 LOCALTIME = Path("/etc/localtime")
@@ -189,6 +201,7 @@ class CronSetup:
     env_file: Path | None = None
     database_url: str | None = None  # on the lines; never one with a password
     user: str | None = None  # the user field of a system crontab (/etc/cron.d)
+    options: tuple[str, ...] = ()  # the install options given, recorded in the block
 
 
 def installed_executable(option: Path | None, argv0: str) -> Path:
@@ -267,7 +280,7 @@ def cron_setup(
         if not env_file.is_file():
             raise UsageError(f"--env-file: {env_file} is not a file")
     url, source = resolve_database_url(database_url_option, settings)
-    return CronSetup(
+    setup = CronSetup(
         executable=installed_executable(executable, sys.argv[0]),
         log_dir=Path(os.path.abspath(log_dir or settings.log_dir)),
         server_tz=server_timezone(server_timezone_option, settings),
@@ -276,6 +289,33 @@ def cron_setup(
         database_url=line_database_url(url, source, env_file=env_file),
         user=user or (getpass.getuser() if system else None),
     )
+    given = {
+        "--config": setup.config_file,
+        "--database-url": setup.database_url if database_url_option else None,
+        "--executable": setup.executable if executable else None,
+        "--log-dir": setup.log_dir if log_dir else None,
+        "--env-file": setup.env_file,
+        "--server-timezone": server_timezone_option,
+        "--user": user,
+    }
+    options = [str(part) for name, value in given.items() if value for part in (name, value)]
+    return replace(setup, options=tuple(options))
+
+
+def recorded_options(block: str) -> dict[str, str]:
+    """The install options a block records (see OPTIONS_LINE); none for an older block."""
+    for line in block.splitlines():
+        if line.startswith(OPTIONS_LINE):
+            words = shlex.split(line.removeprefix(OPTIONS_LINE))
+            pairs = dict(zip(words[::2], words[1::2], strict=False))
+            return {name: value for name, value in pairs.items() if name in INSTALL_OPTIONS}
+    return {}
+
+
+def installed_options(target: CrontabTarget) -> dict[str, str]:
+    """The options the installed block was installed with (none when there is no block)."""
+    span = find_block(target.read(), target.description)
+    return {} if span is None else recorded_options(span.text)
 
 
 def crontab_target(file: Path | None, *, system: bool) -> CrontabTarget:
@@ -326,6 +366,9 @@ def render_block(setup: CronSetup, settings: Settings, now: datetime) -> str:
     for value in (setup.executable, setup.log_dir, setup.config_file, setup.env_file):
         if value is not None and ("\n" in str(value) or "\r" in str(value)):
             raise UsageError(f"a path on a cron line cannot hold a line break: {str(value)!r}")
+    for option in setup.options:
+        if "\n" in option or "\r" in option:
+            raise UsageError(f"an option of cron install cannot hold a line break: {option!r}")
     tab = CronTab(user=False) if setup.user else CronTab()
     for job in JOBS:
         expression = server_schedule(job, settings, setup.server_tz, now)
@@ -340,8 +383,10 @@ def render_block(setup: CronSetup, settings: Settings, now: datetime) -> str:
         )
         entry.setall(expression)
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    options = f"{OPTIONS_LINE}{shlex.join(setup.options)}\n" if setup.options else ""
     return (
         f"{BLOCK_BEGIN}{INSTALLED_AT}{stamp}\n"
+        f"{options}"
         f"# times are {setup.server_tz.key} (cron's timezone); "
         f"business timezone {settings.timezone}\n"
         f"{tab.render()}"
