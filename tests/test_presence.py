@@ -150,3 +150,34 @@ def test_human_output_names_the_counts(cli, people: dict[str, int]) -> None:
     assert result.exit_code == 0
     assert "marked_offline: 2" in result.stdout
     assert "cleared_no_call: 3" in result.stdout
+
+
+def test_a_caller_whose_wait_time_ran_out_on_a_call_is_left_to_call_cleanup(
+    cli, engine: Engine
+) -> None:
+    """SPEC §7: presence clears busy flags only off any ongoing call. Under cron presence
+    cleanup and call cleanup fire in the same minute; presence first must leave the caller's
+    wait_time <= 0, call cleanup's signal, so that the call still ends as wait_time_up."""
+    with transaction(engine) as s:
+        caller = add_user(s, balance=1000, online=True, last_seen=NOW, busy=True, wait_time=0)
+        listener = add_user(s, role="listener", online=True, last_seen=NOW, busy=True)
+        off_call = add_user(s, online=True, last_seen=NOW, busy=True, wait_time=-2)
+        call = add_call(s, caller, listener, start=NOW - timedelta(minutes=4), coins_spent=50)
+        s.commit()
+
+    result = cli("--now", NOW.isoformat(), "--json", "presence", "cleanup")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)["report"]
+    assert (report["wait_time_ids"], report["no_call_ids"]) == ([off_call], [])
+    after = _statuses(engine)
+    assert after[caller] == (True, True, 0)
+    assert after[listener] == (True, True, None)
+    assert after[off_call] == (True, False, None)
+
+    result = cli("--now", NOW.isoformat(), "--json", "calls", "cleanup")
+    assert result.exit_code == 0, result.stderr
+    (ended,) = json.loads(result.stdout)["report"]["calls"]
+    assert (ended["call_id"], ended["ends"], ended["reasons"]) == (call, True, ["wait_time_up"])
+    after = _statuses(engine)
+    assert after[caller] == (True, False, None)
+    assert after[listener] == (True, False, None)

@@ -54,12 +54,9 @@ def inactive_online(cutoff: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(online(), status.c.last_seen < cutoff)
 
 
-def wait_time_expired() -> sa.ColumnElement[bool]:
-    return status.c.wait_time <= 0
-
-
-def busy_without_call() -> sa.ColumnElement[bool]:
-    on_a_call = (
+def on_a_call() -> sa.Exists:
+    """The user is the caller or the listener of an ongoing call."""
+    return (
         sa.select(calls.c.call_id)
         .where(
             calls.c.status == "ongoing",
@@ -67,11 +64,20 @@ def busy_without_call() -> sa.ColumnElement[bool]:
         )
         .exists()
     )
+
+
+def wait_time_expired() -> sa.ColumnElement[bool]:
+    """A wait_time run out, off any call. On a call it is call cleanup's `wait_time_up`
+    signal: that job ends and settles the call, then clears the flags (SPEC §7)."""
+    return sa.and_(status.c.wait_time <= 0, ~on_a_call())
+
+
+def busy_without_call() -> sa.ColumnElement[bool]:
     # rows with an expired wait_time belong to the rule above, counted once
     return sa.and_(
         busy(),
         sa.or_(status.c.wait_time.is_(None), status.c.wait_time > 0),
-        ~on_a_call,
+        ~on_a_call(),
     )
 
 
@@ -88,9 +94,18 @@ def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool)
     def change(where: sa.ColumnElement[bool], **values: object) -> list[int]:
         if not apply:
             return _ids(session, sa.select(status.c.user_id).where(where))
+        # PostgreSQL: the rows are locked in user_id order before any is changed, so that
+        # an app statement updating several user_status rows cannot deadlock with this one
+        locked = (
+            sa.select(status.c.user_id)
+            .where(where)
+            .order_by(status.c.user_id)
+            .with_for_update()
+            .correlate(None)
+        )
         update = (
             sa.update(status)
-            .where(where)
+            .where(status.c.user_id.in_(locked), where)
             .values(updated_at=now, **values)
             .returning(status.c.user_id)
         )

@@ -230,9 +230,18 @@ def settle(
     parties = sa.union(
         sa.select(plan.c.caller_id).where(ending), sa.select(plan.c.listener_id).where(ending)
     )
+    # PostgreSQL: both parties' rows locked in user_id order before any is changed, so that
+    # an app statement updating several user_status rows cannot deadlock with this one
+    locked = (
+        sa.select(status.c.user_id)
+        .where(status.c.user_id.in_(parties))
+        .order_by(status.c.user_id)
+        .with_for_update()
+        .correlate(None)
+    )
     session.execute(
         sa.update(status)
-        .where(status.c.user_id.in_(parties))
+        .where(status.c.user_id.in_(locked))
         .values(is_busy=False, wait_time=None, updated_at=now)
     )
     return Settled(
