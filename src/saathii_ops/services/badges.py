@@ -6,6 +6,13 @@ the pure `badge_for_minutes` and the SQL CASE of the plan are read off it. Per
 target date one plan (a SELECT) is read for the report and, in a real run,
 upserted with one INSERT … SELECT … ON CONFLICT; the rows written are checked
 against the plan before the runner commits.
+
+A real run must read and write the same plan. On PostgreSQL, under READ COMMITTED,
+two statements would each see the calls and listeners committed by then (a call
+completing in between would change the rows written), so the plan, its upsert and
+the report are one statement: WITH plan, written AS (INSERT … RETURNING) SELECT.
+SQLite has no DML in a WITH, and needs none: a writing transaction holds the
+database's write lock from its first statement, so nothing changes in between.
 """
 
 from __future__ import annotations
@@ -163,7 +170,9 @@ def plan(day: date, settings: Settings) -> sa.Subquery:
     )
 
 
-def upsert(session: Session, plan: sa.Subquery, day: date, now: datetime) -> ReturningInsert[Any]:
+def upsert(
+    session: Session, plan: sa.Subquery | sa.CTE, day: date, now: datetime
+) -> ReturningInsert[Any]:
     """INSERT … SELECT the plan's rows for `day`, replacing the rows already there."""
     insert = sqlite.insert if is_sqlite(session) else postgresql.insert
     at = sa.literal(now, UTCDateTime())
@@ -261,7 +270,15 @@ def assign(
     days = list(dates) if dates is not None else [business_date(now, settings)]
     assignments: list[Assignment] = []
     for day in days:
-        planned = plan(day, settings)
+        written: list[tuple[int, str]] = []
+        if apply and not is_sqlite(session):
+            planned_rows, written = _plan_and_upsert(session, day, now, settings)
+        else:
+            planned = plan(day, settings)
+            planned_rows = list(session.execute(sa.select(planned).order_by(planned.c.listener_id)))
+            if apply:
+                upserted = session.execute(upsert(session, planned, day, now))
+                written = [(row.listener_id, row.badge) for row in upserted]
         rows = [
             Assignment(
                 listener_id=row.listener_id,
@@ -272,18 +289,13 @@ def assign(
                 video_rate_per_minute=row.video_rate_per_minute,
                 replaces=row.replaces,
             )
-            for row in session.execute(sa.select(planned).order_by(planned.c.listener_id))
+            for row in planned_rows
         ]
         _check_against_the_badge_table(rows, settings)
-        if apply:
-            written = session.execute(upsert(session, planned, day, now)).all()
-            if sorted((r.listener_id, r.badge) for r in written) != [
-                (a.listener_id, a.badge) for a in rows
-            ]:
-                raise PlanChanged(
-                    f"the badges written for {day} differ from the plan (listeners or calls "
-                    "changed meanwhile); nothing was saved, run again"
-                )
+        if apply and sorted(written) != [(a.listener_id, a.badge) for a in rows]:
+            raise PlanChanged(
+                f"the badges written for {day} differ from the plan; nothing was saved"
+            )
         assignments.extend(rows)
         if on_date_done is not None:
             on_date_done(day)
@@ -301,6 +313,23 @@ def assign(
         badge_table=badge_table(settings),
         assignments=assignments,
     )
+
+
+def _plan_and_upsert(
+    session: Session, day: date, now: datetime, settings: Settings
+) -> tuple[list[sa.Row[Any]], list[tuple[int, str]]]:
+    """PostgreSQL: the plan's rows (by listener) and the (listener, badge) its upsert wrote,
+    both from one statement, so from one snapshot of the calls and listeners."""
+    planned = sa.select(plan(day, settings)).cte("planned")
+    written = upsert(session, planned, day, now).cte("written")
+    statement = (
+        sa.select(planned, written.c.badge.label("written_badge"))
+        .select_from(planned.outerjoin(written, written.c.listener_id == planned.c.listener_id))
+        .order_by(planned.c.listener_id)
+    )
+    rows = list(session.execute(statement))
+    wrote = [(row.listener_id, row.written_badge) for row in rows if row.written_badge]
+    return rows, wrote
 
 
 def _check_against_the_badge_table(rows: list[Assignment], settings: Settings) -> None:
