@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import sqlalchemy as sa
 from alembic import command
@@ -14,7 +16,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from saathii_ops.db import READ_ONLY, display_url, first_line
+from saathii_ops.db import READ_ONLY, display_url, first_line, is_sqlite
 from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
 from saathii_ops.models import APP_TABLE_COLUMNS
 
@@ -22,8 +24,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 APP_SCHEMA_REVISION = "0001"
 
 
-def _config(connection: Connection | None = None) -> Config:
-    config = Config()
+def _config(connection: Connection | None = None, output: TextIO | None = None) -> Config:
+    config = Config(output_buffer=output)
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     return config
@@ -112,7 +114,7 @@ class UpgradeReport:
     after: str
 
 
-def upgrade(engine: Engine) -> UpgradeReport:
+def _upgradable(engine: Engine) -> SchemaState:
     state = inspect_schema(engine)
     if state.unadopted:
         raise SchemaNotReady(
@@ -122,9 +124,43 @@ def upgrade(engine: Engine) -> UpgradeReport:
         )
     if state.current is not None and not is_known_revision(state.current):
         raise SchemaNotReady(not_ready_reason(state) or "")
-    with engine.begin() as conn:
-        command.upgrade(_config(conn), "head")
+    return state
+
+
+def upgrade(engine: Engine) -> UpgradeReport:
+    """Migrate to head. SQLite: in one transaction. PostgreSQL: Alembic runs the
+    transactions, so that a revision can build its indexes CONCURRENTLY outside one
+    (what each revision locks: docs/operations.md)."""
+    state = _upgradable(engine)
+    if is_sqlite(engine):
+        with engine.begin() as conn:
+            command.upgrade(_config(conn), "head")
+    else:
+        with engine.connect() as conn:
+            command.upgrade(_config(conn), "head")
     return UpgradeReport(state.url, state.current, state.head)
+
+
+@dataclass
+class UpgradeScript:
+    url: str
+    before: str | None
+    after: str
+    sql: str  # empty when the schema is at head
+
+
+def upgrade_sql(engine: Engine) -> UpgradeScript:
+    """The SQL `upgrade` would run from the database's revision to head (Alembic's offline
+    mode, for a DBA to read or run), changing nothing: the revision is read read-only."""
+    state = _upgradable(engine)
+    if state.at_head:
+        return UpgradeScript(state.url, state.current, state.head, "")
+    output = io.StringIO()
+    config = _config(output=output)
+    config.attributes["dialect_name"] = engine.dialect.name
+    span = f"{state.current}:head" if state.current else "head"
+    command.upgrade(config, span, sql=True)
+    return UpgradeScript(state.url, state.current, state.head, output.getvalue())
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """`saathii-ops db upgrade | current | adopt`."""
 
+from typing import Annotated
+
 import typer
 
 from saathii_ops import schema
@@ -21,9 +23,32 @@ def _show(title: str, data: object, json_output: bool, url_from: str) -> None:
 
 
 @app.command()
-def upgrade(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Create or migrate the schema to the latest revision (refuses an unadopted app database)."""
+def upgrade(
+    ctx: typer.Context,
+    sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql",
+            help="Print the SQL the upgrade would run from the database's revision "
+            "(Alembic's offline mode); run and change nothing.",
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Create or migrate the schema to the latest revision (refuses an unadopted app database).
+
+    On PostgreSQL the indexes on the app's tables are built CONCURRENTLY (the app keeps
+    writing); an upgrade interrupted while building one can be run again."""
     app = app_context(ctx, json_output)
+    if sql:
+        script = schema.upgrade_sql(app.engine)
+        if app.json_output:
+            _show("db upgrade --sql", script, True, app.database_source)
+        elif script.sql:
+            typer.echo(script.sql, nl=False)
+        else:
+            typer.echo(f"-- already at revision {script.after}: nothing to run")
+        return
     report = schema.upgrade(app.engine)
     _show("db upgrade", report, app.json_output, app.database_source)
 

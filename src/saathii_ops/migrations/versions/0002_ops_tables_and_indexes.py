@@ -3,12 +3,20 @@ the indexes that keep the jobs' queries fast on large tables.
 
 Only new tables and indexes: the app's columns are never changed.
 
+On PostgreSQL the indexes are on the app's busy tables, so they are built with
+CREATE INDEX CONCURRENTLY (outside a transaction: Alembic's autocommit block),
+which lets the app keep writing. An interrupted concurrent build leaves an
+INVALID index behind; a re-run drops it and builds it again, and skips an index
+already built. The indexes come first, so that a re-run after an interruption
+finds none of this revision's tables yet. SQLite: plain CREATE INDEX, in the
+migration's transaction.
+
 Revision ID: 0002
 Revises: 0001
 """
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 from saathii_ops.models import UTCDateTime
 
@@ -35,6 +43,14 @@ INDEXES = (
 
 
 def upgrade() -> None:
+    if op.get_context().dialect.name == "postgresql":
+        with op.get_context().autocommit_block():
+            for name, table, columns, where in INDEXES:
+                _build_concurrently(name, table, columns, where)
+    else:
+        for name, table, columns, where in INDEXES:
+            condition = sa.text(where) if where else None
+            op.create_index(name, table, columns, sqlite_where=condition)
     op.create_table(
         "ops_job_runs",
         sa.Column("run_id", sa.Integer, primary_key=True),
@@ -63,9 +79,31 @@ def upgrade() -> None:
         sa.Column("changed_at", UTCDateTime(), nullable=False),
         sa.Column("changed_by", sa.String(255), nullable=False),
     )
-    for name, table, columns, where in INDEXES:
-        condition = sa.text(where) if where else None
-        op.create_index(name, table, columns, postgresql_where=condition, sqlite_where=condition)
+
+
+def _build_concurrently(name: str, table: str, columns: list[str], where: str | None) -> None:
+    """CREATE INDEX CONCURRENTLY, after dropping an INVALID one an interrupted build left.
+
+    Offline (`db upgrade --sql`) nothing can be looked up: the script drops the index if it
+    exists, so that it too can be run again after an interruption.
+    """
+    if context.is_offline_mode():
+        op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+    else:
+        valid = (
+            op.get_bind()
+            .execute(
+                sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"),
+                {"name": name},
+            )
+            .scalar()
+        )
+        if valid:
+            return
+        if valid is False:
+            op.drop_index(name, table_name=table, postgresql_concurrently=True)
+    condition = sa.text(where) if where else None
+    op.create_index(name, table, columns, postgresql_where=condition, postgresql_concurrently=True)
 
 
 def downgrade() -> None:
