@@ -530,8 +530,12 @@ def bill_and_settle(
 
     PLAN.create(session.connection())
     session.execute(sa.insert(PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
-    # the row locks are taken here, held until the runner commits
-    replanned = 0 if is_sqlite(session) else _lock_and_replan(session, now, settings, end_rules)
+    replanned = 0
+    if not is_sqlite(session):
+        # statistics for the statements that join the plan; then the row locks, held
+        # until the runner commits
+        session.execute(sa.text(f"ANALYZE {PLAN.name}"))
+        replanned = _lock_and_replan(session, now, settings, end_rules)
     rows = session.execute(sa.select(PLAN).order_by(PLAN.c.call_id)).all()
     before = _holdings(session)
     spend_coins, earn_money = 0, Decimal("0.00")
