@@ -5,8 +5,9 @@
 Creates a scratch database on that server (dropped afterwards unless --keep),
 fills it with N ongoing calls (1% of callers on a second call, 5% of callers
 short of coins, some calls expired) by set-based inserts, then times one run
-of each job through the job runner, a dry-run first. Not a test: nothing here
-asserts a time.
+of each job through the job runner, a dry-run first, and how long each real run
+held its row locks (from the first lock to the commit: planning comes before).
+Not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 from benchmarks.scratch import fill, scratch_database
 from saathii_ops.jobs import get_job
 from saathii_ops.runner import run_job
+from saathii_ops.services import billing
 from saathii_ops.settings import Settings
 
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
@@ -64,16 +69,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("server_url", help="a PostgreSQL URL of the server (any database)")
     parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--database", default="saathii_bench_billing", help="the scratch database")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
-    with scratch_database(args.server_url, "saathii_bench_billing", keep=args.keep) as (
+    # the moment a run takes its first row lock, and the moment it commits
+    locked_at: list[float] = []
+    lock_and_replan = billing._lock_and_replan
+
+    def timed_lock_and_replan(*args: Any, **kwargs: Any) -> int:
+        locked_at.append(time.monotonic())
+        return lock_and_replan(*args, **kwargs)
+
+    billing._lock_and_replan = timed_lock_and_replan  # type: ignore[assignment]
+    committed_at: list[float] = []
+
+    with scratch_database(args.server_url, args.database, keep=args.keep) as (
         engine,
         url,
     ):
         seconds = fill(engine, FILL, {"n": args.calls, "now": NOW})
         print(f"filled {args.calls} ongoing calls in {seconds:.1f} s")
 
+        sa.event.listen(engine, "commit", lambda _conn: committed_at.append(time.monotonic()))
         settings = Settings()
         for job_name in ("coins-deduct", "calls-cleanup"):
             job = get_job(job_name)
@@ -82,8 +100,12 @@ def main() -> None:
                 report = result.report
                 assert report is not None, result.error
                 counts = report.counts()
+                locks = ""
+                if not dry_run:
+                    locks = f"(row locks held {committed_at[-1] - locked_at[-1]:.2f} s)  "
                 print(
                     f"{job_name:14} {result.outcome:8} {result.duration_seconds:6.2f} s  "
+                    + locks
                     + "  ".join(f"{k}={v}" for k, v in counts.items())
                 )
 

@@ -480,6 +480,8 @@ def test_runs_are_recorded_with_their_counts(
         "minutes_charged": 5,
         "calls_ended": 1,
         "skipped_calls": 0,
+        "half_ended_calls": 0,
+        "replanned_calls": 0,
     }
 
 

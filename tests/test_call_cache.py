@@ -9,9 +9,11 @@ from datetime import timedelta
 
 import pytest
 import redis
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db import transaction
+from saathii_ops.models import UserCall
 from saathii_ops.services.call_cache import MARKER
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
@@ -62,7 +64,14 @@ def test_billing_updates_charged_calls_and_deletes_ended_ones(
     result = cli("--now", T0.isoformat(), "--json", "coins", "deduct")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["after_commit"] == {"updated": 1, "deleted": 1, "repaired": False, "error": None}
+    assert doc["after_commit"] == {
+        "updated": 1,
+        "recreated": 0,
+        "missing": 0,
+        "deleted": 1,
+        "repaired": False,
+        "error": None,
+    }
     assert cache.hgetall(f"call:{two_calls['paying']}") == {
         "coins_spent": "30",
         "listener_id": str(two_calls["listener"]),
@@ -122,7 +131,68 @@ def test_redis_down_never_fails_billing_and_the_next_run_repairs(
     assert repair.exit_code == 0, repair.stderr
     after = json.loads(repair.stdout)["after_commit"]
     # nothing was charged at +75 s: the repair rewrote the ongoing call, deleted both ended ones
-    assert after == {"updated": 1, "deleted": 2, "repaired": True, "error": None}
+    assert after == {
+        "updated": 1,
+        "recreated": 0,
+        "missing": 0,
+        "deleted": 2,
+        "repaired": True,
+        "error": None,
+    }
     assert cache.hget(f"call:{two_calls['paying']}", "coins_spent") == "40"
     assert not cache.exists(f"call:{third}")
     assert cache.get(MARKER) == (T0 + timedelta(seconds=75)).isoformat()
+
+
+def test_only_existing_keys_are_updated_and_keep_the_apps_fields_and_ttl(
+    cli: Cli, cache: redis.Redis, two_calls: dict[str, int]
+) -> None:
+    paying = f"call:{two_calls['paying']}"
+    cache.expire(paying, 3000)
+    with_key = cli("--now", T0.isoformat(), "--json", "coins", "deduct")
+    assert json.loads(with_key.stdout)["after_commit"]["updated"] == 1
+    assert cache.hgetall(paying) == {
+        "coins_spent": "30",
+        "listener_id": str(two_calls["listener"]),
+    }
+    assert 0 < cache.ttl(paying) <= 3000
+
+    cache.delete(paying)  # the app's key expired
+    later = (T0 + timedelta(minutes=1)).isoformat()
+    without_key = cli("--now", later, "--json", "coins", "deduct")
+    assert without_key.exit_code == 0, without_key.stderr
+    after = json.loads(without_key.stdout)["after_commit"]
+    assert (after["updated"], after["recreated"], after["missing"]) == (0, 0, 1)
+    assert not cache.exists(paying)  # never a key holding coins_spent alone
+
+
+def test_a_repair_recreates_a_lost_key_whole_with_what_is_left_of_the_apps_ttl(
+    cli: Cli,
+    engine: Engine,
+    cache: redis.Redis,
+    two_calls: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert cli("--now", T0.isoformat(), "coins", "deduct").exit_code == 0
+    monkeypatch.setenv("SAATHII_REDIS_URL", DOWN_URL)
+    assert cli("--now", (T0 + timedelta(seconds=70)).isoformat(), "coins", "deduct").exit_code == 0
+    cache.delete(f"call:{two_calls['paying']}")  # Redis lost it while it was down
+    monkeypatch.setenv("SAATHII_REDIS_URL", REDIS_URL)
+
+    repair = cli("--now", (T0 + timedelta(seconds=75)).isoformat(), "--json", "coins", "deduct")
+    after = json.loads(repair.stdout)["after_commit"]
+    assert (after["repaired"], after["updated"], after["recreated"]) == (True, 0, 1)
+    with transaction(engine) as s:
+        caller = s.scalar(
+            sa.select(UserCall.user_id).where(UserCall.call_id == two_calls["paying"])
+        )
+    key = f"call:{two_calls['paying']}"
+    assert cache.hgetall(key) == {
+        "user_id": str(caller),
+        "listener_id": str(two_calls["listener"]),
+        "call_type": "audio",
+        "start_time": (T0 - timedelta(seconds=150)).isoformat(),
+        "coins_spent": "40",
+    }
+    # started 225 s before the repair's "now": 7200 - 225 seconds are left
+    assert 6970 <= cache.ttl(key) <= 6975

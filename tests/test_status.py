@@ -50,6 +50,7 @@ HEALTHY_RUNS = {
     "presence-cleanup": at(6, 5, 1),
     "badges-assign": at(18, 31, 2, day=28),
     "logs-prune": at(1, 0, 3),
+    "wallets-audit": at(6, 0, 2),
 }
 DUE = {
     "coins-deduct": at(6, 8),
@@ -57,6 +58,7 @@ DUE = {
     "presence-cleanup": at(6, 5),
     "badges-assign": at(18, 31, day=28),
     "logs-prune": at(1, 0),
+    "wallets-audit": at(6, 0),
 }
 NEXT = {
     "coins-deduct": at(6, 11),
@@ -64,6 +66,7 @@ NEXT = {
     "presence-cleanup": at(6, 15),
     "badges-assign": at(18, 31),
     "logs-prune": at(1, 0, day=30),
+    "wallets-audit": at(7, 0),
 }
 HEALTHY_DATA = {
     "online_users": 3,  # the caller, the listener on the call, the customer in debt
@@ -149,7 +152,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "error": None,
             "source": "--database-url",
         },
-        "schema": {"current": "0002", "head": "0002", "at_head": True},
+        "schema": {"current": "0003", "head": "0003", "at_head": True},
         "crontab": str(crontab),
         "badge_date": "2026-11-29",
         "data": HEALTHY_DATA,
@@ -189,7 +192,7 @@ def test_people_see_each_job_and_figure(cli: Cli, engine: Engine, server_in_utc:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "status at 2026-11-29T06:10:30+00:00: healthy"
-    assert "  schema: 0002 (at head)" in lines
+    assert "  schema: 0003 (at head)" in lines
     assert "  crontab: /nonexistent/crontab" in lines
     assert (
         "  job=coins-deduct  schedule=* * * * * (UTC)  scheduled=no  paused=no  "
@@ -288,6 +291,7 @@ def test_a_paused_job_is_shown_and_never_overdue(
     assert [job["job"] for job in doc["jobs"] if job["overdue"]] == [
         "coins-deduct",
         "calls-cleanup",
+        "wallets-audit",  # due at 07:00, last ran at 06:00:02
     ]
     human = cli("--now", later.isoformat(), "status").stdout
     assert f"paused=since 2026-11-29 06:00 by {presence['paused_by']}" in human
@@ -373,8 +377,8 @@ def test_unbillable_calls_are_a_problem(engine: Engine) -> None:
     assert report.data is not None
     assert (report.data.unbillable_calls, report.data.owing_calls) == (1, 1)
     assert report.problems == [
-        "1 ongoing calls cannot be billed (unknown call_type, negative coins_spent or no "
-        "listener): coins deduct skips them"
+        "1 ongoing calls cannot be billed (half-ended by the app, settled before, unknown "
+        "call_type, negative coins_spent or no listener): coins deduct skips them"
     ]
     assert report.exit_code == 1
 
@@ -401,7 +405,7 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
         "the database has no schema yet: run `saathii-ops db upgrade` "
         "(jobs and data not read until then)"
     ]
-    assert doc["schema"] == {"current": None, "head": "0002", "at_head": False}
+    assert doc["schema"] == {"current": None, "head": "0003", "at_head": False}
     assert (doc["jobs"], doc["data"], doc["badge_date"]) == ([], None, None)
     assert doc["database"]["reachable"] is True
 
@@ -414,12 +418,12 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
     code, doc = _status(cli)
     assert code == 1
     assert doc["problems"] == [
-        "the schema is at revision 0001, this version needs 0002: run `saathii-ops db "
+        "the schema is at revision 0001, this version needs 0003: run `saathii-ops db "
         "upgrade` (jobs and data not read until then)"
     ]
     human = cli("--now", NOW.isoformat(), "status")
     assert human.exit_code == 1
-    assert "  schema: 0001 (head is 0002)" in human.stdout
+    assert "  schema: 0001 (head is 0003)" in human.stdout
     assert "jobs:" not in human.stdout
 
     prometheus = _families(cli("--now", NOW.isoformat(), "status", "--format", "prometheus"))

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.errors import UsageError
 from saathii_ops.reports import Report
-from saathii_ops.services import badges, billing, call_cache, call_cleanup, log_prune, presence
+from saathii_ops.services import (
+    badges,
+    billing,
+    call_cache,
+    call_cleanup,
+    log_prune,
+    presence,
+    wallet_audit,
+)
 from saathii_ops.settings import Settings
 
 
@@ -93,6 +101,14 @@ JOBS: tuple[Job, ...] = (
         description="rotates and deletes old job logs; prunes the job-runs audit table",
         service=log_prune.prune,
         per_host=True,
+    ),
+    Job(
+        name="wallets-audit",
+        command="wallets audit",
+        schedule="0 * * * *",
+        business_time=False,
+        description="proves the ledger, the calls and our settlements agree",
+        service=wallet_audit.audit_job,
     ),
 )
 

@@ -218,6 +218,8 @@ class JobRun(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     host: Mapped[str] = mapped_column(sa.String(255))
     run_now: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the run's identifier (also the monitoring pings' rid), named by the settlements it made
+    run_uuid: Mapped[str | None] = mapped_column(sa.String(32), unique=True)
 
 
 class JobControl(Base):
@@ -229,3 +231,30 @@ class JobControl(Base):
     paused: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     changed_by: Mapped[str] = mapped_column(sa.String(255))
+
+
+class Settlement(Base):
+    """A call saathii-ops settled, as it settled it (SPEC §5): at most one row per call.
+
+    Written in the settlement's own transaction; `wallets audit` compares the call's
+    row with it to see the app change a call after we settled it.
+    """
+
+    __tablename__ = "ops_settlements"
+
+    # the primary key makes a second settlement of a call impossible, not only checked
+    call_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    run_uuid: Mapped[str] = mapped_column(sa.String(32))  # ops_job_runs.run_uuid
+    settled_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the database's clock
+    # the call's row as settlement wrote it (status 'dropped')
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_seconds: Mapped[int] = mapped_column(sa.Integer)
+    duration_minutes: Mapped[int] = mapped_column(sa.Integer)
+    coins_spent: Mapped[int] = mapped_column(sa.BigInteger)
+    listener_money_earned: Mapped[int] = mapped_column(sa.BigInteger)
+    # what the listener was paid, and where
+    paid_minutes: Mapped[int] = mapped_column(sa.BigInteger)
+    rate_per_minute: Mapped[Decimal] = mapped_column(Rate)
+    earnings: Mapped[Decimal] = mapped_column(Money)
+    listener_wallet_id: Mapped[int | None] = mapped_column(sa.Integer)  # None: nothing earned
+    earn_transaction_id: Mapped[int | None] = mapped_column(sa.Integer)

@@ -37,10 +37,14 @@ from saathii_ops.jobs import Job, JobService
 from saathii_ops.models import JobControl, JobRun
 from saathii_ops.monitoring import Pinger, ping_url
 from saathii_ops.reports import Report
+from saathii_ops.runs import bind_run, bound_run_uuid
 from saathii_ops.schema import require_head
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The audit row's reason for an ok run with rows it could not process (it exits 1).
+SOME_ROWS_FAILED = "some rows failed"
 
 # PostgreSQL advisory locks are keyed by two int4; the first names this project.
 ADVISORY_LOCK_NAMESPACE = 0x5AA7
@@ -81,7 +85,9 @@ def run_job(
     pinger = Pinger(ping_url(settings, job.name))
     pinger.send("start", {"job": job.name})
     try:
-        result = _run(engine, settings, job, now=now, dry_run=False, service=service)
+        result = _run(
+            engine, settings, job, now=now, dry_run=False, service=service, run_uuid=pinger.run_id
+        )
     except Exception as exc:
         pinger.send("failed", {"job": job.name, "outcome": "failed", "error": str(exc)})
         pinger.wait()
@@ -109,12 +115,16 @@ def _run(
     now: datetime | None,
     dry_run: bool,
     service: JobService | None,
+    run_uuid: str | None = None,
 ) -> RunResult:
+    """`run_uuid` (a real run): the run's identifier, in its audit row and its settlements."""
     service = service or job.service
     require_head(engine)
     started = time.monotonic()
     with transaction(engine, read_only=dry_run) as session:
         disable_jit(session)
+        if run_uuid is not None:
+            bind_run(session, run_uuid)
         run_now = now or database_now(session)
         if dry_run:
             report = service(session, run_now, settings, apply=False)
@@ -132,7 +142,7 @@ def _run(
             try:
                 report = service(session, run_now, settings, apply=True)
                 # the good rows commit; the audit row says that some did not
-                reason = "some rows failed" if report.failed_rows else None
+                reason = SOME_ROWS_FAILED if report.failed_rows else None
                 _record(
                     session, job, run_now, started_at, "ok", reason=reason, counts=report.counts()
                 )
@@ -152,7 +162,7 @@ def _run(
                 duration = time.monotonic() - started
                 return RunResult(job.name, "ok", run_now, duration, report, after_commit=after)
 
-    _record_failure(engine, job, run_now, started_at, error)
+    _record_failure(engine, job, run_now, started_at, error, run_uuid)
     return RunResult(job.name, "failed", run_now, time.monotonic() - started, error=error)
 
 
@@ -224,6 +234,7 @@ def _record(
             error=error,
             host=socket.gethostname(),
             run_now=run_now,
+            run_uuid=bound_run_uuid(session),
         )
     )
     session.flush()
@@ -243,11 +254,18 @@ def _record_skip(
 
 
 def _record_failure(
-    engine: Engine, job: Job, run_now: datetime, started_at: datetime, error: str
+    engine: Engine,
+    job: Job,
+    run_now: datetime,
+    started_at: datetime,
+    error: str,
+    run_uuid: str | None,
 ) -> None:
     """Record a failed run in a transaction of its own: the run's own was rolled back."""
     try:
         with transaction(engine) as session:
+            if run_uuid is not None:
+                bind_run(session, run_uuid)
             _record(session, job, run_now, started_at, "failed", error=error)
             session.commit()
     except Exception:  # the failure is reported anyway; the record is best effort

@@ -16,18 +16,22 @@ Decisions where the SPEC is silent:
 - a caller with several ongoing calls: the balance goes to their calls in
   order of start_time, call_id; each call sees what the earlier ones left (a
   recursive CTE, so the common path and this one are the same query).
-- calls that cannot be billed (unknown or NULL call_type, negative
-  coins_spent, no listener) are reported and skipped; the run still commits
-  the others and exits 1.
+- calls that cannot be billed (PROBLEMS: an end_time already set, a call
+  saathii-ops settled before, unknown or NULL call_type, negative coins_spent,
+  no listener) are reported and skipped; the run still commits the others and
+  exits 1.
 
-Concurrency on PostgreSQL (real run): first the wallets of both parties of
-the calls in scope are locked FOR UPDATE in wallet_id order, so that two runs
-(coin deduction and call cleanup, or two hosts) queue behind each other
-instead of deadlocking; then
-the plan itself locks its calls FOR UPDATE SKIP LOCKED, leaving a call the app
-is ending right now to the app. Every statement is still guarded (status,
-the coins_spent the plan saw, balance >= charge), and a statement that does
-not change exactly the planned rows rolls the whole run back.
+Concurrency on PostgreSQL (real run): the plan is made without locks, so that
+row locks are held only while the plan is applied (the app waits for them).
+Then the wallets of both parties of the calls the plan changes are locked
+FOR UPDATE in wallet_id order, so that two runs (coin deduction and call
+cleanup, or two hosts) queue behind each other instead of deadlocking; then
+its calls FOR UPDATE SKIP LOCKED, leaving a call the app is ending right now
+to the app. A caller whose calls or balance changed between planning and
+locking (another run, the app) is planned again, now under the locks. Every
+statement is still guarded (status, the coins_spent the plan saw, balance >=
+charge), and a statement that does not change exactly the planned rows rolls
+the whole run back.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import elapsed_seconds, is_sqlite
-from saathii_ops.models import Money, UserCall, UserTransaction, UserWallet, table
+from saathii_ops.models import Money, Settlement, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.reports import Report
 from saathii_ops.services import settlement
 from saathii_ops.services.settlement import expect, paise_to_decimal
@@ -51,6 +55,7 @@ from saathii_ops.settings import Settings
 calls = table(UserCall)
 wallets = table(UserWallet)
 ledger = table(UserTransaction)
+settlements = table(Settlement)
 
 # Rows per chunk of the apply phase: bounds each statement's work and RETURNING.
 CHUNK_SIZE = 5000
@@ -60,7 +65,10 @@ CHUNK_SIZE = 5000
 BILLING_GRACE = timedelta(minutes=2)
 
 INSUFFICIENT_BALANCE = "insufficient_balance"
+HALF_ENDED = "half_ended"
 PROBLEMS = {
+    HALF_ENDED: "end_time is set: half-ended by the app",
+    "settled_before": "settled by saathii-ops before (the app changed it since)",
     "unknown_call_type": "unknown call_type",
     "negative_coins_spent": "coins_spent is negative",
     "no_listener": "no listener_id",
@@ -104,6 +112,9 @@ class BillingReport(Report):
     calls_ended: int
     listener_earnings: Decimal
     skipped_calls: int
+    half_ended_calls: int  # of the skipped calls: the app set their end_time
+    # calls whose caller's rows changed between planning and locking: planned again
+    replanned_calls: int = 0
     calls: list[CallBill] = field(default_factory=list)
     skipped: list[SkippedCall] = field(default_factory=list)
 
@@ -177,8 +188,10 @@ PLAN = sa.Table(
     sa.Column("listener_id", sa.Integer),
     sa.Column("call_type", sa.String(10)),
     sa.Column("wallet_id", sa.Integer),
+    sa.Column("party", sa.BigInteger),  # the calls sharing one balance: the caller
     sa.Column("problem", sa.String(40)),  # why the call cannot be billed; NULL when it can
     sa.Column("coins_spent", sa.BigInteger),  # as the plan saw it
+    sa.Column("balance", sa.BigInteger),  # the caller's balance as the plan saw it (>= 0)
     sa.Column("charge", sa.BigInteger),
     sa.Column("minutes", sa.BigInteger),
     sa.Column("unpaid", sa.Boolean),  # owes more than the balance covers
@@ -186,17 +199,32 @@ PLAN = sa.Table(
     sa.Column("ends", sa.Boolean),
     sa.Column("duration_seconds", sa.BigInteger),
     sa.Column("duration_minutes", sa.BigInteger),
+    sa.Column("rate_paise", sa.BigInteger),  # the listener's rate, for a call that ends
+    sa.Column("paid_minutes", sa.BigInteger),
     sa.Column("earnings_paise", sa.BigInteger),
+    sa.Column("locked", sa.Boolean),  # PostgreSQL: the run holds the call's row lock
+    sa.Column("earn_transaction_id", sa.Integer),  # set by settlement
     prefixes=["TEMPORARY"],
 )
 
 
+def _party(call: sa.FromClause) -> sa.ColumnElement[int]:
+    """A caller's calls share the balance; a call without caller is alone."""
+    return sa.func.coalesce(call.c.user_id, -call.c.call_id)
+
+
 def _call_rows(
-    now: datetime, settings: Settings, end_rules: EndRules | None, *, lock: bool
+    now: datetime,
+    settings: Settings,
+    end_rules: EndRules | None,
+    *,
+    lock: bool = False,
+    parties: sa.Select[Any] | None = None,
 ) -> sa.CTE:
     """The plan's first step: each ongoing call in scope with its problem (NULL when it
     can be billed), rate, coins spent, coins owed at `now`, the caller's balance and
-    the mask of the end rules that hold."""
+    the mask of the end rules that hold. `parties`: only these callers' calls (planned
+    again under the run's locks, which `lock` extends to their calls)."""
     c = calls.alias("c")
     scope_query = sa.select(
         c.c.call_id,
@@ -204,10 +232,13 @@ def _call_rows(
         c.c.listener_id,
         c.c.call_type,
         c.c.start_time,
+        c.c.end_time,
         c.c.coins_spent,
     ).where(c.c.status == "ongoing")
     if end_rules is not None:
         scope_query = scope_query.where(_in_cleanup_scope(c, end_rules))
+    if parties is not None:
+        scope_query = scope_query.where(_party(c).in_(parties))
     if lock:
         scope_query = scope_query.with_for_update(of=c, skip_locked=True)
     scope = scope_query.cte("scope")
@@ -224,6 +255,11 @@ def _call_rows(
             scope.c.start_time,
             wallets.c.wallet_id,
             sa.case(
+                (scope.c.end_time.is_not(None), HALF_ENDED),
+                (
+                    sa.exists().where(settlements.c.call_id == scope.c.call_id),
+                    "settled_before",
+                ),
                 (rate.is_(None), "unknown_call_type"),
                 (spent < 0, "negative_coins_spent"),
                 (scope.c.listener_id.is_(None), "no_listener"),
@@ -236,8 +272,7 @@ def _call_rows(
             sa.case((wallets.c.balance_coins > 0, wallets.c.balance_coins), else_=0).label(
                 "balance"
             ),
-            # a caller's calls share the balance; a call without caller is alone
-            sa.func.coalesce(scope.c.user_id, -scope.c.call_id).label("party"),
+            _party(scope).label("party"),
             _expired_mask(scope, end_rules or {}).label("expired"),
         )
         .select_from(scope.outerjoin(wallets, wallets.c.user_id == scope.c.user_id))
@@ -246,15 +281,20 @@ def _call_rows(
 
 
 def _plan(
-    now: datetime, settings: Settings, end_rules: EndRules | None, *, lock: bool
+    now: datetime,
+    settings: Settings,
+    end_rules: EndRules | None,
+    *,
+    lock: bool = False,
+    parties: sa.Select[Any] | None = None,
 ) -> sa.Subquery:
     """Every change of the run, one row per call, with the columns of PLAN.
 
     Without end rules (coin deduction): every ongoing call that is charged,
     ends, or cannot be billed. With end rules (call cleanup): the calls that
-    have expired by any rule.
+    have expired by any rule. (`lock`, `parties`: see `_call_rows`.)
     """
-    rows = _call_rows(now, settings, end_rules, lock=lock)
+    rows = _call_rows(now, settings, end_rules, lock=lock, parties=parties)
     billable = (
         sa.select(
             rows.c.call_id,
@@ -316,14 +356,9 @@ def _plan(
         ends = sa.and_(billable_row, rows.c.expired != 0)
         selected = rows.c.expired != 0
     badge = settlement.badges.alias("badge")
-    earnings_paise = sa.case(
-        (
-            ends,
-            settlement.listener_rate_paise(badge, rows.c.call_type, settings)
-            * settlement.paid_minutes(spent_after, rows.c.rate),
-        ),
-        else_=0,
-    )
+    rate_paise = settlement.listener_rate_paise(badge, rows.c.call_type, settings)
+    paid_minutes = settlement.paid_minutes(spent_after, rows.c.rate)
+    earnings_paise = sa.case((ends, rate_paise * paid_minutes), else_=0)
     minutes = sa.case(
         (
             billable_row,
@@ -339,8 +374,10 @@ def _plan(
             rows.c.listener_id,
             rows.c.call_type,
             rows.c.wallet_id,
+            rows.c.party,
             rows.c.problem,
             rows.c.spent.label("coins_spent"),
+            rows.c.balance,
             charge.label("charge"),
             minutes.label("minutes"),
             unpaid.label("unpaid"),
@@ -348,6 +385,8 @@ def _plan(
             ends.label("ends"),
             settlement.duration_seconds(rows.c.elapsed).label("duration_seconds"),
             settlement.duration_minutes(rows.c.elapsed).label("duration_minutes"),
+            sa.case((ends, rate_paise), else_=None).label("rate_paise"),
+            sa.case((ends, paid_minutes), else_=None).label("paid_minutes"),
             earnings_paise.label("earnings_paise"),
         )
         .select_from(
@@ -377,7 +416,7 @@ def count_calls(
 ) -> CallCounts:
     """Counted over the plan's own rows (`_call_rows`): the same rules, without
     allocating balances, which decide how much is charged but not whether a call owes."""
-    rows = _call_rows(now, settings, end_rules, lock=False)
+    rows = _call_rows(now, settings, end_rules)
     billable = rows.c.problem.is_(None)
 
     def count(where: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -393,19 +432,21 @@ def count_calls(
     return CallCounts(int(owing), int(expired), int(unbillable))
 
 
-def _lock_wallets(session: Session, end_rules: EndRules | None) -> None:
-    """PostgreSQL: lock the wallets of both parties of the calls in scope, in wallet_id order.
+def _lock_and_replan(
+    session: Session, now: datetime, settings: Settings, end_rules: EndRules | None
+) -> int:
+    """PostgreSQL, once the plan is stored: lock what it changes; plan again, under the
+    locks, the callers whose rows changed since it was made. Returns how many planned
+    calls were planned again.
 
-    Listeners' wallets too: settlement credits them, and a listener may be a
-    caller in the other job's run; taking every lock here, in one order, makes
-    coin deduction and call cleanup queue instead of deadlocking.
+    Wallets of both parties first, in wallet_id order (listeners' wallets too:
+    settlement credits them, and a listener may be a caller in the other job's
+    run; taking every lock here, in one order, makes coin deduction and call
+    cleanup queue instead of deadlocking), then the calls, SKIP LOCKED.
     """
-    c = calls.alias("c")
-    in_scope = [c.c.status == "ongoing"]
-    if end_rules is not None:
-        in_scope.append(_in_cleanup_scope(c, end_rules))
+    acting = sa.or_(PLAN.c.charge > 0, PLAN.c.ends.is_(True))
     parties = sa.union(
-        sa.select(c.c.user_id).where(*in_scope), sa.select(c.c.listener_id).where(*in_scope)
+        sa.select(PLAN.c.caller_id).where(acting), sa.select(PLAN.c.listener_id).where(acting)
     )
     locked = (
         sa.select(wallets.c.wallet_id)
@@ -415,6 +456,51 @@ def _lock_wallets(session: Session, end_rules: EndRules | None) -> None:
         .subquery()
     )
     session.execute(sa.select(sa.func.count()).select_from(locked))
+    session.execute(
+        sa.update(PLAN)
+        .where(
+            PLAN.c.call_id.in_(
+                sa.select(calls.c.call_id)
+                .where(calls.c.call_id.in_(sa.select(PLAN.c.call_id).where(acting)))
+                .with_for_update(of=calls, skip_locked=True)
+            )
+        )
+        .values(locked=True)
+    )
+
+    balance = sa.func.coalesce(wallets.c.balance_coins, 0)
+    changed = (
+        sa.select(PLAN.c.party)
+        .select_from(
+            PLAN.outerjoin(calls, calls.c.call_id == PLAN.c.call_id).outerjoin(
+                wallets, wallets.c.wallet_id == PLAN.c.wallet_id
+            )
+        )
+        .where(
+            acting,
+            sa.or_(
+                PLAN.c.locked.is_not(True),  # the app holds it: left to the app
+                calls.c.status != "ongoing",
+                calls.c.end_time.is_not(None),
+                sa.func.coalesce(calls.c.coins_spent, 0) != PLAN.c.coins_spent,
+                sa.case((balance > 0, balance), else_=0) != PLAN.c.balance,
+            ),
+        )
+        .distinct()
+    )
+    stale = session.scalars(changed).all()
+    if not stale:
+        return 0
+    replanned = session.execute(
+        sa.delete(PLAN).where(PLAN.c.party.in_(stale)).returning(PLAN.c.call_id)
+    ).all()
+    # their wallets are locked: the plan sees their balances as they stay until commit
+    again = _plan(
+        now, settings, end_rules, lock=True, parties=sa.select(sa.func.unnest(list(stale)))
+    )
+    session.execute(sa.insert(PLAN).from_select(list(again.c.keys()), sa.select(again)))
+    session.execute(sa.update(PLAN).where(PLAN.c.party.in_(stale), acting).values(locked=True))
+    return len(replanned)
 
 
 # --- the service ---------------------------------------------------------------
@@ -437,16 +523,19 @@ def bill_and_settle(
 
     With `end_rules`, only the calls they end are billed and settled (call cleanup).
     """
-    lock = apply and not is_sqlite(session)
-    if lock:
-        _lock_wallets(session, end_rules)
-    planned = _plan(now, settings, end_rules, lock=lock)
+    planned = _plan(now, settings, end_rules)
     if not apply:
         rows = session.execute(sa.select(planned).order_by(planned.c.call_id)).all()
         return _report(rows, end_rules)
 
     PLAN.create(session.connection())
     session.execute(sa.insert(PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
+    replanned = 0
+    if not is_sqlite(session):
+        # statistics for the statements that join the plan; then the row locks, held
+        # until the runner commits
+        session.execute(sa.text(f"ANALYZE {PLAN.name}"))
+        replanned = _lock_and_replan(session, now, settings, end_rules)
     rows = session.execute(sa.select(PLAN).order_by(PLAN.c.call_id)).all()
     before = _holdings(session)
     spend_coins, earn_money = 0, Decimal("0.00")
@@ -463,7 +552,7 @@ def bill_and_settle(
         earn_money_written=earn_money,
     )
     PLAN.drop(session.connection())
-    return _report(rows, end_rules)
+    return _report(rows, end_rules, replanned)
 
 
 def _chunks(rows: Sequence[Any]) -> Iterator[tuple[int, int]]:
@@ -601,16 +690,18 @@ def check_conservation(
 # --- the report ----------------------------------------------------------------
 
 
-def _report(rows: Sequence[Any], end_rules: EndRules | None) -> BillingReport:
+def _report(rows: Sequence[Any], end_rules: EndRules | None, replanned: int = 0) -> BillingReport:
     rule_names = list(end_rules or {})
     billed: list[CallBill] = []
     skipped: list[SkippedCall] = []
+    half_ended = 0
     for row in rows:
         if row.problem is not None:
             problem = PROBLEMS[row.problem]
             if row.problem == "unknown_call_type":
                 problem += f" {row.call_type!r}"
             skipped.append(SkippedCall(row.call_id, problem))
+            half_ended += row.problem == HALF_ENDED
             continue
         reasons = [name for bit, name in enumerate(rule_names) if row.expired & (1 << bit)]
         if row.unpaid:
@@ -639,6 +730,8 @@ def _report(rows: Sequence[Any], end_rules: EndRules | None) -> BillingReport:
             Decimal("0.00"),
         ),
         skipped_calls=len(skipped),
+        half_ended_calls=half_ended,
+        replanned_calls=replanned,
         calls=billed,
         skipped=skipped,
     )

@@ -1,19 +1,24 @@
-"""The app's Redis call cache (SPEC §14): hash `call:{call_id}`, field `coins_spent`.
+"""The app's Redis call cache (SPEC §14): hash `call:{call_id}` with the fields
+user_id, listener_id, call_type, start_time and coins_spent, and a TTL of
+APP_KEY_TTL seconds from the call's start (the app's).
 
-After a billing run commits, the calls it charged get their new coins_spent
-and the calls it ended lose their key, in one MULTI/EXEC that also stamps
+After a billing run commits, the calls it charged get their new coins_spent,
+only on keys that exist (a Lua script: checking and writing in one step, so a
+key the app lets expire is never recreated holding coins_spent alone), and the
+calls it ended lose their key, in one MULTI/EXEC round trip that also stamps
 MARKER with the run's "now". Redis being down never fails or slows billing
 (short timeouts; the error is reported). The next sync repairs what a failed
 one missed: when MARKER is older than the last successful billing run before
-this one, every ongoing call's coins_spent is written again and the keys of
-the calls ended since MARKER are deleted.
+this one, every ongoing call's coins_spent is written again, a missing key is
+recreated whole with what is left of the app's TTL (Redis may have lost it
+while down), and the keys of the calls ended since MARKER are deleted.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 import sqlalchemy as sa
@@ -33,14 +38,61 @@ runs = table(JobRun)
 MARKER = "saathii-ops:call-cache:synced-at"
 BILLING_JOBS = ("coins-deduct", "calls-cleanup")
 TIMEOUT_SECONDS = 0.5
+APP_KEY_TTL = timedelta(seconds=7200)  # the app sets it when the call starts
+KEYS_PER_SCRIPT = 5000  # keys per EVAL: bounds one command's size, not the round trips
+
+# KEYS: call keys. ARGV, six per key: coins_spent, then the key's other fields and its
+# TTL in seconds to recreate it whole when missing, or six values of which the TTL is
+# '' to leave a missing key missing. Returns {updated, recreated}.
+SET_COINS_SPENT = """
+local updated, recreated = 0, 0
+for i, key in ipairs(KEYS) do
+  local a = (i - 1) * 6
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'coins_spent', ARGV[a + 1])
+    updated = updated + 1
+  elseif ARGV[a + 6] ~= '' then
+    redis.call('HSET', key, 'user_id', ARGV[a + 2], 'listener_id', ARGV[a + 3],
+               'call_type', ARGV[a + 4], 'start_time', ARGV[a + 5], 'coins_spent', ARGV[a + 1])
+    redis.call('EXPIRE', key, ARGV[a + 6])
+    recreated = recreated + 1
+  end
+end
+return {updated, recreated}
+"""
 
 
 @dataclass
 class CacheSync(Report):
-    updated: int
+    updated: int  # keys whose coins_spent was set
+    recreated: int  # keys a repair wrote whole again, with the app's TTL
+    missing: int  # calls charged without a key (the app's expired): left missing
     deleted: int
     repaired: bool
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class CallKey:
+    """What a repair needs to recreate a call's key as the app writes it."""
+
+    user_id: int | None
+    listener_id: int | None
+    call_type: str | None
+    start_time: datetime
+    coins_spent: int
+
+    def arguments(self, run_now: datetime) -> list[str | int]:
+        """The script's arguments after coins_spent: the other fields and what is left of
+        the app's TTL at `run_now` ('' once the app's own key would have expired)."""
+        ttl = int((self.start_time + APP_KEY_TTL - run_now).total_seconds())
+        return [
+            "" if self.user_id is None else self.user_id,
+            "" if self.listener_id is None else self.listener_id,
+            self.call_type or "",
+            self.start_time.isoformat(),
+            ttl if ttl > 0 else "",
+        ]
 
 
 def after_billing(
@@ -71,23 +123,36 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
         updates = {b.call_id: b.coins_spent for b in report.calls if b.coins_charged and not b.ends}
         ended = {b.call_id for b in report.calls if b.ends}
         repaired = _missed_a_sync(engine, marker, run_now)
+        whole: dict[int, CallKey] = {}
         if repaired and marker is not None:
-            ongoing, ended_since = _repair_sets(engine, marker)
-            updates = {**ongoing, **updates}
+            whole, ended_since = _repair_sets(engine, marker)
+            updates = {**{c: k.coins_spent for c, k in whole.items()}, **updates}
             ended |= ended_since
+        call_ids = sorted(set(updates) - ended)
         pipe = client.pipeline(transaction=True)
-        for call_id, coins_spent in updates.items():
-            if call_id not in ended:
-                pipe.hset(key(call_id), "coins_spent", coins_spent)
+        for start in range(0, len(call_ids), KEYS_PER_SCRIPT):
+            part = call_ids[start : start + KEYS_PER_SCRIPT]
+            arguments: list[str | int] = []
+            for call_id in part:
+                if call_id in whole:
+                    arguments += [updates[call_id], *whole[call_id].arguments(run_now)]
+                else:
+                    arguments += [updates[call_id], "", "", "", "", ""]
+            pipe.eval(SET_COINS_SPENT, len(part), *(key(c) for c in part), *arguments)
         if ended:
             pipe.delete(*(key(call_id) for call_id in sorted(ended)))
         pipe.set(MARKER, run_now.isoformat())
-        pipe.execute()
-        return CacheSync(len(set(updates) - ended), len(ended), repaired)
+        results = pipe.execute()
+        scripts = results[: -(2 if ended else 1)]
+        updated = sum(int(r[0]) for r in scripts)
+        recreated = sum(int(r[1]) for r in scripts)
+        return CacheSync(
+            updated, recreated, len(call_ids) - updated - recreated, len(ended), repaired
+        )
     except redis.RedisError as exc:
         error = f"Redis call cache at {mask_url_text(redis_url)} not updated: {exc}"
         log.warning("%s; the next billing run repairs it", error)
-        return CacheSync(0, 0, False, error)
+        return CacheSync(0, 0, 0, 0, False, error)
     finally:
         client.close()
 
@@ -105,15 +170,23 @@ def _missed_a_sync(engine: Engine, synced_at: datetime | None, run_now: datetime
     return last_run is not None and last_run > synced_at
 
 
-def _repair_sets(engine: Engine, since: datetime) -> tuple[dict[int, int], set[int]]:
+def _repair_sets(engine: Engine, since: datetime) -> tuple[dict[int, CallKey], set[int]]:
     with transaction(engine, read_only=True) as session:
-        ongoing = dict(
-            session.execute(
-                sa.select(calls.c.call_id, sa.func.coalesce(calls.c.coins_spent, 0)).where(
-                    calls.c.status == "ongoing"
-                )
-            ).all()
-        )
+        ongoing = {
+            row.call_id: CallKey(
+                row.user_id, row.listener_id, row.call_type, row.start_time, row.coins_spent
+            )
+            for row in session.execute(
+                sa.select(
+                    calls.c.call_id,
+                    calls.c.user_id,
+                    calls.c.listener_id,
+                    calls.c.call_type,
+                    calls.c.start_time,
+                    sa.func.coalesce(calls.c.coins_spent, 0).label("coins_spent"),
+                ).where(calls.c.status == "ongoing")
+            )
+        }
         ended = set(
             session.scalars(
                 sa.select(calls.c.call_id).where(

@@ -2,7 +2,9 @@
 
 The one place that ends calls. Its rules are SQL expressions the billing plan
 computes for every call it ends (durations, the listener's rate, earnings),
-and `settle`, which applies the plan's ending rows with guarded statements.
+and `settle`, which applies the plan's ending rows with guarded statements and
+records each settlement in ops_settlements (at most one row per call, by its
+primary key), in the same transaction.
 
 Earnings are computed in whole paise (integers on both dialects: SQLite keeps
 NUMERIC as floating point) and turned into rupees only where they are written.
@@ -19,10 +21,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.db import local_date
+from saathii_ops.db import database_now, is_sqlite, local_date
 from saathii_ops.models import (
     ListenerBadge,
     Money,
+    Rate,
+    Settlement,
     UserCall,
     UserStatus,
     UserTransaction,
@@ -30,6 +34,7 @@ from saathii_ops.models import (
     UTCDateTime,
     table,
 )
+from saathii_ops.runs import run_uuid
 from saathii_ops.settings import Settings
 
 calls = table(UserCall)
@@ -37,6 +42,7 @@ wallets = table(UserWallet)
 ledger = table(UserTransaction)
 status = table(UserStatus)
 badges = table(ListenerBadge)
+settlements = table(Settlement)
 
 
 class PlanChanged(RuntimeError):
@@ -125,14 +131,19 @@ LEDGER_COLUMNS = [
 
 
 def write_ledger_rows(
-    session: Session, tx_type: str, now: datetime, source: sa.Select[Any]
+    session: Session,
+    tx_type: str,
+    now: datetime,
+    source: sa.Select[Any],
+    *,
+    with_ids: bool = False,
 ) -> Sequence[sa.Row[Any]]:
     """One user_transactions row of `tx_type` per row of `source` (wallet_id, coins_change,
-    money_change), INSERT … SELECT; returns each row's (coins_change, money_change)."""
+    money_change; after a leading transaction_id `with_ids`), INSERT … SELECT; returns
+    each row's (coins_change, money_change)."""
     at = sa.literal(now, UTCDateTime())
-    insert = sa.insert(ledger).from_select(
-        LEDGER_COLUMNS, source.add_columns(sa.literal(tx_type), at, at)
-    )
+    columns = ["transaction_id", *LEDGER_COLUMNS] if with_ids else LEDGER_COLUMNS
+    insert = sa.insert(ledger).from_select(columns, source.add_columns(sa.literal(tx_type), at, at))
     return session.execute(insert.returning(ledger.c.coins_change, ledger.c.money_change)).all()
 
 
@@ -216,16 +227,68 @@ def settle(
     ).all()
     expect("listener wallets credited", len(credited), planned[1])
 
+    _number_earn_rows(session, plan, paid)
     earn_rows = write_ledger_rows(
         session,
         "earn",
         now,
-        sa.select(wallets.c.wallet_id, sa.literal(0, sa.BigInteger), rupees(plan.c.earnings_paise))
+        sa.select(
+            plan.c.earn_transaction_id,
+            wallets.c.wallet_id,
+            sa.literal(0, sa.BigInteger),
+            rupees(plan.c.earnings_paise),
+        )
         .select_from(plan.join(wallets, wallets.c.user_id == plan.c.listener_id))
         .where(paid)
         .order_by(plan.c.call_id),
+        with_ids=True,
     )
     expect("'earn' ledger rows written", len(earn_rows), planned[2])
+
+    recorded = session.execute(
+        sa.insert(settlements)
+        .from_select(
+            [
+                "call_id",
+                "run_uuid",
+                "settled_at",
+                "end_time",
+                "duration_seconds",
+                "duration_minutes",
+                "coins_spent",
+                "listener_money_earned",
+                "paid_minutes",
+                "rate_per_minute",
+                "earnings",
+                "listener_wallet_id",
+                "earn_transaction_id",
+            ],
+            sa.select(
+                plan.c.call_id,
+                sa.literal(run_uuid(session), sa.String(32)),
+                sa.literal(database_now(session), UTCDateTime()),
+                sa.literal(now, UTCDateTime()),
+                plan.c.duration_seconds,
+                plan.c.duration_minutes,
+                plan.c.coins_spent + plan.c.charge,
+                plan.c.earnings_paise // 100,
+                plan.c.paid_minutes,
+                sa.cast(rupees(plan.c.rate_paise), Rate),
+                rupees(plan.c.earnings_paise),
+                wallets.c.wallet_id,
+                plan.c.earn_transaction_id,
+            )
+            .select_from(
+                plan.outerjoin(
+                    wallets,
+                    sa.and_(wallets.c.user_id == plan.c.listener_id, plan.c.earnings_paise > 0),
+                )
+            )
+            .where(ending),
+        )
+        .returning(settlements.c.call_id)
+    ).all()
+    expect("settlements recorded", len(recorded), planned[0])
 
     parties = sa.union(
         sa.select(plan.c.caller_id).where(ending), sa.select(plan.c.listener_id).where(ending)
@@ -247,4 +310,27 @@ def settle(
     return Settled(
         calls_ended=len(ended),
         earn_money=sum((Decimal(row.money_change) for row in earn_rows), Decimal("0.00")),
+    )
+
+
+def _number_earn_rows(session: Session, plan: sa.Table, paid: sa.ColumnElement[bool]) -> None:
+    """Give each 'earn' row to write its transaction_id beforehand, so that the settlement
+    record names it: PostgreSQL draws them from the column's own sequence (the app
+    inserts concurrently); SQLite holds the database's write lock, so max + n is free."""
+    if not is_sqlite(session):
+        sequence = sa.func.pg_get_serial_sequence("user_transactions", "transaction_id")
+        session.execute(
+            sa.update(plan).where(paid).values(earn_transaction_id=sa.func.nextval(sequence))
+        )
+        return
+    numbered = (
+        sa.select(plan.c.call_id, sa.func.row_number().over(order_by=plan.c.call_id).label("n"))
+        .where(paid)
+        .subquery()
+    )
+    last = sa.select(sa.func.coalesce(sa.func.max(ledger.c.transaction_id), 0)).scalar_subquery()
+    session.execute(
+        sa.update(plan)
+        .where(plan.c.call_id == numbered.c.call_id)
+        .values(earn_transaction_id=last + numbered.c.n)
     )

@@ -15,6 +15,10 @@ Health rules:
   `--now T` (the demo's) as the jobs saw them. A job that never ran is reported
   as never run, not as a problem: it may simply not be installed yet.
 - a job whose last run failed;
+- a job whose last run found rows it could not process or, for wallets-audit,
+  anything wrong (the run exited 1: "some rows failed"), such as a billing run
+  that skipped calls the app half-ended, or an audit that found a call the app
+  ended again after we settled it;
 - billing behind: ongoing calls that still owe coins for minutes that started
   before now - billing.BILLING_GRACE (the billing plan evaluated at that instant): coin
   deduction runs every minute, so owing for the current minute is normal;
@@ -41,6 +45,7 @@ from saathii_ops.errors import DatabaseUnavailable
 from saathii_ops.jobs import JOBS
 from saathii_ops.models import UserCall, UserStatus, UserWallet, table
 from saathii_ops.reports import Report
+from saathii_ops.runner import SOME_ROWS_FAILED
 from saathii_ops.schema import inspect_schema, not_ready_reason
 from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
 from saathii_ops.services.schedule import CrontabTarget, installed_jobs, server_timezone
@@ -125,8 +130,8 @@ class DataHealth:
     )
     unbillable_calls: int = field(
         metadata=_figure(
-            "ongoing calls billing cannot bill (unknown call type, negative coins spent, "
-            "no listener)"
+            "ongoing calls billing cannot bill (half-ended by the app, settled before, unknown "
+            "call type, negative coins spent, no listener)"
         )
     )
     cleanup_due_calls: int = field(
@@ -288,6 +293,19 @@ def next_firing(expression: str, tz: ZoneInfo, moment: datetime) -> datetime:
     return croniter(expression, moment.astimezone(tz)).get_next(datetime).astimezone(UTC)
 
 
+# The counts of a run that name what made it exit 1 (billing's skipped calls, the
+# audit's findings), quoted by the problem `status` reports.
+FINDING_COUNTS = (
+    "skipped_calls",
+    "half_ended_calls",
+    "wallets_off",
+    "calls_changed_after_settlement",
+    "calls_half_ended",
+    "calls_overcharged",
+    "calls_undercharged",
+)
+
+
 def job_problems(job: JobHealth) -> list[str]:
     problems = []
     if job.overdue:
@@ -300,6 +318,16 @@ def job_problems(job: JobHealth) -> list[str]:
         assert job.last_started_at is not None
         problems.append(
             f"{job.job}'s last run failed (at {_moment(job.last_started_at)}): {job.last_error}"
+        )
+    if job.last_outcome == "ok" and job.last_reason == SOME_ROWS_FAILED:
+        assert job.last_started_at is not None
+        found = ", ".join(
+            f"{name} {value}"
+            for name, value in (job.last_counts or {}).items()
+            if name in FINDING_COUNTS and value
+        )
+        problems.append(
+            f"{job.job}'s last run (at {_moment(job.last_started_at)}) exited 1: {found}"
         )
     return problems
 
@@ -355,7 +383,8 @@ def data_problems(data: DataHealth) -> list[str]:
         )
     if data.unbillable_calls:
         problems.append(
-            f"{data.unbillable_calls} ongoing calls cannot be billed (unknown call_type, "
-            "negative coins_spent or no listener): coins deduct skips them"
+            f"{data.unbillable_calls} ongoing calls cannot be billed (half-ended by the app, "
+            "settled before, unknown call_type, negative coins_spent or no listener): "
+            "coins deduct skips them"
         )
     return problems
