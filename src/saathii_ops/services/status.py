@@ -344,7 +344,7 @@ def data_problems(data: DataHealth) -> list[str]:
         )
     if data.unbillable_calls:
         problems.append(
-            f"{data.unbillable_calls} ongoing calls cannot be billed (unknown call_type, "
-            "negative coins_spent or no listener): coins deduct skips them"
+            f"{data.unbillable_calls} ongoing calls cannot be billed (bad rows: "
+            "`coins deduct --dry-run` names each): coins deduct skips them"
         )
     return problems

@@ -7,7 +7,9 @@ Two set-based queries, each one pass over its table:
   (overcharged), or less than billing should have caught up to by now
   (undercharged: still owing for a minute that started more than
   BILLING_GRACE ago — coin deduction runs every minute, so a fresh minute is
-  not yet owed by the books).
+  not yet owed by the books);
+- ongoing calls that billing cannot bill (its PROBLEMS: bad rows it skips),
+  counted by billing's own `count_calls`.
 The rules are billing's own: `coin_rate`, `coins_due`, `elapsed_seconds`.
 """
 
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.db import elapsed_seconds
 from saathii_ops.models import UserCall, UserTransaction, UserWallet, table
 from saathii_ops.reports import Report
-from saathii_ops.services.billing import BILLING_GRACE, coin_rate, coins_due
+from saathii_ops.services.billing import BILLING_GRACE, coin_rate, coins_due, count_calls
 from saathii_ops.settings import Settings
 
 wallets = table(UserWallet)
@@ -59,12 +61,18 @@ class WalletAuditReport(Report):
     wallets_off: int
     calls_overcharged: int
     calls_undercharged: int
+    calls_unbillable: int  # skipped by billing: `coins deduct --dry-run` names each
     wallets: list[WalletDrift] = field(default_factory=list)
     calls: list[CallDrift] = field(default_factory=list)
 
     @property
     def failed_rows(self) -> int:
-        return self.wallets_off + self.calls_overcharged + self.calls_undercharged
+        return (
+            self.wallets_off
+            + self.calls_overcharged
+            + self.calls_undercharged
+            + self.calls_unbillable
+        )
 
 
 def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditReport:
@@ -139,6 +147,7 @@ def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditRep
         wallets_off=len(drifted_wallets),
         calls_overcharged=sum(1 for c in drifted_calls if c.drift == "overcharged"),
         calls_undercharged=sum(1 for c in drifted_calls if c.drift == "undercharged"),
+        calls_unbillable=count_calls(session, now, settings).unbillable,
         wallets=drifted_wallets,
         calls=drifted_calls,
     )
