@@ -29,7 +29,7 @@ from saathii_ops.commands import (
     wallets,
 )
 from saathii_ops.context import AppContext
-from saathii_ops.db import first_line
+from saathii_ops.db import first_line, mask_secrets
 from saathii_ops.errors import DatabaseUnavailable, OpsError, UsageError
 
 # Typer vendors click and exports only BadParameter, whose bases are click's
@@ -64,8 +64,8 @@ class OpsGroup(TyperGroup):
     @staticmethod
     def _fail(ctx: typer.Context, error: OpsError, cause: BaseException) -> None:
         if isinstance(ctx.obj, AppContext) and ctx.obj.verbose:
-            traceback.print_exception(cause, file=sys.stderr)
-        typer.echo(f"error: {error}", err=True)
+            sys.stderr.write(mask_secrets("".join(traceback.format_exception(cause))))
+        typer.echo(mask_secrets(f"error: {error}"), err=True)
         raise typer.Exit(error.exit_code)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
@@ -75,10 +75,11 @@ class OpsGroup(TyperGroup):
         except ClickUsageError as exc:
             usage_ctx = getattr(exc, "ctx", None)
             hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
-            typer.echo(f"error: {exc.format_message()}{hint}", err=True)  # type: ignore[attr-defined]
+            message = mask_secrets(exc.format_message())  # type: ignore[attr-defined]
+            typer.echo(f"error: {message}{hint}", err=True)
             sys.exit(UsageError.exit_code)
         except ClickException as exc:
-            typer.echo(f"error: {exc.format_message()}", err=True)  # type: ignore[attr-defined]
+            typer.echo(f"error: {mask_secrets(exc.format_message())}", err=True)  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         except typer.Abort:
             typer.echo("aborted", err=True)
@@ -105,6 +106,13 @@ app.command("status")(status.status)
 app.add_typer(wallets.app, name="wallets")
 app.add_typer(db.app, name="db")
 app.command("demo")(demo.demo)
+
+
+class MaskingFormatter(logging.Formatter):
+    """Log lines (and their tracebacks) never show a password."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
 
 
 def parse_now(value: str | None) -> datetime | None:
@@ -160,11 +168,9 @@ def root(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     ctx.obj = AppContext(
         database_url_option=database_url,
         config_option=config,

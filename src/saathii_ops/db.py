@@ -8,6 +8,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -44,20 +45,34 @@ def parse_url(raw: str) -> URL:
     raise UsageError(f"unsupported database {backend!r}: use a postgresql:// or sqlite:// URL")
 
 
+# `user:password@` in any URL-like token, parsed or not (`postgres:pw@host/db` has no //)
+_USERINFO_PASSWORD = re.compile(
+    r"(?P<user>(?:[A-Za-z][\w+.-]*://)?[^\s:/@'\"]*):(?P<secret>(?!/)[^\s'\"]*)@"
+)
+# `?password=`, `&sslpassword=`, libpq's `password=` (quoted or not), PGPASSWORD=; the
+# value ends before a space, `&`, `#` or the punctuation of the sentence around it
+_KEY_PASSWORD = re.compile(
+    r"(?P<key>\b\w*pass(?:word|wd)?\w*\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&#;'\"]*[^\s&#;'\":,.)])",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide every password in `text`, in any form a database or Redis URL may carry it."""
+    text = _USERINFO_PASSWORD.sub(lambda m: f"{m['user']}:***@", text)
+    return _KEY_PASSWORD.sub(lambda m: f"{m['key']}***", text)
+
+
 def mask_url_text(raw: str) -> str:
     """Hide a password in a URL that may not even parse."""
     try:
-        return sa.make_url(raw).render_as_string(hide_password=True)
+        return mask_secrets(sa.make_url(raw).render_as_string(hide_password=True))
     except (ArgumentError, ValueError):
-        scheme, sep, rest = raw.partition("://")
-        userinfo, at, host = rest.rpartition("@")
-        if at and ":" in userinfo:
-            return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
-        return raw
+        return mask_secrets(raw)
 
 
 def display_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    return mask_secrets(url.render_as_string(hide_password=True))
 
 
 def is_sqlite(bind: Engine | Connection | Session) -> bool:
