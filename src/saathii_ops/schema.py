@@ -12,9 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from saathii_ops.db import display_url, first_line
+from saathii_ops.db import classify_database_error, display_url, first_line
 from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
 from saathii_ops.models import APP_TABLE_COLUMNS
 
@@ -54,6 +54,13 @@ class SchemaState:
         return self.current == self.head
 
     @property
+    def app_tables_missing(self) -> list[str]:
+        """The app's tables gone from a database these migrations manage."""
+        if self.current is None:
+            return []
+        return sorted(set(APP_TABLE_COLUMNS) - set(self.app_tables_present))
+
+    @property
     def unadopted(self) -> bool:
         """The app created its tables here, but these migrations were never recorded."""
         return self.current is None and bool(self.app_tables_present)
@@ -64,7 +71,7 @@ def inspect_schema(engine: Engine) -> SchemaState:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
             tables = set(sa.inspect(conn).get_table_names())
-    except OperationalError as exc:
+    except DBAPIError as exc:  # unreachable, or not a database at all (SQLite)
         raise DatabaseUnavailable(
             f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
         ) from exc
@@ -82,6 +89,11 @@ def require_head(engine: Engine) -> None:
 def not_ready_reason(state: SchemaState) -> str | None:
     """Why the schema is not the one this code expects, and what to run; None at head."""
     if state.at_head:
+        if state.app_tables_missing:
+            return (
+                f"the app's tables {', '.join(state.app_tables_missing)} are missing "
+                "(saathii-ops never drops them): restore them from the app's backup"
+            )
         return None
     if state.unadopted:
         return (
@@ -118,8 +130,19 @@ def upgrade(engine: Engine) -> UpgradeReport:
         )
     if state.current is not None and not is_known_revision(state.current):
         raise SchemaNotReady(not_ready_reason(state) or "")
-    with engine.begin() as conn:
-        command.upgrade(_config(conn), "head")
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_config(conn), "head")
+    except DBAPIError as exc:
+        state_error = classify_database_error(exc)
+        if state_error is not None:
+            raise state_error from exc
+        # e.g. a table of a later revision is already there (created by hand)
+        now_at = inspect_schema(engine).current
+        raise SchemaNotReady(
+            f"db upgrade failed, the schema is still at revision {now_at or 'none'}: "
+            f"{first_line(exc)}; fix that (-v shows the statement) and run it again"
+        ) from exc
     return UpgradeReport(state.url, state.current, state.head)
 
 
