@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from saathii_ops.db import classify_database_error, display_url, first_line
 from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
-from saathii_ops.models import APP_TABLE_COLUMNS
+from saathii_ops.models import APP_TABLE_COLUMNS, APP_TABLES, table
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 APP_SCHEMA_REVISION = "0001"
@@ -153,19 +153,34 @@ class AdoptReport:
     already_adopted: bool
 
 
-def missing_app_columns(engine: Engine) -> list[str]:
-    """`table` or `table.column` for everything of the app's schema that is not there."""
+def app_schema_differences(engine: Engine) -> tuple[list[str], list[str]]:
+    """What of the app's schema is not there (`table`, `table.column`), and which columns
+    have another type than the app's (`table.column is X, expected Y`).
+
+    Types are compared as the database's own dialect spells them (NUMERIC(12, 2),
+    TIMESTAMP WITH TIME ZONE, TEXT[]), so a widened or narrowed column is found.
+    """
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         tables = set(inspector.get_table_names())
         missing: list[str] = []
-        for table, columns in APP_TABLE_COLUMNS.items():
-            if table not in tables:
-                missing.append(table)
+        differing: list[str] = []
+        for model in APP_TABLES:
+            expected = table(model)
+            if expected.name not in tables:
+                missing.append(expected.name)
                 continue
-            present = {column["name"] for column in inspector.get_columns(table)}
-            missing.extend(f"{table}.{name}" for name in columns if name not in present)
-    return missing
+            present = {column["name"]: column for column in inspector.get_columns(expected.name)}
+            for column in expected.columns:
+                found = present.get(column.name)
+                if found is None:
+                    missing.append(f"{expected.name}.{column.name}")
+                    continue
+                want = column.type.compile(dialect=conn.dialect)
+                have = found["type"].compile(dialect=conn.dialect)
+                if have != want:
+                    differing.append(f"{expected.name}.{column.name} is {have}, expected {want}")
+    return missing, differing
 
 
 def adopt(engine: Engine) -> AdoptReport:
@@ -173,11 +188,12 @@ def adopt(engine: Engine) -> AdoptReport:
     state = inspect_schema(engine)
     if state.current is not None:
         return AdoptReport(state.url, state.current, already_adopted=True)
-    missing = missing_app_columns(engine)
-    if missing:
-        raise SchemaNotReady(
-            "cannot adopt: the app's schema is incomplete, missing " + ", ".join(missing)
+    missing, differing = app_schema_differences(engine)
+    if missing or differing:
+        problems = (["missing " + ", ".join(missing)] if missing else []) + (
+            ["different types: " + "; ".join(differing)] if differing else []
         )
+        raise SchemaNotReady("cannot adopt: the app's schema differs, " + "; ".join(problems))
     with engine.begin() as conn:
         command.stamp(_config(conn), APP_SCHEMA_REVISION)
     return AdoptReport(state.url, APP_SCHEMA_REVISION, already_adopted=False)
