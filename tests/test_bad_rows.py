@@ -203,3 +203,24 @@ def test_two_calls_that_together_would_overflow_the_listeners_wallet_are_both_sk
     report = json.loads(result.stdout)["report"]
     assert [s["call_id"] for s in report["skipped"]] == calls
     assert wallet(engine, listener) == (0, Decimal("9999999994.00"))
+
+
+def test_an_infinite_start_time_is_a_bad_row(cli: Cli, engine: Engine, backend: str) -> None:
+    """PostgreSQL's timestamptz 'infinity' cannot be subtracted from: once every run failed."""
+    if backend != "postgresql":
+        pytest.skip("'infinity' is a PostgreSQL timestamp")
+    fx = _fixture(engine, _coins_spent(10))
+    with transaction(engine) as s:
+        s.execute(
+            sa.text("UPDATE user_calls SET start_time = '-infinity' WHERE call_id = :id"),
+            {"id": fx.bad_call},
+        )
+        s.commit()
+    for job in ("coins deduct", "calls cleanup"):
+        result = cli("--now", NOW.isoformat(), "--json", *job.split())
+        assert result.exit_code == 1, result.stderr
+        assert json.loads(result.stdout)["report"]["skipped"] == [
+            {"call_id": fx.bad_call, "problem": "start_time is not a finite time"}
+        ]
+    assert wallet(engine, fx.ordinary_caller) == (960, Decimal("0.00"))
+    assert call_row(engine, fx.ordinary_call).status == "dropped"

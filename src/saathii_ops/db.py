@@ -248,7 +248,8 @@ def set_statement_timeout(session: Session, seconds: int) -> None:
 
 
 class elapsed_seconds(FunctionElement[int]):
-    """Whole seconds from `start` to `now`, rounded down (negative when start is later)."""
+    """Whole seconds from `start` to `now`, rounded down (negative when start is later);
+    NULL when `start` is not a finite time."""
 
     type = sa.BigInteger()
     inherit_cache = True
@@ -262,7 +263,11 @@ class elapsed_seconds(FunctionElement[int]):
 @compiles(elapsed_seconds, "postgresql")
 def _elapsed_seconds_pg(element: elapsed_seconds, compiler: SQLCompiler, **kw: Any) -> str:
     now, start = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(floor(extract(epoch FROM ({now} - {start}))) AS BIGINT)"
+    # NULL for an infinite start_time, which PostgreSQL cannot subtract from (a bad row)
+    return (
+        f"CASE WHEN isfinite({start}) "
+        f"THEN CAST(floor(extract(epoch FROM ({now} - {start}))) AS BIGINT) END"
+    )
 
 
 @compiles(elapsed_seconds, "sqlite")
@@ -273,7 +278,10 @@ def _elapsed_seconds_sqlite(element: elapsed_seconds, compiler: SQLCompiler, **k
 def _sqlite_elapsed_seconds(now: str | None, start: str | None) -> int | None:
     if now is None or start is None:
         return None
-    delta = datetime.fromisoformat(now) - datetime.fromisoformat(start)
+    try:
+        delta = datetime.fromisoformat(now) - datetime.fromisoformat(start)
+    except (TypeError, ValueError):  # not a time a datetime can hold (a bad row)
+        return None
     return delta.days * 86400 + delta.seconds  # timedelta keeps 0 <= seconds: this is floor
 
 

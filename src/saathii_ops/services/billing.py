@@ -75,6 +75,7 @@ PROBLEMS = {
     "negative_coins_spent": "coins_spent is negative",
     "no_listener": "no listener_id",
     "start_time_out_of_range": "start_time is so long ago that duration_seconds would overflow INT",
+    "start_time_not_finite": "start_time is not a finite time",
     "coins_spent_out_of_range": "coins_spent pays for more minutes than any call can last",
     "bad_badge_rate": "the listener's listener_badges row has a negative or absurd rate",
     "earnings_out_of_range": "the listener's earnings would overflow NUMERIC(12,2)",
@@ -253,6 +254,7 @@ def _call_rows(
                 (rate.is_(None), "unknown_call_type"),
                 (spent < 0, "negative_coins_spent"),
                 (scope.c.listener_id.is_(None), "no_listener"),
+                (elapsed.is_(None), "start_time_not_finite"),
                 (elapsed > settlement.INT_MAX, "start_time_out_of_range"),
                 (spent // rate > settlement.MAX_CALL_MINUTES, "coins_spent_out_of_range"),
                 (
