@@ -196,3 +196,29 @@ def test_a_repair_recreates_a_lost_key_whole_with_what_is_left_of_the_apps_ttl(
     }
     # started 225 s before the repair's "now": 7200 - 225 seconds are left
     assert 6970 <= cache.ttl(key) <= 6975
+
+
+def test_the_first_run_with_redis_down_is_repaired_with_no_stamp_yet(
+    cli: Cli, cache: redis.Redis, two_calls: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAATHII_REDIS_URL", DOWN_URL)
+    down = cli("--now", T0.isoformat(), "--json", "coins", "deduct")
+    assert down.exit_code == 0
+    assert json.loads(down.stdout)["report"]["calls_ended"] == 1
+    assert cache.get(MARKER) is None
+    assert cache.exists(f"call:{two_calls['broke']}")  # ended, still cached
+
+    monkeypatch.setenv("SAATHII_REDIS_URL", REDIS_URL)
+    repair = cli("--now", (T0 + timedelta(seconds=5)).isoformat(), "--json", "coins", "deduct")
+    assert repair.exit_code == 0, repair.stderr
+    assert json.loads(repair.stdout)["after_commit"] == {
+        "updated": 1,
+        "recreated": 0,
+        "missing": 0,
+        "deleted": 1,
+        "repaired": True,
+        "error": None,
+    }
+    assert not cache.exists(f"call:{two_calls['broke']}")
+    assert cache.hget(f"call:{two_calls['paying']}", "coins_spent") == "30"
+    assert cache.get(MARKER) == (T0 + timedelta(seconds=5)).isoformat()

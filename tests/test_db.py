@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 
 from saathii_ops.db import elapsed_seconds, local_date, transaction
 from saathii_ops.models import UserCall
+from saathii_ops.settings import embedded_database_path
+from tests.conftest import Cli
 from tests.factories import add_call, add_user
 
 START = datetime(2026, 11, 28, 18, 29, 59, 500000, tzinfo=UTC)  # 23:59:59.5 IST
@@ -72,3 +77,20 @@ def test_local_date_is_the_calendar_date_in_the_zone(
             sa.select(local_date(UserCall.start_time, tz)).where(UserCall.call_id == call)
         )
     assert value == expected
+
+
+def test_the_embedded_database_and_its_lock_files_are_private(tmp_path: Path) -> None:
+    """0600 files in a 0700 directory: the database holds wallets and calls."""
+    old_umask = os.umask(0o022)
+    try:
+        cli = Cli(None)
+        assert cli("db", "upgrade").exit_code == 0
+        assert cli("presence", "cleanup").exit_code == 0
+    finally:
+        os.umask(old_umask)
+    database = embedded_database_path()
+    assert database.parent == tmp_path / "xdg-data" / "saathii-ops"
+    assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
+    files = sorted(database.parent.iterdir())
+    assert database in files and any(f.name.endswith(".lock") for f in files)
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}

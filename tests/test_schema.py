@@ -111,8 +111,45 @@ def test_adopt_names_what_is_missing(empty_db_url: str, backend: str) -> None:
     result = Cli(empty_db_url)("db", "adopt")
     assert result.exit_code == 3
     assert result.stderr == (
-        "error: cannot adopt: the app's schema is incomplete, missing "
+        "error: cannot adopt: the app's schema differs, missing "
         "user_status.wait_time, listener_badges\n"
+    )
+    assert "alembic_version" not in table_names(empty_db_url)
+
+
+def test_adopt_names_columns_of_another_type(empty_db_url: str, backend: str) -> None:
+    create_app_tables(empty_db_url, backend)
+    engine = make_engine(parse_url(empty_db_url))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE listener_badges")
+        conn.exec_driver_sql(
+            "CREATE TABLE listener_badges (listener_id INTEGER, date DATE, badge VARCHAR(20), "
+            "audio_rate_per_minute NUMERIC(6, 2), video_rate_per_minute NUMERIC(5, 2), "
+            "assigned_at TIMESTAMP WITH TIME ZONE, updated_at TIMESTAMP WITH TIME ZONE, "
+            "created_at TIMESTAMP WITH TIME ZONE, PRIMARY KEY (listener_id, date))"
+            if backend == "postgresql"
+            else "CREATE TABLE listener_badges (listener_id INTEGER, date DATE, "
+            "badge VARCHAR(20), audio_rate_per_minute NUMERIC(6, 2), "
+            "video_rate_per_minute NUMERIC(5, 2), assigned_at DATETIME, updated_at DATETIME, "
+            "created_at DATETIME, PRIMARY KEY (listener_id, date))"
+        )
+        if backend == "postgresql":
+            conn.exec_driver_sql(
+                "ALTER TABLE user_wallets ALTER COLUMN balance_coins TYPE numeric(20,4)"
+            )
+    engine.dispose()
+
+    result = Cli(empty_db_url)("db", "adopt")
+    assert result.exit_code == 3
+    wallets = (
+        "user_wallets.balance_coins is NUMERIC(20, 4), expected BIGINT; "
+        if backend == "postgresql"
+        else ""
+    )
+    assert result.stderr == (
+        "error: cannot adopt: the app's schema differs, different types: "
+        f"{wallets}listener_badges.audio_rate_per_minute is NUMERIC(6, 2), "
+        "expected NUMERIC(5, 2)\n"
     )
     assert "alembic_version" not in table_names(empty_db_url)
 

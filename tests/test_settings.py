@@ -56,7 +56,10 @@ def test_the_file_overrides_defaults_and_the_environment_overrides_the_file(
     ("toml", "message"),
     [
         ('timezone = "Mars/Olympus"', "timezone: Value error, unknown timezone 'Mars/Olympus'"),
-        ("[coins_per_minute]\naudio = 0", "coins_per_minute.audio: Input should be greater than 0"),
+        (
+            "[coins_per_minute]\naudio = 0",
+            "coins_per_minute.audio: Input should be greater than or equal to 1",
+        ),
         (
             "presence_inactive_minutez = 5",
             "presence_inactive_minutez: Extra inputs are not permitted",
@@ -122,3 +125,103 @@ def test_the_embedded_default_is_an_absolute_sqlite_path(tmp_path: Path) -> None
     assert source == "embedded default"
     assert url == f"sqlite:///{tmp_path / 'xdg-data' / 'saathii-ops' / 'saathii.db'}"
     assert Path(url.removeprefix("sqlite:///")).is_absolute()
+
+
+BAD_CONFIG_FILES = {
+    "statement_timeout_seconds = 3000000": "statement_timeout_seconds",
+    "statement_timeout_seconds = 0": "statement_timeout_seconds",
+    "[coins_per_minute]\naudio = 9223372036854775807": "coins_per_minute.audio",
+    "[coins_per_minute]\nvideo = 10001": "coins_per_minute.video",
+    "[coins_per_minute]\naudio = true": "coins_per_minute.audio",
+    '[coins_per_minute]\naudio = "10"': "coins_per_minute.audio",
+    "[coins_per_minute]\naudio = 10.0": "coins_per_minute.audio",
+    "call_max_minutes = 99999999999999999": "call_max_minutes",
+    "call_stale_minutes = 99999999999": "call_stale_minutes",
+    "presence_inactive_minutes = 99999999999": "presence_inactive_minutes",
+    "presence_inactive_minutes = false": "presence_inactive_minutes",
+    "log_retention_days = 99999999999": "log_retention_days",
+    "failed_run_retention_days = 0": "failed_run_retention_days",
+    'redis_url = "notredis://x"': "redis_url",
+    'redis_url = "redis://h:port/0"': "redis_url",
+    'ping_url = "not a url"': "ping_url",
+    'ping_url = "https://"': "ping_url",
+    '[ping_urls]\ncoins-deduct = "ftp://x"': "ping_urls",
+    "[badge_thresholds]\ngold = 99999": "badge_thresholds.gold",
+    '[badge_thresholds]\nbronze = "60"': "badge_thresholds.bronze",
+    '[badge_rates.gold]\naudio = -1\nvideo = "10.00"': "badge_rates.gold.audio",
+    '[badge_rates.gold]\naudio = true\nvideo = "10.00"': "badge_rates.gold.audio",
+    '[badge_rates.gold]\naudio = "1000.00"\nvideo = "10.00"': "badge_rates.gold.audio",
+}
+
+
+@pytest.mark.parametrize("toml", list(BAD_CONFIG_FILES))
+def test_every_bad_configuration_is_one_line_naming_the_key_with_exit_2(
+    tmp_path: Path, toml: str
+) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text(toml + "\n")
+    result = Cli(f"sqlite:///{tmp_path / 'x.db'}")("--config", str(config), "coins", "deduct")
+    assert result.exit_code == 2
+    key = BAD_CONFIG_FILES[toml]
+    assert result.stderr.startswith(f"error: invalid configuration: {key}: "), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [
+        ("SAATHII_SCHEDULES", "notjson", "schedules"),
+        ("SAATHII_COINS_PER_MINUTE__AUDIO", "true", "coins_per_minute.audio"),
+        ("SAATHII_COINS_PER_MINUTE__AUDIO", "0", "coins_per_minute.audio"),
+        ("SAATHII_STATEMENT_TIMEOUT_SECONDS", "3000000", "statement_timeout_seconds"),
+        ("SAATHII_CALL_MAX_MINUTES", "99999999999999999", "call_max_minutes"),
+        ("SAATHII_LOG_RETENTION_DAYS", "99999999999", "log_retention_days"),
+        ("SAATHII_REDIS_URL", "notredis://x", "redis_url"),
+        ("SAATHII_PING_URL", "not a url", "ping_url"),
+        ("SAATHII_BADGE_RATES__GOLD__AUDIO", "-1", "badge_rates.gold.audio"),
+    ],
+)
+def test_a_bad_environment_variable_is_exit_2_naming_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, key: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = Cli(f"sqlite:///{tmp_path / 'x.db'}")("coins", "deduct")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: invalid configuration: {key}: "), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_config_file_that_is_not_utf8_is_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_bytes(b'timezone = "Asia/Kolkata" # \xff\n')
+    result = Cli(f"sqlite:///{tmp_path / 'x.db'}")("--config", str(config), "coins", "deduct")
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"error: config file {config} is not UTF-8 text (byte 28): save it as UTF-8\n"
+    )
+
+
+def test_a_url_setting_never_repeats_its_password(tmp_path: Path) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text('redis_url = "redis://:S3cretPW@cache:notaport/0"\n')
+    result = Cli(f"sqlite:///{tmp_path / 'x.db'}")("--config", str(config), "coins", "deduct")
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == "error: invalid configuration: redis_url: Value error, is not a valid URL\n"
+    )
+
+
+def test_sane_values_at_the_limits_are_accepted(tmp_path: Path) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text(
+        "statement_timeout_seconds = 2147483\ncall_max_minutes = 527040\n"
+        'redis_url = "unix:///run/redis.sock"\nping_url = "https://hc-ping.com/abc"\n'
+        "[coins_per_minute]\naudio = 1\nvideo = 10000\n"
+        '[badge_rates.gold]\naudio = 2\nvideo = "999.99"\n'
+    )
+    s = load_settings(config)
+    assert (s.statement_timeout_seconds, s.call_max_minutes) == (2147483, 527040)
+    assert (s.coins_per_minute.audio, s.coins_per_minute.video) == (1, 10000)
+    assert (s.badge_rates.gold.audio, s.badge_rates.gold.video) == (Decimal(2), Decimal("999.99"))

@@ -377,8 +377,8 @@ def test_unbillable_calls_are_a_problem(engine: Engine) -> None:
     assert report.data is not None
     assert (report.data.unbillable_calls, report.data.owing_calls) == (1, 1)
     assert report.problems == [
-        "1 ongoing calls cannot be billed (half-ended by the app, settled before, unknown "
-        "call_type, negative coins_spent or no listener): coins deduct skips them"
+        "1 ongoing calls cannot be billed (half-ended by the app, settled before, or bad "
+        "rows: `coins deduct --dry-run` names each): coins deduct skips them"
     ]
     assert report.exit_code == 1
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from typer.core import TyperGroup
 
 from saathii_ops import __version__
@@ -29,8 +29,9 @@ from saathii_ops.commands import (
     wallets,
 )
 from saathii_ops.context import AppContext
-from saathii_ops.db import first_line
+from saathii_ops.db import classify_database_error, first_line, mask_secrets
 from saathii_ops.errors import DatabaseUnavailable, OpsError, UsageError
+from saathii_ops.settings import EARLIEST_DAY, LATEST_DAY
 
 # Typer vendors click and exports only BadParameter, whose bases are click's
 # UsageError (every bad option or argument) and ClickException.
@@ -44,28 +45,36 @@ class OpsGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except OperationalError as exc:
-            # anywhere outside the runner: the database went away mid-command
-            self._fail(ctx, DatabaseUnavailable(f"database error: {first_line(exc)}"), exc)
+        except DBAPIError as exc:
+            # anywhere outside the runner: the database went away mid-command, is
+            # read-only, or lost a table
+            error = classify_database_error(exc)
+            if error is None and isinstance(exc, OperationalError):
+                error = DatabaseUnavailable(f"database error: {first_line(exc)}")
+            self._fail(ctx, error or self._unexpected(exc), exc)
         except OpsError as exc:
             self._fail(ctx, exc, exc)
         except (typer.Exit, typer.Abort, ClickException):
             raise
         except Exception as exc:
-            # a bug, not the operator's doing: still one line, the traceback with -v
-            internal = OpsError(
-                f"unexpected {type(exc).__name__}: {first_line(exc)} (-v shows the traceback)"
-            )
-            self._fail(ctx, internal, exc)
+            self._fail(ctx, self._unexpected(exc), exc)
         finally:
             if isinstance(ctx.obj, AppContext):
                 ctx.obj.dispose()
 
     @staticmethod
+    def _unexpected(exc: Exception) -> OpsError:
+        """A bug, not the operator's doing: still one line (never the statement's
+        parameters), the traceback with -v."""
+        return OpsError(
+            f"unexpected {type(exc).__name__}: {first_line(exc)} (-v shows the traceback)"
+        )
+
+    @staticmethod
     def _fail(ctx: typer.Context, error: OpsError, cause: BaseException) -> None:
         if isinstance(ctx.obj, AppContext) and ctx.obj.verbose:
-            traceback.print_exception(cause, file=sys.stderr)
-        typer.echo(f"error: {error}", err=True)
+            sys.stderr.write(mask_secrets("".join(traceback.format_exception(cause))))
+        typer.echo(mask_secrets(f"error: {error}"), err=True)
         raise typer.Exit(error.exit_code)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
@@ -75,10 +84,11 @@ class OpsGroup(TyperGroup):
         except ClickUsageError as exc:
             usage_ctx = getattr(exc, "ctx", None)
             hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
-            typer.echo(f"error: {exc.format_message()}{hint}", err=True)  # type: ignore[attr-defined]
+            message = mask_secrets(exc.format_message())  # type: ignore[attr-defined]
+            typer.echo(f"error: {message}{hint}", err=True)
             sys.exit(UsageError.exit_code)
         except ClickException as exc:
-            typer.echo(f"error: {exc.format_message()}", err=True)  # type: ignore[attr-defined]
+            typer.echo(f"error: {mask_secrets(exc.format_message())}", err=True)  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         except typer.Abort:
             typer.echo("aborted", err=True)
@@ -107,6 +117,13 @@ app.add_typer(db.app, name="db")
 app.command("demo")(demo.demo)
 
 
+class MaskingFormatter(logging.Formatter):
+    """Log lines (and their tracebacks) never show a password."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
+
+
 def parse_now(value: str | None) -> datetime | None:
     """ISO-8601; a value without an offset is UTC."""
     if value is None:
@@ -115,7 +132,16 @@ def parse_now(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not an ISO-8601 date-time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        moment = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:30 is before year 1 in UTC
+        moment = None
+    if moment is None or not EARLIEST_DAY <= moment.date() <= LATEST_DAY:
+        raise typer.BadParameter(
+            f"--now {value} is out of range: give an instant from {EARLIEST_DAY} "
+            f"to {LATEST_DAY} (UTC)"
+        )
+    return moment
 
 
 def _show_version(value: bool) -> None:
@@ -160,11 +186,9 @@ def root(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     ctx.obj = AppContext(
         database_url_option=database_url,
         config_option=config,

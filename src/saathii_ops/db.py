@@ -8,6 +8,8 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -18,13 +20,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from saathii_ops.errors import DatabaseUnavailable, UsageError
+from saathii_ops.errors import DatabaseUnavailable, OpsError, SchemaNotReady, UsageError
 
 READ_ONLY = "saathii_read_only"
 
@@ -44,20 +46,34 @@ def parse_url(raw: str) -> URL:
     raise UsageError(f"unsupported database {backend!r}: use a postgresql:// or sqlite:// URL")
 
 
+# `user:password@` in any URL-like token, parsed or not (`postgres:pw@host/db` has no //)
+_USERINFO_PASSWORD = re.compile(
+    r"(?P<user>(?:[A-Za-z][\w+.-]*://)?[^\s:/@'\"]*):(?P<secret>(?!/)[^\s'\"]*)@"
+)
+# `?password=`, `&sslpassword=`, libpq's `password=` (quoted or not), PGPASSWORD=; the
+# value ends before a space, `&`, `#` or the punctuation of the sentence around it
+_KEY_PASSWORD = re.compile(
+    r"(?P<key>\b\w*pass(?:word|wd)?\w*\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&#;'\"]*[^\s&#;'\":,.)])",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(text: str) -> str:
+    """Hide every password in `text`, in any form a database or Redis URL may carry it."""
+    text = _USERINFO_PASSWORD.sub(lambda m: f"{m['user']}:***@", text)
+    return _KEY_PASSWORD.sub(lambda m: f"{m['key']}***", text)
+
+
 def mask_url_text(raw: str) -> str:
     """Hide a password in a URL that may not even parse."""
     try:
-        return sa.make_url(raw).render_as_string(hide_password=True)
+        return mask_secrets(sa.make_url(raw).render_as_string(hide_password=True))
     except (ArgumentError, ValueError):
-        scheme, sep, rest = raw.partition("://")
-        userinfo, at, host = rest.rpartition("@")
-        if at and ":" in userinfo:
-            return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
-        return raw
+        return mask_secrets(raw)
 
 
 def display_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+    return mask_secrets(url.render_as_string(hide_password=True))
 
 
 def is_sqlite(bind: Engine | Connection | Session) -> bool:
@@ -72,7 +88,7 @@ def make_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(database).expanduser())
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         _apply_pysqlite_recipe(engine)
     else:
@@ -82,6 +98,24 @@ def make_engine(url: URL) -> Engine:
             raise UsageError("the PostgreSQL driver psycopg2 is not installed") from None
         _apply_postgresql_session_setup(engine)
     return engine
+
+
+def create_private_file(path: Path) -> None:
+    """Create an SQLite database file (or a lock file beside it) readable by its owner
+    only, 0600, creating missing directories 0700: it holds wallets and calls.
+
+    An existing file or directory keeps its mode: the operator chose it.
+    """
+    try:
+        missing = [parent for parent in (path.parent, *path.parent.parents) if not parent.exists()]
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot create the SQLite database {path}: {exc.strerror}"
+        ) from None
 
 
 def _apply_pysqlite_recipe(engine: Engine) -> None:
@@ -122,6 +156,38 @@ def _apply_postgresql_session_setup(engine: Engine) -> None:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
+# SQLSTATEs (PostgreSQL) and messages (SQLite) of errors that are the database's state,
+# not a bug: each gets its exit code and a line that says what to do.
+_READ_ONLY = ("25006", "attempt to write a readonly database")
+_SCHEMA_CHANGED = ("42P01", "42703", "no such table", "no such column")
+_NOT_A_DATABASE = ("file is not a database",)
+
+
+def classify_database_error(exc: BaseException) -> OpsError | None:
+    """The operator's error for a database error caused by the database's state, else None."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    code = getattr(exc.orig, "pgcode", None)
+    text = first_line(exc)
+
+    def matches(signs: tuple[str, ...]) -> bool:
+        return code in signs or any(sign in text for sign in signs)
+
+    if matches(_READ_ONLY):
+        return DatabaseUnavailable(
+            f"the database is read-only ({text}): a hot standby, or "
+            "default_transaction_read_only is on; point saathii-ops at the primary"
+        )
+    if matches(_SCHEMA_CHANGED):
+        return SchemaNotReady(
+            f"the database's schema is not the app's ({text}): "
+            "`saathii-ops db adopt` lists what differs"
+        )
+    if matches(_NOT_A_DATABASE):
+        return DatabaseUnavailable(f"cannot open the database: {text}")
+    return None
+
+
 def first_line(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None) or exc
     text = str(inner).strip()
@@ -137,7 +203,7 @@ def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]
     """
     try:
         conn = engine.connect()
-    except OperationalError as exc:
+    except DBAPIError as exc:
         raise DatabaseUnavailable(
             f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
         ) from exc
@@ -182,7 +248,8 @@ def set_statement_timeout(session: Session, seconds: int) -> None:
 
 
 class elapsed_seconds(FunctionElement[int]):
-    """Whole seconds from `start` to `now`, rounded down (negative when start is later)."""
+    """Whole seconds from `start` to `now`, rounded down (negative when start is later);
+    NULL when `start` is not a finite time."""
 
     type = sa.BigInteger()
     inherit_cache = True
@@ -196,7 +263,11 @@ class elapsed_seconds(FunctionElement[int]):
 @compiles(elapsed_seconds, "postgresql")
 def _elapsed_seconds_pg(element: elapsed_seconds, compiler: SQLCompiler, **kw: Any) -> str:
     now, start = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(floor(extract(epoch FROM ({now} - {start}))) AS BIGINT)"
+    # NULL for an infinite start_time, which PostgreSQL cannot subtract from (a bad row)
+    return (
+        f"CASE WHEN isfinite({start}) "
+        f"THEN CAST(floor(extract(epoch FROM ({now} - {start}))) AS BIGINT) END"
+    )
 
 
 @compiles(elapsed_seconds, "sqlite")
@@ -207,7 +278,10 @@ def _elapsed_seconds_sqlite(element: elapsed_seconds, compiler: SQLCompiler, **k
 def _sqlite_elapsed_seconds(now: str | None, start: str | None) -> int | None:
     if now is None or start is None:
         return None
-    delta = datetime.fromisoformat(now) - datetime.fromisoformat(start)
+    try:
+        delta = datetime.fromisoformat(now) - datetime.fromisoformat(start)
+    except (TypeError, ValueError):  # not a time a datetime can hold (a bad row)
+        return None
     return delta.days * 86400 + delta.seconds  # timedelta keeps 0 <= seconds: this is floor
 
 

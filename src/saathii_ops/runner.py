@@ -25,6 +25,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import (
+    classify_database_error,
+    create_private_file,
     database_now,
     disable_jit,
     first_line,
@@ -153,6 +155,10 @@ def _run(
                     raise DatabaseUnavailable(f"lost the database: {first_line(exc)}") from exc
                 log.debug("job %s failed", job.name, exc_info=True)
                 error = f"{type(exc).__name__}: {first_line(exc)}"
+                # the database's state (read-only, a table gone), not the job: its exit code
+                state_error = classify_database_error(exc)
+                if state_error is not None:
+                    state_error.__cause__ = exc
             else:
                 after = (
                     job.after_commit(engine, settings, report, run_now)
@@ -162,7 +168,10 @@ def _run(
                 duration = time.monotonic() - started
                 return RunResult(job.name, "ok", run_now, duration, report, after_commit=after)
 
-    _record_failure(engine, job, run_now, started_at, error, run_uuid)
+    if not isinstance(state_error, DatabaseUnavailable):  # a read-only one records nothing
+        _record_failure(engine, job, run_now, started_at, error, run_uuid)
+    if state_error is not None:
+        raise state_error
     return RunResult(job.name, "failed", run_now, time.monotonic() - started, error=error)
 
 
@@ -195,6 +204,7 @@ def job_lock(session: Session, lock_name: str) -> Iterator[bool]:
         yield True  # a private in-memory database: nobody else can run
         return
     lock_path = Path(f"{database}.{lock_name}.lock")
+    create_private_file(lock_path)
     with lock_path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -268,5 +278,7 @@ def _record_failure(
                 bind_run(session, run_uuid)
             _record(session, job, run_now, started_at, "failed", error=error)
             session.commit()
-    except Exception:  # the failure is reported anyway; the record is best effort
-        log.warning("could not record the failed run of %s", job.name, exc_info=True)
+    except Exception as exc:  # the failure is reported anyway; the record is best effort
+        # one line: the statement's parameters are for -v only
+        log.warning("could not record the failed run of %s: %s", job.name, first_line(exc))
+        log.debug("recording the failed run of %s", job.name, exc_info=True)

@@ -14,11 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from saathii_ops.db import READ_ONLY, display_url, first_line, is_sqlite
+from saathii_ops.db import READ_ONLY, classify_database_error, display_url, first_line, is_sqlite
 from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
-from saathii_ops.models import APP_TABLE_COLUMNS
+from saathii_ops.models import APP_TABLE_COLUMNS, APP_TABLES, table
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 APP_SCHEMA_REVISION = "0001"
@@ -56,6 +56,13 @@ class SchemaState:
         return self.current == self.head
 
     @property
+    def app_tables_missing(self) -> list[str]:
+        """The app's tables gone from a database these migrations manage."""
+        if self.current is None:
+            return []
+        return sorted(set(APP_TABLE_COLUMNS) - set(self.app_tables_present))
+
+    @property
     def unadopted(self) -> bool:
         """The app created its tables here, but these migrations were never recorded."""
         return self.current is None and bool(self.app_tables_present)
@@ -70,7 +77,7 @@ def inspect_schema(engine: Engine) -> SchemaState:
             conn.execution_options(**{READ_ONLY: True})
             current = MigrationContext.configure(conn).get_current_revision()
             tables = set(sa.inspect(conn).get_table_names())
-    except OperationalError as exc:
+    except DBAPIError as exc:  # unreachable, or not a database at all (SQLite)
         raise DatabaseUnavailable(
             f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
         ) from exc
@@ -88,6 +95,11 @@ def require_head(engine: Engine) -> None:
 def not_ready_reason(state: SchemaState) -> str | None:
     """Why the schema is not the one this code expects, and what to run; None at head."""
     if state.at_head:
+        if state.app_tables_missing:
+            return (
+                f"the app's tables {', '.join(state.app_tables_missing)} are missing "
+                "(saathii-ops never drops them): restore them from the app's backup"
+            )
         return None
     if state.unadopted:
         return (
@@ -132,12 +144,23 @@ def upgrade(engine: Engine) -> UpgradeReport:
     transactions, so that a revision can build its indexes CONCURRENTLY outside one
     (what each revision locks: docs/operations.md)."""
     state = _upgradable(engine)
-    if is_sqlite(engine):
-        with engine.begin() as conn:
-            command.upgrade(_config(conn), "head")
-    else:
-        with engine.connect() as conn:
-            command.upgrade(_config(conn), "head")
+    try:
+        if is_sqlite(engine):
+            with engine.begin() as conn:
+                command.upgrade(_config(conn), "head")
+        else:
+            with engine.connect() as conn:
+                command.upgrade(_config(conn), "head")
+    except DBAPIError as exc:
+        state_error = classify_database_error(exc)
+        if state_error is not None:
+            raise state_error from exc
+        # e.g. a table of a later revision is already there (created by hand)
+        now_at = inspect_schema(engine).current
+        raise SchemaNotReady(
+            f"db upgrade failed, the schema is still at revision {now_at or 'none'}: "
+            f"{first_line(exc)}; fix that (-v shows the statement) and run it again"
+        ) from exc
     return UpgradeReport(state.url, state.current, state.head)
 
 
@@ -170,19 +193,34 @@ class AdoptReport:
     already_adopted: bool
 
 
-def missing_app_columns(engine: Engine) -> list[str]:
-    """`table` or `table.column` for everything of the app's schema that is not there."""
+def app_schema_differences(engine: Engine) -> tuple[list[str], list[str]]:
+    """What of the app's schema is not there (`table`, `table.column`), and which columns
+    have another type than the app's (`table.column is X, expected Y`).
+
+    Types are compared as the database's own dialect spells them (NUMERIC(12, 2),
+    TIMESTAMP WITH TIME ZONE, TEXT[]), so a widened or narrowed column is found.
+    """
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         tables = set(inspector.get_table_names())
         missing: list[str] = []
-        for table, columns in APP_TABLE_COLUMNS.items():
-            if table not in tables:
-                missing.append(table)
+        differing: list[str] = []
+        for model in APP_TABLES:
+            expected = table(model)
+            if expected.name not in tables:
+                missing.append(expected.name)
                 continue
-            present = {column["name"] for column in inspector.get_columns(table)}
-            missing.extend(f"{table}.{name}" for name in columns if name not in present)
-    return missing
+            present = {column["name"]: column for column in inspector.get_columns(expected.name)}
+            for column in expected.columns:
+                found = present.get(column.name)
+                if found is None:
+                    missing.append(f"{expected.name}.{column.name}")
+                    continue
+                want = column.type.compile(dialect=conn.dialect)
+                have = found["type"].compile(dialect=conn.dialect)
+                if have != want:
+                    differing.append(f"{expected.name}.{column.name} is {have}, expected {want}")
+    return missing, differing
 
 
 def adopt(engine: Engine) -> AdoptReport:
@@ -190,11 +228,12 @@ def adopt(engine: Engine) -> AdoptReport:
     state = inspect_schema(engine)
     if state.current is not None:
         return AdoptReport(state.url, state.current, already_adopted=True)
-    missing = missing_app_columns(engine)
-    if missing:
-        raise SchemaNotReady(
-            "cannot adopt: the app's schema is incomplete, missing " + ", ".join(missing)
+    missing, differing = app_schema_differences(engine)
+    if missing or differing:
+        problems = (["missing " + ", ".join(missing)] if missing else []) + (
+            ["different types: " + "; ".join(differing)] if differing else []
         )
+        raise SchemaNotReady("cannot adopt: the app's schema differs, " + "; ".join(problems))
     with engine.begin() as conn:
         command.stamp(_config(conn), APP_SCHEMA_REVISION)
     return AdoptReport(state.url, APP_SCHEMA_REVISION, already_adopted=False)

@@ -8,15 +8,23 @@ app's DATABASE_URL, the embedded default).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from saathii_ops.errors import UsageError
 
@@ -29,17 +37,39 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Ranges that keep every run computable (SPEC §2: a value that would make a run fail is
+# a configuration error): a year of minutes keeps `now - limit` far inside Python's and
+# the database's datetimes; PostgreSQL's statement_timeout is an int4 of milliseconds.
+MAX_MINUTES = 366 * 24 * 60
+MAX_DAYS = 3660
+MAX_STATEMENT_TIMEOUT_SECONDS = (2**31 - 1) // 1000
+MAX_COINS_PER_MINUTE = 10_000
+MINUTES_PER_DAY = 24 * 60
+# The instants a run may be "at" (`--now`, badge dates): a year of margin on either side
+# of them keeps every limit above computable in Python's datetimes (years 1 to 9999).
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(9998, 12, 31)
+
+
+def _minutes(default: int) -> Any:
+    return Field(default, ge=1, le=MAX_MINUTES)
+
+
+def _days(default: int) -> Any:
+    return Field(default, ge=1, le=MAX_DAYS)
+
+
 class CoinsPerMinute(_Section):
-    audio: int = Field(10, gt=0)
-    video: int = Field(60, gt=0)
+    audio: int = Field(10, ge=1, le=MAX_COINS_PER_MINUTE)
+    video: int = Field(60, ge=1, le=MAX_COINS_PER_MINUTE)
 
 
 class BadgeThresholds(_Section):
     """Call minutes on the previous business day needed for each badge."""
 
-    bronze: int = Field(60, ge=0)
-    silver: int = Field(120, ge=0)
-    gold: int = Field(180, ge=0)
+    bronze: int = Field(60, ge=0, le=MINUTES_PER_DAY)
+    silver: int = Field(120, ge=0, le=MINUTES_PER_DAY)
+    gold: int = Field(180, ge=0, le=MINUTES_PER_DAY)
 
     @model_validator(mode="after")
     def _ordered(self) -> BadgeThresholds:
@@ -73,18 +103,18 @@ class Settings(BaseSettings):
     badge_thresholds: BadgeThresholds = BadgeThresholds()
     badge_rates: BadgeRates = BadgeRates()
     counted_call_statuses: tuple[CallStatus, ...] = ("completed", "dropped")
-    presence_inactive_minutes: int = Field(5, gt=0)
-    call_stale_minutes: int = Field(10, gt=0)
-    call_max_minutes: int = Field(240, gt=0)
+    presence_inactive_minutes: int = _minutes(5)
+    call_stale_minutes: int = _minutes(10)
+    call_max_minutes: int = _minutes(240)
     log_dir: Path = Path("/var/log/saathii")
-    log_retention_days: int = Field(7, gt=0)
+    log_retention_days: int = _days(7)
     # failed runs stay in the audit table longer than successes: they are what gets investigated
-    failed_run_retention_days: int = Field(30, gt=0)
+    failed_run_retention_days: int = _days(30)
     # job name -> cron expression, replacing the registry's default schedule
     schedules: dict[str, str] = Field(default_factory=dict)
     # the timezone cron runs in; None: this machine's (see services/schedule.py)
     server_timezone: str | None = None
-    statement_timeout_seconds: int = Field(50, gt=0)
+    statement_timeout_seconds: int = Field(50, ge=1, le=MAX_STATEMENT_TIMEOUT_SECONDS)
     ping_url: str | None = None  # healthchecks.io-style base URL; the job name is appended
     ping_urls: dict[str, str] = Field(default_factory=dict)  # per job, overrides ping_url
     redis_url: str | None = None  # the app's call cache (SPEC §14); none: not kept in sync
@@ -94,6 +124,27 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str | None) -> str | None:
         if value is not None:
             known_timezone(value)
+        return value
+
+    @field_validator("ping_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value, ("http", "https"))
+        return value
+
+    @field_validator("ping_urls")
+    @classmethod
+    def _http_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for url in value.values():
+            check_url(url, ("http", "https"))
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value, ("redis", "rediss", "unix"))
         return value
 
     @cached_property
@@ -120,6 +171,58 @@ def known_timezone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown timezone {name!r}") from None
 
 
+def check_url(value: str, schemes: tuple[str, ...]) -> None:
+    """A URL with one of `schemes`, a host (or a socket path) and a numeric port, if any.
+
+    The message never repeats the URL: it may hold a password.
+    """
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if not parts.scheme:
+        raise ValueError("is not a URL (no scheme)")
+    if parts.scheme not in schemes:
+        raise ValueError(f"the URL's scheme must be {' or '.join(schemes)}, not {parts.scheme!r}")
+    if not (parts.hostname or (parts.scheme == "unix" and parts.path)):
+        raise ValueError("the URL has no host")
+
+
+def _strict_types(values: dict[str, Any], model: type[BaseModel], prefix: str = "") -> None:
+    """TOML has real numbers and booleans: a number setting given as a boolean or a
+    string (`audio = true`, `audio = "10"`) is refused instead of coerced.
+
+    Environment variables are text by nature, and pydantic parses them as usual.
+    Decimal rates may be strings ("1.25", exact) but not booleans.
+    """
+    for name, value in values.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            continue  # pydantic names the unknown key
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if isinstance(value, dict):
+                _strict_types(value, annotation, f"{key}.")
+        elif annotation is int and type(value) is not int:
+            raise UsageError(
+                f"invalid configuration: {key}: must be a whole number, not {_toml_kind(value)}"
+            )
+        elif annotation is Decimal and isinstance(value, bool):
+            raise UsageError(f"invalid configuration: {key}: must be a number, not a boolean")
+
+
+def _toml_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, float):
+        return f"the decimal {value!r}"
+    return f"a {type(value).__name__}"
+
+
 def config_path(cli_value: Path | None) -> Path | None:
     """`--config`, else SAATHII_CONFIG, else none."""
     if cli_value is not None:
@@ -136,12 +239,28 @@ def load_settings(path: Path | None) -> Settings:
             file_values = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+        _strict_types(file_values, Settings)
     try:
         return Settings(**file_values)
     except ValidationError as exc:
         raise UsageError(f"invalid configuration: {describe_validation_error(exc)}") from None
+    except SettingsError as exc:
+        # an environment variable pydantic-settings could not decode (JSON for a dict)
+        raise UsageError(f"invalid configuration: {_settings_error_key(exc)}") from None
+
+
+def _settings_error_key(exc: SettingsError) -> str:
+    match = re.search(r'field "([^"]+)"', str(exc))
+    if match is None:
+        return str(exc)
+    name = match.group(1)
+    return f"{name}: SAATHII_{name.upper()} is not valid JSON"
 
 
 def describe_validation_error(exc: ValidationError) -> str:

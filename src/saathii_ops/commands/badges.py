@@ -24,7 +24,7 @@ from saathii_ops.errors import UsageError
 from saathii_ops.jobs import JobService
 from saathii_ops.reports import Report
 from saathii_ops.services import badges
-from saathii_ops.settings import Settings
+from saathii_ops.settings import EARLIEST_DAY, LATEST_DAY, Settings
 
 app = typer.Typer(
     help="Listener badges: the daily badge that sets a listener's earning rates.",
@@ -49,6 +49,11 @@ ToOption = Annotated[
 ]
 
 
+# One run assigns at most a year of badges: a longer backfill is several runs, each one
+# transaction that holds the job's lock only so long.
+MAX_BACKFILL_DAYS = 366
+
+
 def target_dates(
     day: datetime | None, first: datetime | None, last: datetime | None
 ) -> list[date] | None:
@@ -57,13 +62,32 @@ def target_dates(
         raise UsageError("give either --date or --from/--to, not both")
     if (first is None) != (last is None):
         raise UsageError("--from and --to go together")
+    for option, value in (("--date", day), ("--from", first), ("--to", last)):
+        if value is not None:
+            check_badge_date(option, value.date())
     if day is not None:
         return [day.date()]
     if first is None or last is None:
         return None
     if first > last:
         raise UsageError(f"--from {first.date()} is after --to {last.date()}")
-    return [first.date() + timedelta(days=n) for n in range((last - first).days + 1)]
+    days = (last - first).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise UsageError(
+            f"--from {first.date()} --to {last.date()} is {days} days; one run backfills at "
+            f"most {MAX_BACKFILL_DAYS}: run it once for each stretch of up to "
+            f"{MAX_BACKFILL_DAYS} days"
+        )
+    return [first.date() + timedelta(days=n) for n in range(days)]
+
+
+def check_badge_date(option: str, day: date) -> None:
+    # the badge of D counts the minutes of D - 1
+    if not EARLIEST_DAY + timedelta(days=1) <= day <= LATEST_DAY:
+        raise UsageError(
+            f"{option} {day} is out of range: give a date from "
+            f"{EARLIEST_DAY + timedelta(days=1)} to {LATEST_DAY}"
+        )
 
 
 @contextmanager
@@ -119,6 +143,8 @@ def show(
 ) -> None:
     """List the badges and rates of a date (default: today in the business timezone)."""
     app = app_context(ctx, json_output)
+    if day is not None:
+        check_badge_date("--date", day.date())
     with read_only(app) as (session, now):
         badge_date = day.date() if day is not None else badges.business_date(now, app.settings)
         result = badges.listing(session, badge_date, listener)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
+from saathii_ops.db import mask_secrets
 from saathii_ops.errors import UsageError
 from saathii_ops.render import emit_json, prometheus_text, render_status, stdout_console
 from saathii_ops.services import schedule
@@ -59,7 +60,7 @@ def status(
     console = stdout_console()
     if not report.database.reachable:
         # the one line every command gives; monitors still get a document saying "down"
-        typer.echo(f"error: {report.database.error}", err=True)
+        typer.echo(f"error: {mask_secrets(report.database.error or '')}", err=True)
     if app.json_output:
         emit_json(console, report)
     elif output_format is Format.prometheus:

@@ -18,8 +18,17 @@ Decisions where the SPEC is silent:
   recursive CTE, so the common path and this one are the same query).
 - calls that cannot be billed (PROBLEMS: an end_time already set, a call
   saathii-ops settled before, unknown or NULL call_type, negative coins_spent,
-  no listener) are reported and skipped; the run still commits the others and
-  exits 1.
+  no listener, and every value that would overflow a column of the app's
+  schema or is absurd) are reported and skipped; the run still commits the
+  others and exits 1. The checks are in the plan's first step, so a dry-run
+  and `status` see exactly the calls a real run skips, and no statement ever
+  computes a value past a column's limit: one bad row never fails the run.
+- a listener_badges row with a negative rate, or one more than ten times the
+  highest rate of our badge table for its call type, is a bad row of
+  listener_badges: the calls it would pay are skipped (reported), not paid at
+  basic rates, so that nobody is paid a rate nobody chose.
+- a start_time in the future is not a bad row (SPEC §4: nothing is owed);
+  one so old that duration_seconds (INT) cannot hold the call's length is.
 
 Concurrency on PostgreSQL (real run): the plan is made without locks, so that
 row locks are held only while the plan is applied (the app waits for them).
@@ -72,7 +81,16 @@ PROBLEMS = {
     "unknown_call_type": "unknown call_type",
     "negative_coins_spent": "coins_spent is negative",
     "no_listener": "no listener_id",
+    "start_time_out_of_range": "start_time is so long ago that duration_seconds would overflow INT",
+    "start_time_not_finite": "start_time is not a finite time",
+    "coins_spent_out_of_range": "coins_spent pays for more minutes than any call can last",
+    "bad_badge_rate": "the listener's listener_badges row has a negative or absurd rate",
+    "earnings_out_of_range": "the listener's earnings would overflow NUMERIC(12,2)",
+    "listener_wallet_overflow": "the listener's withdrawable_money would overflow NUMERIC(12,2)",
 }
+
+# A badge rate above this many times the highest rate our badge table pays is absurd.
+ABSURD_RATE_FACTOR = 10
 
 # A rule that ends a call (call cleanup): a predicate over a user_calls-shaped
 # FROM (columns call_id, user_id, listener_id, start_time).
@@ -222,9 +240,15 @@ def _call_rows(
     parties: sa.Select[Any] | None = None,
 ) -> sa.CTE:
     """The plan's first step: each ongoing call in scope with its problem (NULL when it
-    can be billed), rate, coins spent, coins owed at `now`, the caller's balance and
-    the mask of the end rules that hold. `parties`: only these callers' calls (planned
-    again under the run's locks, which `lock` extends to their calls)."""
+    can be billed), rate, coins spent, coins owed at `now`, the caller's balance, the
+    listener's rate in paise and the mask of the end rules that hold. `parties`: only
+    these callers' calls (planned again under the run's locks, which `lock` extends to
+    their calls).
+
+    Every value a later step writes is bounded here: a call whose duration,
+    earnings or listener's wallet would overflow a column has a problem, and
+    nothing that could overflow is computed for it.
+    """
     c = calls.alias("c")
     scope_query = sa.select(
         c.c.call_id,
@@ -246,7 +270,10 @@ def _call_rows(
     elapsed = elapsed_seconds(now, scope.c.start_time)
     rate = coin_rate(scope.c.call_type, settings)
     spent = sa.func.coalesce(scope.c.coins_spent, 0)
-    return (
+    badge = settlement.badges.alias("badge")
+    listener_wallet = wallets.alias("listener_wallet")
+    rate_paise = settlement.listener_rate_paise(badge, scope.c.call_type, settings)
+    facts = (
         sa.select(
             scope.c.call_id,
             scope.c.user_id.label("caller_id"),
@@ -263,11 +290,22 @@ def _call_rows(
                 (rate.is_(None), "unknown_call_type"),
                 (spent < 0, "negative_coins_spent"),
                 (scope.c.listener_id.is_(None), "no_listener"),
-            ).label("problem"),
+                (elapsed.is_(None), "start_time_not_finite"),
+                (elapsed > settlement.INT_MAX, "start_time_out_of_range"),
+                (spent // rate > settlement.MAX_CALL_MINUTES, "coins_spent_out_of_range"),
+                (
+                    sa.or_(
+                        rate_paise < 0, rate_paise > _absurd_rate_paise(scope.c.call_type, settings)
+                    ),
+                    "bad_badge_rate",
+                ),
+            ).label("row_problem"),
             rate.label("rate"),
             spent.label("spent"),
             elapsed.label("elapsed"),
-            (coins_due(rate, elapsed) - spent).label("owed"),
+            coins_due(rate, elapsed).label("due"),
+            rate_paise.label("rate_paise"),
+            settlement.paise(listener_wallet.c.withdrawable_money).label("listener_money_paise"),
             # a negative balance counts as 0; no wallet is a balance of 0
             sa.case((wallets.c.balance_coins > 0, wallets.c.balance_coins), else_=0).label(
                 "balance"
@@ -275,9 +313,60 @@ def _call_rows(
             _party(scope).label("party"),
             _expired_mask(scope, end_rules or {}).label("expired"),
         )
-        .select_from(scope.outerjoin(wallets, wallets.c.user_id == scope.c.user_id))
-        .cte("call_rows")
+        .select_from(
+            scope.outerjoin(wallets, wallets.c.user_id == scope.c.user_id)
+            .outerjoin(listener_wallet, listener_wallet.c.user_id == scope.c.listener_id)
+            .outerjoin(
+                badge,
+                settlement.listener_badge_join(
+                    badge, scope.c.listener_id, scope.c.start_time, settings
+                ),
+            )
+        )
+        .cte("call_facts")
     )
+
+    # The most the call can pay its listener: every minute paid or due at the rate
+    # (bounded by the checks above, so the product fits a BIGINT).
+    most_paid_minutes = sa.case((facts.c.spent > facts.c.due, facts.c.spent), else_=facts.c.due)
+    most_earned = sa.case(
+        (facts.c.row_problem.is_(None), facts.c.rate_paise * (most_paid_minutes // facts.c.rate)),
+        else_=0,
+    )
+    fits = most_earned <= settlement.MONEY_MAX_PAISE
+    # what all of the listener's calls in scope can credit to their wallet at most
+    listener_credit = sa.func.sum(sa.case((fits, most_earned), else_=0)).over(
+        partition_by=facts.c.listener_id
+    )
+    bounded = sa.select(
+        facts,
+        sa.func.coalesce(
+            facts.c.row_problem,
+            sa.case(
+                (~fits, "earnings_out_of_range"),
+                (
+                    sa.func.coalesce(facts.c.listener_money_paise, 0) + listener_credit
+                    > settlement.MONEY_MAX_PAISE,
+                    "listener_wallet_overflow",
+                ),
+            ),
+        ).label("problem"),
+    ).cte("call_bounds")
+    return sa.select(
+        bounded,
+        sa.case((bounded.c.problem.is_(None), bounded.c.due - bounded.c.spent)).label("owed"),
+    ).cte("call_rows")
+
+
+def _absurd_rate_paise(
+    call_type: sa.ColumnElement[str | None], settings: Settings
+) -> sa.ColumnElement[int]:
+    """Paise per minute above which a listener_badges rate is absurd, by call type."""
+    table = settings.badge_rates
+    tiers = (table.basic, table.bronze, table.silver, table.gold)
+    audio = max(tier.audio for tier in tiers) * 100 * ABSURD_RATE_FACTOR
+    video = max(tier.video for tier in tiers) * 100 * ABSURD_RATE_FACTOR
+    return sa.case((call_type == "audio", int(audio)), else_=int(video))
 
 
 def _plan(
@@ -355,8 +444,7 @@ def _plan(
     else:
         ends = sa.and_(billable_row, rows.c.expired != 0)
         selected = rows.c.expired != 0
-    badge = settlement.badges.alias("badge")
-    rate_paise = settlement.listener_rate_paise(badge, rows.c.call_type, settings)
+    rate_paise = rows.c.rate_paise
     paid_minutes = settlement.paid_minutes(spent_after, rows.c.rate)
     earnings_paise = sa.case((ends, rate_paise * paid_minutes), else_=0)
     minutes = sa.case(
@@ -389,14 +477,7 @@ def _plan(
             sa.case((ends, paid_minutes), else_=None).label("paid_minutes"),
             earnings_paise.label("earnings_paise"),
         )
-        .select_from(
-            rows.outerjoin(allocation, allocation.c.call_id == rows.c.call_id).outerjoin(
-                badge,
-                settlement.listener_badge_join(
-                    badge, rows.c.listener_id, rows.c.start_time, settings
-                ),
-            )
-        )
+        .select_from(rows.outerjoin(allocation, allocation.c.call_id == rows.c.call_id))
         .where(selected)
         .subquery("planned")
     )
@@ -700,6 +781,8 @@ def _report(rows: Sequence[Any], end_rules: EndRules | None, replanned: int = 0)
             problem = PROBLEMS[row.problem]
             if row.problem == "unknown_call_type":
                 problem += f" {row.call_type!r}"
+            elif row.problem == "bad_badge_rate":
+                problem += f" for {row.call_type} calls (listener {row.listener_id})"
             skipped.append(SkippedCall(row.call_id, problem))
             half_ended += row.problem == HALF_ENDED
             continue

@@ -9,9 +9,11 @@ calls it ended lose their key, in one MULTI/EXEC round trip that also stamps
 MARKER with the run's "now". Redis being down never fails or slows billing
 (short timeouts; the error is reported). The next sync repairs what a failed
 one missed: when MARKER is older than the last successful billing run before
-this one, every ongoing call's coins_spent is written again, a missing key is
+this one (or missing while such runs exist: Redis was down since our first
+run), every ongoing call's coins_spent is written again, a missing key is
 recreated whole with what is left of the app's TTL (Redis may have lost it
-while down), and the keys of the calls ended since MARKER are deleted.
+while down), and the keys of the calls ended since MARKER (or since the first
+billing run on record) are deleted.
 """
 
 from __future__ import annotations
@@ -122,10 +124,11 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
         marker = datetime.fromisoformat(str(stamp)) if stamp is not None else None
         updates = {b.call_id: b.coins_spent for b in report.calls if b.coins_charged and not b.ends}
         ended = {b.call_id for b in report.calls if b.ends}
-        repaired = _missed_a_sync(engine, marker, run_now)
+        since = _missed_since(engine, marker, run_now)
+        repaired = since is not None
         whole: dict[int, CallKey] = {}
-        if repaired and marker is not None:
-            whole, ended_since = _repair_sets(engine, marker)
+        if since is not None:
+            whole, ended_since = _repair_sets(engine, since)
             updates = {**{c: k.coins_spent for c, k in whole.items()}, **updates}
             ended |= ended_since
         call_ids = sorted(set(updates) - ended)
@@ -157,17 +160,21 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
         client.close()
 
 
-def _missed_a_sync(engine: Engine, synced_at: datetime | None, run_now: datetime) -> bool:
-    """Whether an earlier billing run committed after the last successful sync."""
-    if synced_at is None:
-        return False  # nothing synced yet: the cache is the app's until our first run
+def _missed_since(engine: Engine, synced_at: datetime | None, run_now: datetime) -> datetime | None:
+    """Since when the cache is behind: the last successful sync, when an earlier billing
+    run committed after it; with no sync ever (Redis was down from our first run on),
+    the first billing run on record. None when the cache is in step."""
     with transaction(engine, read_only=True) as session:
-        last_run = session.scalar(
-            sa.select(sa.func.max(runs.c.run_now)).where(
+        first_run, last_run = session.execute(
+            sa.select(sa.func.min(runs.c.run_now), sa.func.max(runs.c.run_now)).where(
                 runs.c.job.in_(BILLING_JOBS), runs.c.outcome == "ok", runs.c.run_now < run_now
             )
-        )
-    return last_run is not None and last_run > synced_at
+        ).one()
+    if last_run is None:
+        return None  # our first run: the cache is the app's until now
+    if synced_at is None:
+        return first_run  # type: ignore[no-any-return]
+    return synced_at if last_run > synced_at else None
 
 
 def _repair_sets(engine: Engine, since: datetime) -> tuple[dict[int, CallKey], set[int]]:

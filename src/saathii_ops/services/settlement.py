@@ -59,6 +59,14 @@ def expect(what: str, changed: int, planned: int) -> None:
         raise PlanChanged(f"{what}: {changed} rows changed, the plan expected {planned}")
 
 
+# --- the limits of the app's columns (billing's plan skips a call that would pass one) --
+
+INT_MAX = 2**31 - 1  # duration_seconds, duration_minutes: INT
+# started minutes of the longest call whose duration_seconds an INT can hold
+MAX_CALL_MINUTES = INT_MAX // 60 + 1
+MONEY_MAX_PAISE = 10**12 - 1  # NUMERIC(12,2): withdrawable_money, money_change
+
+
 # --- the rules, as SQL expressions over a call's columns ---------------------------
 
 
@@ -106,6 +114,11 @@ def listener_rate_paise(
         (call_type == "audio", paise(badge.c.audio_rate_per_minute, basic.audio)),
         else_=paise(badge.c.video_rate_per_minute, basic.video),
     )
+
+
+def paise(money: sa.ColumnElement[Decimal]) -> sa.ColumnElement[int]:
+    """Rupees (NUMERIC(12,2)) as whole paise."""
+    return sa.cast(sa.func.round(money * 100), sa.BigInteger)
 
 
 def rupees(paise: sa.ColumnElement[int]) -> sa.ColumnElement[Decimal]:

@@ -384,7 +384,7 @@ def data_problems(data: DataHealth) -> list[str]:
     if data.unbillable_calls:
         problems.append(
             f"{data.unbillable_calls} ongoing calls cannot be billed (half-ended by the app, "
-            "settled before, unknown call_type, negative coins_spent or no listener): "
+            "settled before, or bad rows: `coins deduct --dry-run` names each): "
             "coins deduct skips them"
         )
     return problems

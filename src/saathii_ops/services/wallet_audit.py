@@ -17,7 +17,10 @@ Set-based queries, each one pass over its table:
   `now` (overcharged), or less than billing should have caught up to by now
   (undercharged: still owing for a minute that started more than
   BILLING_GRACE ago — coin deduction runs every minute, so a fresh minute is
-  not yet owed by the books). Billing's own rules: `coin_rate`, `coins_due`.
+  not yet owed by the books);
+- ongoing calls that billing cannot bill (its PROBLEMS, the half-ended and
+  settled-before calls above included), counted by billing's own `count_calls`.
+Billing's own rules: `coin_rate`, `coins_due`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.db import elapsed_seconds
 from saathii_ops.models import Settlement, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.reports import Report
-from saathii_ops.services.billing import BILLING_GRACE, coin_rate, coins_due
+from saathii_ops.services.billing import BILLING_GRACE, coin_rate, coins_due, count_calls
 from saathii_ops.settings import Settings
 
 wallets = table(UserWallet)
@@ -108,6 +111,7 @@ class WalletAuditReport(Report):
     calls_half_ended: int
     calls_overcharged: int
     calls_undercharged: int
+    calls_unbillable: int  # every call billing skips (half-ended included): dry-run names each
     wallets: list[WalletDrift] = field(default_factory=list)
     changed_after_settlement: list[ChangedAfterSettlement] = field(default_factory=list)
     half_ended: list[HalfEndedCall] = field(default_factory=list)
@@ -121,6 +125,7 @@ class WalletAuditReport(Report):
             + self.calls_half_ended
             + self.calls_overcharged
             + self.calls_undercharged
+            + self.calls_unbillable
         )
 
 
@@ -136,6 +141,7 @@ def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditRep
         calls_half_ended=len(half_ended),
         calls_overcharged=sum(1 for c in drifted_calls if c.drift == "overcharged"),
         calls_undercharged=sum(1 for c in drifted_calls if c.drift == "undercharged"),
+        calls_unbillable=count_calls(session, now, settings).unbillable,
         wallets=drifted_wallets,
         changed_after_settlement=changed,
         half_ended=half_ended,
