@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -118,3 +120,19 @@ def run_service(
         if apply:
             s.commit()
     return report
+
+
+def wait_for_a_lock_wait(engine: Engine, job: threading.Thread) -> None:
+    """Until some backend of this database waits for a row lock, or `job` ends (at most 30 s)."""
+    with engine.connect() as conn:
+        for _ in range(300):
+            waiting = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+            conn.rollback()  # pg_stat_activity is a snapshot per transaction
+            if waiting or not job.is_alive():
+                return
+            time.sleep(0.1)

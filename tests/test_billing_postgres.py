@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -30,6 +29,7 @@ from tests.billing_checks import (
     ledger_rows,
     money_tables,
     status_of,
+    wait_for_a_lock_wait,
     wallet,
 )
 from tests.conftest import REPO_ROOT, Cli
@@ -304,22 +304,6 @@ def _run_in_thread(
     return thread
 
 
-def _wait_for_a_lock_wait(engine: Engine, done: threading.Thread) -> None:
-    """Until some backend of this database waits for a row lock (at most 30 s)."""
-    with engine.connect() as conn:
-        for _ in range(300):
-            waiting = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-            conn.rollback()  # pg_stat_activity is a snapshot per transaction
-            if waiting or not done.is_alive():
-                return
-            time.sleep(0.1)
-
-
 def test_a_run_racing_another_waits_for_its_row_locks_and_charges_nothing_twice(
     db_url: str, engine: Engine, busy_callers: dict[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -356,7 +340,7 @@ def test_a_run_racing_another_waits_for_its_row_locks_and_charges_nothing_twice(
     deduct = _run_in_thread(db_url, billing.deduct, results, "deduct")
     assert planned.wait(30)
     cleanup = _run_in_thread(db_url, call_cleanup.cleanup, results, "cleanup")
-    _wait_for_a_lock_wait(engine, cleanup)
+    wait_for_a_lock_wait(engine, cleanup)
     cleanup_was_waiting = cleanup.is_alive()
     release.set()
     deduct.join(60)

@@ -10,7 +10,6 @@ waits for it, finds the lower rows already locked by the job and the higher ones
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from saathii_ops.db import make_engine, parse_url, transaction
 from saathii_ops.models import UserStatus
 from saathii_ops.services import billing, presence
 from saathii_ops.settings import Settings
+from tests.billing_checks import wait_for_a_lock_wait
 from tests.factories import T0, add_call, add_user
 
 NOW = T0 + timedelta(minutes=30)
@@ -56,21 +56,6 @@ def locked_by_another(engine: Engine, user_id: int) -> bool:
         finally:
             conn.rollback()
     return False
-
-
-def wait_for_a_lock_wait(engine: Engine, job: threading.Thread) -> None:
-    with engine.connect() as conn:
-        for _ in range(300):
-            waiting = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-            conn.rollback()
-            if waiting or not job.is_alive():
-                return
-            time.sleep(0.1)
 
 
 def run_holding_the_middle_row(
