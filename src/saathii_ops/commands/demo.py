@@ -6,13 +6,8 @@ import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
 from saathii_ops.demo import run_demo
-from saathii_ops.render import (
-    emit_json,
-    render_mapping,
-    render_run,
-    render_status,
-    stdout_console,
-)
+from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.render_status import render_status
 
 
 def demo(
