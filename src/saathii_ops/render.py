@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from saathii_ops.reports import Report, output_fields
+
 if TYPE_CHECKING:
     from saathii_ops.runner import RunResult
 
@@ -29,7 +31,7 @@ def stdout_console() -> Console:
 def to_jsonable(value: Any) -> Any:
     """Decimals become strings (exact to the paisa), times ISO-8601."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in output_fields(value)}
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -127,8 +129,25 @@ def render_run(
     if result.outcome == "dry-run":
         title += " (nothing was changed)"
     summary: dict[str, Any] = {k: v for k, v in header.items() if v is not None}
-    if result.report is not None:
-        summary.update(dataclasses.asdict(result.report))
-    render_mapping(console, title, summary)
+    headline = result.report.headline() if result.report is not None else None
+    if result.report is not None and headline is not None and not console.is_terminal:
+        _render_headline(console, title, summary, headline, result.report)
+    else:
+        if result.report is not None:
+            summary.update(result.report.as_dict())
+        render_mapping(console, title, summary)
     if result.after_commit is not None:
-        render_mapping(console, "after commit", dataclasses.asdict(result.after_commit))
+        render_mapping(console, "after commit", result.after_commit.as_dict())
+
+
+def _render_headline(
+    console: Console, title: str, header: dict[str, Any], headline: str, report: Report
+) -> None:
+    """Plain text (a cron log entry): the run in one line, then each of its records in
+    full, one line each; a report with a headline keeps only the records that matter."""
+    del header["job"], header["outcome"]
+    context = " ".join(f"{k}={format_value(v)}" for k, v in header.items())
+    console.print(f"{title}: {headline}; {context}", markup=False)
+    for key, value in report.as_dict().items():
+        if _is_records(value):
+            render_rows(console, key.replace("_", " "), value)

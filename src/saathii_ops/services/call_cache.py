@@ -122,8 +122,9 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
     try:
         stamp = client.get(MARKER)
         marker = datetime.fromisoformat(str(stamp)) if stamp is not None else None
-        updates = {b.call_id: b.coins_spent for b in report.calls if b.coins_charged and not b.ends}
-        ended = {b.call_id for b in report.calls if b.ends}
+        pairs = report.cache_updates
+        updates = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        ended = {call.call_id for call in report.ended}
         since = _missed_since(engine, marker, run_now)
         repaired = since is not None
         whole: dict[int, CallKey] = {}
