@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -45,10 +44,6 @@ MAX_DAYS = 3660
 MAX_STATEMENT_TIMEOUT_SECONDS = (2**31 - 1) // 1000
 MAX_COINS_PER_MINUTE = 10_000
 MINUTES_PER_DAY = 24 * 60
-# The instants a run may be "at" (`--now`, badge dates): a year of margin on either side
-# of them keeps every limit above computable in Python's datetimes (years 1 to 9999).
-EARLIEST_DAY = date(1970, 1, 1)
-LATEST_DAY = date(9998, 12, 31)
 
 
 def _minutes(default: int) -> Any:

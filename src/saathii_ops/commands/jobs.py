@@ -8,23 +8,27 @@ from typing import Annotated
 
 import typer
 
-from saathii_ops.commands.common import JsonOption, app_context
-from saathii_ops.db import database_now, transaction
+from saathii_ops.commands.common import JsonOption, app_context, complete_job_name
 from saathii_ops.render import stdout_console
 from saathii_ops.render_status import render_jobs, render_pause
-from saathii_ops.schema import require_head
-from saathii_ops.services import job_control
 
 app = typer.Typer(
     help="The registered jobs; pause and resume them on every host.", no_args_is_help=True
 )
 
-JobArgument = Annotated[str, typer.Argument(help="A job name, as `jobs list` shows it.")]
+JobArgument = Annotated[
+    str,
+    typer.Argument(help="A job name, as `jobs list` shows it.", autocompletion=complete_job_name),
+]
 
 
 @app.command("list")
 def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Every job: its schedule, whether it is paused, its last run."""
+    from saathii_ops.db import transaction
+    from saathii_ops.schema import require_head
+    from saathii_ops.services import job_control
+
     app = app_context(ctx, json_output)
     require_head(app.engine)
     with transaction(app.engine, read_only=True) as session:
@@ -33,6 +37,10 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 
 def _set_paused(ctx: typer.Context, job: str, *, paused: bool, json_output: bool) -> None:
+    from saathii_ops.db import database_now, transaction
+    from saathii_ops.schema import require_head
+    from saathii_ops.services import job_control
+
     app = app_context(ctx, json_output)
     require_head(app.engine)
     # not a job run: one upsert, committed here (see services/job_control.py)
