@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from benchmarks import suite
@@ -23,7 +24,23 @@ def main() -> None:
     run.add_argument("--server-url", default=suite.SERVER_URL, help="a PostgreSQL server")
     run.add_argument("--prefix", default="bench_", help="of the databases it creates")
     run.add_argument("--json", type=Path, default=Path("benchmarks/results.json"))
+    statements = commands.add_parser(
+        "statements", help="one run of a case's job in this process, its time by SQL statement"
+    )
+    statements.add_argument("--case", required=True, help="text of the case's name")
+    statements.add_argument("--server-url", default=suite.SERVER_URL)
+    statements.add_argument("--prefix", default="bench_")
     args = parser.parse_args()
+    if args.command == "statements":
+        from benchmarks import statements as profiling
+
+        with tempfile.TemporaryDirectory(prefix="saathii-bench-") as workdir:
+            databases = suite.Databases(args.server_url, args.prefix, Path(workdir))
+            try:
+                profiling.profile(profiling.find_case(args.case), databases, print)
+            finally:
+                databases.close()
+        return
     scales = list(suite.SCALES) if args.scale == "all" else args.scale.split(",")
     unknown = [s for s in scales if s not in suite.SCALES]
     if unknown:
