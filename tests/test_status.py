@@ -152,7 +152,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "error": None,
             "source": "--database-url",
         },
-        "schema": {"current": "0003", "head": "0003", "at_head": True},
+        "schema": {"current": "0004", "head": "0004", "at_head": True},
         "crontab": str(crontab),
         "badge_date": "2026-11-29",
         "data": HEALTHY_DATA,
@@ -169,6 +169,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "paused": False,
             "paused_by": None,
             "paused_at": None,
+            "paused_reason": None,
             "never_run": False,
             "last_outcome": "ok",
             "last_reason": None,
@@ -192,7 +193,7 @@ def test_people_see_each_job_and_figure(cli: Cli, engine: Engine, server_in_utc:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "status at 2026-11-29T06:10:30+00:00: healthy"
-    assert "  schema: 0003 (at head)" in lines
+    assert "  schema: 0004 (at head)" in lines
     assert "  crontab: /nonexistent/crontab" in lines
     assert (
         "  job=coins-deduct  schedule=* * * * * (UTC)  scheduled=no  paused=no  "
@@ -344,7 +345,7 @@ def test_billing_behind_is_exit_1(cli: Cli, engine: Engine, server_in_utc: None)
     assert code == 1
     assert (doc["data"]["owing_calls"], doc["data"]["billing_behind_calls"]) == (1, 1)
     assert doc["problems"] == [
-        "billing is behind: 1 ongoing calls owe coins for minutes that started over "
+        "billing is behind: 1 ongoing call owes coins for minutes that started over "
         "2 minutes ago (is coins-deduct running?)"
     ]
 
@@ -405,7 +406,7 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
         "the database has no schema yet: run `saathii-ops db upgrade` "
         "(jobs and data not read until then)"
     ]
-    assert doc["schema"] == {"current": None, "head": "0003", "at_head": False}
+    assert doc["schema"] == {"current": None, "head": "0004", "at_head": False}
     assert (doc["jobs"], doc["data"], doc["badge_date"]) == ([], None, None)
     assert doc["database"]["reachable"] is True
 
@@ -418,12 +419,12 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
     code, doc = _status(cli)
     assert code == 1
     assert doc["problems"] == [
-        "the schema is at revision 0001, this version needs 0003: run `saathii-ops db "
+        "the schema is at revision 0001, this version needs 0004: run `saathii-ops db "
         "upgrade` (jobs and data not read until then)"
     ]
     human = cli("--now", NOW.isoformat(), "status")
     assert human.exit_code == 1
-    assert "  schema: 0001 (head is 0003)" in human.stdout
+    assert "  schema: 0001 (head is 0004)" in human.stdout
     assert "jobs:" not in human.stdout
 
     prometheus = _families(cli("--now", NOW.isoformat(), "status", "--format", "prometheus"))

@@ -1,4 +1,5 @@
-"""`saathii-ops jobs list | pause | resume`: the registered jobs and their pause switches."""
+"""`saathii-ops jobs list | pause | resume | history`: the registered jobs, their pause
+switches and their recent runs."""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ from typing import Annotated
 
 import typer
 
-from saathii_ops.commands.common import JsonOption, app_context
-from saathii_ops.db import database_now, transaction
-from saathii_ops.render import emit_json, render_mapping, render_rows, stdout_console
-from saathii_ops.schema import require_head
-from saathii_ops.services import job_control
+from saathii_ops.commands.common import JsonOption, app_context, read_only
 
 app = typer.Typer(
-    help="The registered jobs; pause and resume them on every host.", no_args_is_help=True
+    help="The registered jobs; pause and resume them on every host; their recent runs.",
+    no_args_is_help=True,
 )
 
 JobArgument = Annotated[str, typer.Argument(help="A job name, as `jobs list` shows it.")]
@@ -23,7 +21,13 @@ JobArgument = Annotated[str, typer.Argument(help="A job name, as `jobs list` sho
 
 @app.command("list")
 def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Every job: its schedule, whether it is paused, its last run."""
+    """Every job: its schedule, whether it is paused (since when, by whom, why), its last run."""
+    from saathii_ops.db import transaction
+    from saathii_ops.render import emit_json, stdout_console
+    from saathii_ops.render_jobs import render_job_list
+    from saathii_ops.schema import require_head
+    from saathii_ops.services import job_control
+
     app = app_context(ctx, json_output)
     require_head(app.engine)
     with transaction(app.engine, read_only=True) as session:
@@ -31,33 +35,19 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
     console = stdout_console()
     if app.json_output:
         emit_json(console, states)
-        return
-    rows = [
-        {
-            "job": state.job,
-            "schedule": state.schedule
-            + ("" if state.timezone == "server" else f" ({state.timezone})"),
-            "paused": f"since {state.paused_at:%Y-%m-%d %H:%M} by {state.paused_by}"
-            if state.paused_at
-            else "no",
-            "last run": _last_run(state),
-        }
-        for state in states
-    ]
-    render_rows(console, "jobs", rows)
+    else:
+        render_job_list(console, states)
 
 
-def _last_run(state: job_control.JobState) -> str:
-    if state.last_started_at is None:
-        return "never"
-    outcome = state.last_outcome or ""
-    if state.last_reason:
-        outcome += f" ({state.last_reason})"
-    text = f"{outcome} at {state.last_started_at:%Y-%m-%d %H:%M:%S}"
-    return f"{text}: {state.last_error}" if state.last_error else text
+def _set_paused(
+    ctx: typer.Context, job: str, *, paused: bool, reason: str | None, json_output: bool
+) -> None:
+    from saathii_ops.db import database_now, transaction
+    from saathii_ops.render import emit_json, stdout_console
+    from saathii_ops.render_jobs import render_pause
+    from saathii_ops.schema import require_head
+    from saathii_ops.services import job_control
 
-
-def _set_paused(ctx: typer.Context, job: str, *, paused: bool, json_output: bool) -> None:
     app = app_context(ctx, json_output)
     require_head(app.engine)
     # not a job run: one upsert, committed here (see services/job_control.py)
@@ -68,26 +58,65 @@ def _set_paused(ctx: typer.Context, job: str, *, paused: bool, json_output: bool
             paused=paused,
             now=app.now or database_now(session),
             changed_by=f"{getpass.getuser()}@{socket.gethostname()}",
+            reason=reason,
         )
         session.commit()
     console = stdout_console()
     if app.json_output:
         emit_json(console, report)
-        return
-    state = "paused" if paused else "running"
-    title = f"{report.job}: {state}" + (" (it already was)" if report.was_paused == paused else "")
-    render_mapping(
-        console, title, {"changed_at": report.changed_at, "changed_by": report.changed_by}
-    )
+    else:
+        render_pause(console, report)
 
 
 @app.command()
-def pause(ctx: typer.Context, job: JobArgument, json_output: JsonOption = False) -> None:
+def pause(
+    ctx: typer.Context,
+    job: JobArgument,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="Why, shown by `jobs list` and `status` until the job is resumed.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
     """Pause a job on every host: its runs are recorded as skipped until it is resumed."""
-    _set_paused(ctx, job, paused=True, json_output=json_output)
+    _set_paused(ctx, job, paused=True, reason=reason, json_output=json_output)
 
 
 @app.command()
 def resume(ctx: typer.Context, job: JobArgument, json_output: JsonOption = False) -> None:
-    """Resume a paused job."""
-    _set_paused(ctx, job, paused=False, json_output=json_output)
+    """Resume a paused job: its next scheduled run does its work."""
+    _set_paused(ctx, job, paused=False, reason=None, json_output=json_output)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    job: Annotated[
+        str | None,
+        typer.Argument(
+            help="A job name, as `jobs list` shows it; default: every job.", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=10_000, help="How many runs, newest first.")
+    ] = 20,
+    failed: Annotated[bool, typer.Option("--failed", help="Only the failed runs.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Recent runs, newest first: start, duration, outcome and reason, counts, error, host."""
+    from saathii_ops.render import emit_json, stdout_console
+    from saathii_ops.render_jobs import render_history
+    from saathii_ops.services import job_control
+
+    app = app_context(ctx, json_output)
+    with read_only(app) as (session, _now):
+        report = job_control.history(session, job, limit=limit, failed_only=failed)
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, report)
+    else:
+        render_history(console, report, verbose=app.verbose)

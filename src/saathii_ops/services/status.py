@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db import database_now, disable_jit, display_url, is_sqlite, transaction
 from saathii_ops.errors import DatabaseUnavailable
+from saathii_ops.formatting import plural
 from saathii_ops.jobs import JOBS
 from saathii_ops.models import UserCall, UserStatus, UserWallet, table
 from saathii_ops.reports import Report
@@ -92,6 +93,7 @@ class JobHealth:
     paused: bool
     paused_by: str | None
     paused_at: datetime | None
+    paused_reason: str | None
     never_run: bool
     last_outcome: str | None
     last_reason: str | None
@@ -212,7 +214,7 @@ def collect(
 
     problems += [problem for job in jobs for problem in job_problems(job)]
     if data is not None:
-        problems += data_problems(data)
+        problems += data_problems(data, jobs)
     return StatusReport(
         now=now,
         healthy=not problems,
@@ -262,6 +264,7 @@ def job_health(
                 paused=state.paused,
                 paused_by=state.paused_by,
                 paused_at=state.paused_at,
+                paused_reason=state.paused_reason,
                 never_run=state.last_started_at is None,
                 last_outcome=state.last_outcome,
                 last_reason=state.last_reason,
@@ -373,14 +376,20 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
     )
 
 
-def data_problems(data: DataHealth) -> list[str]:
+def data_problems(data: DataHealth, jobs: list[JobHealth]) -> list[str]:
     problems = []
     if data.billing_behind_calls:
-        problems.append(
-            f"billing is behind: {data.billing_behind_calls} ongoing calls owe coins for "
-            f"minutes that started over {_billing_grace_minutes()} minutes ago "
-            "(is coins-deduct running?)"
+        coins_deduct = next((job for job in jobs if job.job == BILLING_JOB), None)
+        n = data.billing_behind_calls
+        behind = (
+            f"{plural(n, 'ongoing call')} {'owes' if n == 1 else 'owe'} coins for minutes "
+            f"that started over {_billing_grace_minutes()} minutes ago"
         )
+        cause = billing_cause(coins_deduct) if coins_deduct else None
+        if cause:
+            problems.append(f"billing is behind because {cause}: {behind}")
+        else:
+            problems.append(f"billing is behind: {behind} (is {BILLING_JOB} running?)")
     if data.unbillable_calls:
         problems.append(
             f"{data.unbillable_calls} ongoing calls cannot be billed (half-ended by the app, "
@@ -388,3 +397,24 @@ def data_problems(data: DataHealth) -> list[str]:
             "coins deduct skips them"
         )
     return problems
+
+
+BILLING_JOB = "coins-deduct"
+
+
+def billing_cause(job: JobHealth) -> str | None:
+    """What status knows keeps coins-deduct from billing, in a few words; None: nothing."""
+    if job.paused:
+        cause = f"{job.job} is paused since "
+        cause += _moment(job.paused_at) if job.paused_at else "?"
+        cause += f" by {job.paused_by}"
+        return f"{cause}: {job.paused_reason}" if job.paused_reason else cause
+    if job.never_run:
+        return f"{job.job} has never run"
+    if job.last_run_failed:
+        return f"{job.job}'s last run failed"
+    if job.overdue:
+        return f"{job.job} is overdue"
+    if job.scheduled is False:
+        return f"{job.job} is not in the installed cron block"
+    return None
