@@ -6,6 +6,7 @@ database, and a bad config value is reported only by commands that need it.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -14,7 +15,13 @@ from pathlib import Path
 from sqlalchemy.engine import URL, Engine
 
 from saathii_ops.db import display_url, make_engine, parse_url
-from saathii_ops.settings import Settings, config_path, load_settings, resolve_database_url
+from saathii_ops.settings import (
+    Settings,
+    config_path,
+    load_settings,
+    resolve_database_url,
+    secret_readable_by_others,
+)
 
 
 @dataclass
@@ -31,7 +38,12 @@ class AppContext:
 
     @cached_property
     def settings(self) -> Settings:
-        return load_settings(self.config_file)
+        settings = load_settings(self.config_file)
+        if self.config_file is not None:
+            warning = secret_readable_by_others(self.config_file, settings)
+            if warning:
+                sys.stderr.write(warning + "\n")
+        return settings
 
     @cached_property
     def _database_url(self) -> tuple[str, str]:
