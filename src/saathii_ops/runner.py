@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from saathii_ops import wiring
 from saathii_ops.db import (
     classify_database_error,
     create_private_file,
@@ -35,18 +36,16 @@ from saathii_ops.db import (
     transaction,
 )
 from saathii_ops.errors import DatabaseUnavailable
-from saathii_ops.jobs import Job, JobService
-from saathii_ops.models import JobControl, JobRun
+from saathii_ops.jobs import Job
+from saathii_ops.models import SOME_ROWS_FAILED, JobRun
 from saathii_ops.monitoring import Pinger, ping_url
 from saathii_ops.reports import Report
 from saathii_ops.runs import bind_run, bound_run_uuid
 from saathii_ops.schema import require_head
+from saathii_ops.services.job_control import is_paused
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# The audit row's reason for an ok run with rows it could not process (it exits 1).
-SOME_ROWS_FAILED = "some rows failed"
 
 # PostgreSQL advisory locks are keyed by two int4; the first names this project.
 ADVISORY_LOCK_NAMESPACE = 0x5AA7
@@ -79,7 +78,7 @@ def run_job(
     *,
     now: datetime | None,
     dry_run: bool,
-    service: JobService | None = None,
+    service: wiring.JobService | None = None,
 ) -> RunResult:
     """Run `job` (or `service`, the job's service with options bound) once."""
     if dry_run:
@@ -116,11 +115,11 @@ def _run(
     *,
     now: datetime | None,
     dry_run: bool,
-    service: JobService | None,
+    service: wiring.JobService | None,
     run_uuid: str | None = None,
 ) -> RunResult:
     """`run_uuid` (a real run): the run's identifier, in its audit row and its settlements."""
-    service = service or job.service
+    service = service or wiring.service(job)
     require_head(engine)
     started = time.monotonic()
     with transaction(engine, read_only=dry_run) as session:
@@ -160,11 +159,8 @@ def _run(
                 if state_error is not None:
                     state_error.__cause__ = exc
             else:
-                after = (
-                    job.after_commit(engine, settings, report, run_now)
-                    if job.after_commit
-                    else None
-                )
+                after_commit = wiring.after_commit(job)
+                after = after_commit(engine, settings, report, run_now) if after_commit else None
                 duration = time.monotonic() - started
                 return RunResult(job.name, "ok", run_now, duration, report, after_commit=after)
 
@@ -177,11 +173,6 @@ def _run(
 
 def _is_disconnect(exc: Exception) -> bool:
     return isinstance(exc, OperationalError) and bool(exc.connection_invalidated)
-
-
-def is_paused(session: Session, job_name: str) -> bool:
-    paused = session.scalar(sa.select(JobControl.paused).where(JobControl.job == job_name))
-    return bool(paused)
 
 
 @contextmanager

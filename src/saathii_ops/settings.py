@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     failed_run_retention_days: int = _days(30)
     # job name -> cron expression, replacing the registry's default schedule
     schedules: dict[str, str] = Field(default_factory=dict)
-    # the timezone cron runs in; None: this machine's (see services/schedule.py)
+    # the timezone cron runs in; None: this machine's (see services/scheduling/expressions.py)
     server_timezone: str | None = None
     statement_timeout_seconds: int = Field(50, ge=1, le=MAX_STATEMENT_TIMEOUT_SECONDS)
     ping_url: str | None = None  # healthchecks.io-style base URL; the job name is appended

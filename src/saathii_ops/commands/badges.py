@@ -21,10 +21,10 @@ from saathii_ops.commands.common import (
     show_report,
 )
 from saathii_ops.errors import UsageError
-from saathii_ops.jobs import JobService
 from saathii_ops.reports import Report
 from saathii_ops.services import badges
 from saathii_ops.settings import EARLIEST_DAY, LATEST_DAY, Settings
+from saathii_ops.wiring import JobService
 
 app = typer.Typer(
     help="Listener badges: the daily badge that sets a listener's earning rates.",

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.context import AppContext
 from saathii_ops.db import database_now, transaction
-from saathii_ops.jobs import JobService, get_job
+from saathii_ops.jobs import get_job
 from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
 from saathii_ops.runner import run_job
 from saathii_ops.schema import require_head
+from saathii_ops.wiring import JobService
 
 JsonOption = Annotated[
     bool,

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context, read_only
+from saathii_ops.render import stdout_console
+from saathii_ops.render_status import render_history, render_jobs, render_pause
 
 app = typer.Typer(
     help="The registered jobs; pause and resume them on every host; their recent runs.",
@@ -23,8 +25,6 @@ JobArgument = Annotated[str, typer.Argument(help="A job name, as `jobs list` sho
 def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Every job: its schedule, whether it is paused (since when, by whom, why), its last run."""
     from saathii_ops.db import transaction
-    from saathii_ops.render import emit_json, stdout_console
-    from saathii_ops.render_jobs import render_job_list
     from saathii_ops.schema import require_head
     from saathii_ops.services import job_control
 
@@ -32,19 +32,13 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
     require_head(app.engine)
     with transaction(app.engine, read_only=True) as session:
         states = job_control.list_jobs(session, app.settings)
-    console = stdout_console()
-    if app.json_output:
-        emit_json(console, states)
-    else:
-        render_job_list(console, states)
+    render_jobs(stdout_console(), states, json_output=app.json_output)
 
 
 def _set_paused(
     ctx: typer.Context, job: str, *, paused: bool, reason: str | None, json_output: bool
 ) -> None:
     from saathii_ops.db import database_now, transaction
-    from saathii_ops.render import emit_json, stdout_console
-    from saathii_ops.render_jobs import render_pause
     from saathii_ops.schema import require_head
     from saathii_ops.services import job_control
 
@@ -61,11 +55,7 @@ def _set_paused(
             reason=reason,
         )
         session.commit()
-    console = stdout_console()
-    if app.json_output:
-        emit_json(console, report)
-    else:
-        render_pause(console, report)
+    render_pause(stdout_console(), report, json_output=app.json_output)
 
 
 @app.command()
@@ -108,15 +98,9 @@ def history(
     json_output: JsonOption = False,
 ) -> None:
     """Recent runs, newest first: start, duration, outcome and reason, counts, error, host."""
-    from saathii_ops.render import emit_json, stdout_console
-    from saathii_ops.render_jobs import render_history
     from saathii_ops.services import job_control
 
     app = app_context(ctx, json_output)
     with read_only(app) as (session, _now):
         report = job_control.history(session, job, limit=limit, failed_only=failed)
-    console = stdout_console()
-    if app.json_output:
-        emit_json(console, report)
-    else:
-        render_history(console, report, verbose=app.verbose)
+    render_history(stdout_console(), report, json_output=app.json_output, verbose=app.verbose)

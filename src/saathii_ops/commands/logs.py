@@ -9,10 +9,10 @@ import typer
 from sqlalchemy.orm import Session
 
 from saathii_ops.commands.common import DryRunOption, JsonOption, run_registered_job
-from saathii_ops.jobs import JobService
 from saathii_ops.reports import Report
 from saathii_ops.services import log_prune
 from saathii_ops.settings import Settings
+from saathii_ops.wiring import JobService
 
 app = typer.Typer(help="The jobs' logs.", no_args_is_help=True)
 

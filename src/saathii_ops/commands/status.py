@@ -11,9 +11,11 @@ import typer
 from saathii_ops.commands.common import JsonOption, app_context
 from saathii_ops.db import mask_secrets
 from saathii_ops.errors import UsageError
-from saathii_ops.render import emit_json, prometheus_text, render_status, stdout_console
-from saathii_ops.services import schedule
+from saathii_ops.prometheus import prometheus_text
+from saathii_ops.render import emit_json, stdout_console
+from saathii_ops.render_status import render_status
 from saathii_ops.services import status as status_service
+from saathii_ops.services.scheduling import targets
 
 
 class Format(StrEnum):
@@ -37,7 +39,7 @@ def status(
         typer.Option(
             "--crontab-file",
             help="The crontab holding the installed block; default: "
-            f"{schedule.SYSTEM_CRONTAB} if it exists, else the user's crontab.",
+            f"{targets.SYSTEM_CRONTAB} if it exists, else the user's crontab.",
             dir_okay=False,
             show_default=False,
         ),
@@ -54,7 +56,7 @@ def status(
         app.engine,
         app.settings,
         now=app.now,
-        crontab=schedule.installed_target(crontab_file),
+        crontab=targets.installed_target(crontab_file),
         database_source=app.database_source,
     )
     console = stdout_console()

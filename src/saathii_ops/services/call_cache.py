@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db import mask_url_text, transaction
+from saathii_ops.jobs import JOBS
 from saathii_ops.models import JobRun, UserCall, table
 from saathii_ops.reports import Report
 from saathii_ops.services.billing import BillingReport
@@ -38,7 +39,6 @@ calls = table(UserCall)
 runs = table(JobRun)
 
 MARKER = "saathii-ops:call-cache:synced-at"
-BILLING_JOBS = ("coins-deduct", "calls-cleanup")
 TIMEOUT_SECONDS = 0.5
 APP_KEY_TTL = timedelta(seconds=7200)  # the app sets it when the call starts
 KEYS_PER_SCRIPT = 5000  # keys per EVAL: bounds one command's size, not the round trips
@@ -122,8 +122,9 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
     try:
         stamp = client.get(MARKER)
         marker = datetime.fromisoformat(str(stamp)) if stamp is not None else None
-        updates = {b.call_id: b.coins_spent for b in report.calls if b.coins_charged and not b.ends}
-        ended = {b.call_id for b in report.calls if b.ends}
+        pairs = report.cache_updates
+        updates = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        ended = {call.call_id for call in report.ended}
         since = _missed_since(engine, marker, run_now)
         repaired = since is not None
         whole: dict[int, CallKey] = {}
@@ -167,7 +168,9 @@ def _missed_since(engine: Engine, synced_at: datetime | None, run_now: datetime)
     with transaction(engine, read_only=True) as session:
         first_run, last_run = session.execute(
             sa.select(sa.func.min(runs.c.run_now), sa.func.max(runs.c.run_now)).where(
-                runs.c.job.in_(BILLING_JOBS), runs.c.outcome == "ok", runs.c.run_now < run_now
+                runs.c.job.in_([job.name for job in JOBS if job.bills]),
+                runs.c.outcome == "ok",
+                runs.c.run_now < run_now,
             )
         ).one()
     if last_run is None:

@@ -1,23 +1,99 @@
-"""Output of `jobs list | pause | resume | history` for people (`--json` is the reports
-as they are)."""
+"""The output layer for the jobs' state: the `status` screen, `jobs list` and a pause."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING
+import dataclasses
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from saathii_ops import formatting
+from saathii_ops.render import emit_json, format_value, render_mapping, render_rows
 
 if TYPE_CHECKING:
     from saathii_ops.services.job_control import HistoryReport, JobState, PauseReport, RunRecord
+    from saathii_ops.services.status import JobHealth, StatusReport
+
+# a run made with --now: its "now" is shown beside the time it really ran
+AS_OF_SHOWN = timedelta(minutes=1)
+
+
+def render_status(console: Console, report: StatusReport) -> None:
+    """The status for people: the database, the jobs, the data, then each problem named."""
+    verdict = "healthy" if report.healthy else f"UNHEALTHY ({len(report.problems)} problems)"
+    database = report.database
+    header: dict[str, Any] = {
+        "database": f"{database.url} (from {database.source})" if database.source else database.url,
+        "reachable": "yes" if database.reachable else "no",
+        "server_version": database.server_version,
+    }
+    if report.schema is not None:
+        at_head = "at head" if report.schema.at_head else f"head is {report.schema.head}"
+        header["schema"] = f"{report.schema.current or 'none'} ({at_head})"
+    header["crontab"] = report.crontab or "none found (scheduled: unknown)"
+    render_mapping(console, f"status at {format_value(report.now)}: {verdict}", header)
+    if report.jobs:
+        render_rows(console, "jobs", [_job_row(job) for job in report.jobs])
+    if report.data is not None:
+        figures = {
+            f.metadata["description"]: getattr(report.data, f.name)
+            for f in dataclasses.fields(report.data)
+        }
+        render_mapping(console, f"data (badge date {report.badge_date})", figures)
+    if report.problems:
+        console.print("problems:")
+        for problem in report.problems:
+            console.print(f"  - {problem}", markup=False)
+
+
+def _job_row(job: JobHealth) -> dict[str, str]:
+    if job.last_started_at is None:
+        last_run = "never run"
+    else:
+        outcome = job.last_outcome or ""
+        if job.last_reason:
+            outcome += f" ({job.last_reason})"
+        last_run = f"{outcome} at {job.last_started_at:%Y-%m-%d %H:%M:%S}"
+        if job.last_duration_seconds is not None:
+            last_run += f" in {job.last_duration_seconds:.1f} s"
+        if job.last_run_now and abs(job.last_run_now - job.last_started_at) > AS_OF_SHOWN:
+            last_run += f" (--now {job.last_run_now:%Y-%m-%d %H:%M:%S})"
+        if job.last_error:
+            last_run += f": {job.last_error}"
+    flags = [
+        flag
+        for flag, on in (
+            ("OVERDUE", job.overdue),
+            ("LAST RUN FAILED", job.last_run_failed),
+            ("paused", job.paused),
+            ("never run", job.never_run),
+        )
+        if on
+    ]
+    scheduled = {True: "yes", False: "no", None: "unknown"}[job.scheduled]
+    return {
+        "job": job.job,
+        "schedule": f"{job.schedule} ({job.timezone})",
+        "scheduled": scheduled,
+        "paused": f"since {job.paused_at:%Y-%m-%d %H:%M} by {job.paused_by}"
+        if job.paused and job.paused_at
+        else "no",
+        "last_run": last_run,
+        "counts": " ".join(f"{k}={v}" for k, v in (job.last_counts or {}).items()) or "-",
+        "last_failure": f"{job.last_failed_at:%Y-%m-%d %H:%M:%S}: {job.last_failure_error}"
+        if job.last_failed_at
+        else "-",
+        "next_run": f"{job.next_run_at:%Y-%m-%d %H:%M} UTC",
+        "state": ", ".join(flags) or "ok",
+    }
+
+
+# --- jobs ---------------------------------------------------------------------------
 
 OUTCOME_STYLES = {"ok": "green", "failed": "bold red", "skipped": "yellow", "dry-run": "cyan"}
-# a run made with --now: its "now" is shown beside the time it really ran
-AS_OF_SHOWN_SECONDS = 60
 
 
 def paused_since(at: datetime | None, by: str | None, reason: str | None) -> str:
@@ -45,7 +121,11 @@ def last_run(state: JobState) -> str:
     return f"{text}: {state.last_error}" if state.last_error else text
 
 
-def render_job_list(console: Console, states: list[JobState]) -> None:
+def render_jobs(console: Console, states: list[JobState], *, json_output: bool) -> None:
+    """`jobs list`: each job's schedule, pause switch (since when, by whom, why), last run."""
+    if json_output:
+        emit_json(console, states)
+        return
     rows = [
         (
             state.job,
@@ -70,7 +150,11 @@ def render_job_list(console: Console, states: list[JobState]) -> None:
         console.print(f"  job={job}  schedule={schedule}  paused={paused}  last run={last}")
 
 
-def render_pause(console: Console, report: PauseReport) -> None:
+def render_pause(console: Console, report: PauseReport, *, json_output: bool) -> None:
+    """`jobs pause | resume`: what changed, or that nothing did."""
+    if json_output:
+        emit_json(console, report)
+        return
     assert report.changed_at is not None
     job = report.job
     if report.paused:
@@ -103,7 +187,7 @@ def render_pause(console: Console, report: PauseReport) -> None:
 
 
 def _as_of(run: RunRecord) -> str:
-    if abs((run.run_now - run.started_at).total_seconds()) > AS_OF_SHOWN_SECONDS:
+    if abs(run.run_now - run.started_at) > AS_OF_SHOWN:
         return f" (as of --now {formatting.moment(run.run_now)})"
     return ""
 
@@ -115,7 +199,13 @@ def _details(run: RunRecord, *, verbose: bool) -> str:
     return text + _as_of(run)
 
 
-def render_history(console: Console, report: HistoryReport, *, verbose: bool = False) -> None:
+def render_history(
+    console: Console, report: HistoryReport, *, json_output: bool, verbose: bool = False
+) -> None:
+    """`jobs history`: one line per run (a table on a terminal); `verbose`: zero counts too."""
+    if json_output:
+        emit_json(console, report)
+        return
     what = f"runs of {report.job}" if report.job else "runs of every job"
     if report.failed_only:
         what = "failed " + what
