@@ -160,7 +160,7 @@ def test_coins_deduct_leaves_a_half_ended_call_alone_and_names_it(
     status = cli("--json", "status")
     assert status.exit_code == 1
     problems = _json(status)["problems"]
-    assert any("coins-deduct's last run" in p and "half_ended_calls 1" in p for p in problems)
+    assert any("coins-deduct's last run" in p and "half ended calls 1" in p for p in problems)
 
 
 # --- the app racing four workers ----------------------------------------------------------

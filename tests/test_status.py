@@ -199,12 +199,12 @@ def test_people_see_each_job_and_figure(cli: Cli, engine: Engine, server_in_utc:
     assert "  crontab: /nonexistent/crontab" in lines
     assert (
         "  job=coins-deduct  schedule=* * * * * (UTC)  scheduled=no  paused=no  "
-        "last_run=ok at 2026-11-29 06:10:00 in 1.0 s  counts=-  last_failure=-  "
+        "last_run=ok at 2026-11-29 06:10:00 UTC in 1.0 s  counts=-  last_failure=-  "
         "next_run=2026-11-29 06:11 UTC  state=ok"
     ) in lines
     assert (
         "  job=badges-assign  schedule=1 0 * * * (Asia/Kolkata)  scheduled=no  paused=no  "
-        "last_run=ok at 2026-11-28 18:31:02 in 1.0 s  counts=-  last_failure=-  "
+        "last_run=ok at 2026-11-28 18:31:02 UTC in 1.0 s  counts=-  last_failure=-  "
         "next_run=2026-11-29 18:31 UTC  state=ok"
     ) in lines
     assert "data (badge date 2026-11-29)" in lines
@@ -252,7 +252,7 @@ def test_an_overdue_job_is_exit_1_and_named(cli: Cli, engine: Engine, server_in_
 
     human = cli("--now", NOW.isoformat(), "status")
     assert human.exit_code == 1
-    assert "status at 2026-11-29T06:10:30+00:00: UNHEALTHY (1 problems)" in human.stdout
+    assert "status at 2026-11-29T06:10:30+00:00: UNHEALTHY (1 problem)" in human.stdout
     assert "state=OVERDUE" in human.stdout
     assert f"  - {doc['problems'][0]}" in human.stdout.splitlines()
 
@@ -297,7 +297,7 @@ def test_a_paused_job_is_shown_and_never_overdue(
         "wallets-audit",  # due at 07:00, last ran at 06:00:02
     ]
     human = cli("--now", later.isoformat(), "status").stdout
-    assert f"paused=since 2026-11-29 06:00 by {presence['paused_by']}" in human
+    assert f"paused=since 2026-11-29 06:00:00 UTC by {presence['paused_by']}" in human
     assert "state=paused" in human
 
 
@@ -336,7 +336,7 @@ def test_a_failed_last_run_is_exit_1_with_its_error(
         at(6, 10, 1).isoformat(),
     )
     human = cli("--now", NOW.isoformat(), "status").stdout
-    assert "last_failure=2026-11-29 06:10:01: OperationalError: boom" in human
+    assert "last_failure=2026-11-29 06:10:01 UTC: OperationalError: boom" in human
 
 
 def test_billing_behind_is_exit_1(cli: Cli, engine: Engine, server_in_utc: None) -> None:
@@ -380,7 +380,7 @@ def test_unbillable_calls_are_a_problem(engine: Engine) -> None:
     assert report.data is not None
     assert (report.data.unbillable_calls, report.data.owing_calls) == (1, 1)
     assert report.problems == [
-        "1 ongoing calls cannot be billed (half-ended by the app, settled before, or bad "
+        "1 ongoing call cannot be billed (half-ended by the app, settled before, or bad "
         "rows: `coins deduct --dry-run` names each): coins deduct skips them"
     ]
     assert report.exit_code == 1

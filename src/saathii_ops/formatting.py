@@ -24,7 +24,9 @@ def minute(value: datetime, tz: tzinfo = UTC) -> str:
 
 
 def duration(seconds: float) -> str:
-    """0.04 s, 0.6 s, 12 s, 3 min 5 s, 2 h 10 min"""
+    """< 0.01 s, 0.04 s, 0.6 s, 12 s, 3 min 5 s, 2 h 10 min"""
+    if seconds < 0.01:
+        return "< 0.01 s"
     if seconds < 0.1:
         return f"{seconds:.2f} s"
     if seconds < 10:

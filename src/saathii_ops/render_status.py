@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -21,9 +23,13 @@ if TYPE_CHECKING:
 AS_OF_SHOWN = timedelta(minutes=1)
 
 
-def render_status(console: Console, report: StatusReport) -> None:
-    """The status for people: the database, the jobs, the data, then each problem named."""
-    verdict = "healthy" if report.healthy else f"UNHEALTHY ({len(report.problems)} problems)"
+def render_status(console: Console, report: StatusReport, *, verbose: bool = False) -> None:
+    """On a terminal, the screen for people (`status_screen`); else plain text for cron
+    logs and scripts: the database, the jobs, the data, then each problem named."""
+    if console.is_terminal:
+        # wrapped at the terminal's width (the console soft-wraps for plain text)
+        console.print(status_screen(report, verbose=verbose), soft_wrap=False)
+        return
     database = report.database
     header: dict[str, Any] = {
         "database": f"{database.url} (from {database.source})" if database.source else database.url,
@@ -34,7 +40,7 @@ def render_status(console: Console, report: StatusReport) -> None:
         at_head = "at head" if report.schema.at_head else f"head is {report.schema.head}"
         header["schema"] = f"{report.schema.current or 'none'} ({at_head})"
     header["crontab"] = report.crontab or "none found (scheduled: unknown)"
-    render_mapping(console, f"status at {format_value(report.now)}: {verdict}", header)
+    render_mapping(console, f"status at {format_value(report.now)}: {_verdict(report)}", header)
     if report.jobs:
         render_rows(console, "jobs", [_job_row(job) for job in report.jobs])
     if report.data is not None:
@@ -49,21 +55,45 @@ def render_status(console: Console, report: StatusReport) -> None:
             console.print(f"  - {problem}", markup=False)
 
 
-def _job_row(job: JobHealth) -> dict[str, str]:
+def watch_status(
+    console: Console, collect: Callable[[], StatusReport], *, seconds: float, verbose: bool
+) -> None:
+    """`status --watch`: the screen, refreshed in place every `seconds` until Ctrl-C."""
+    from rich.live import Live
+
+    try:
+        with Live(console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                report = collect()
+                footer = Text(f"every {seconds:g} s; Ctrl-C stops", style="dim")
+                live.update(Group(status_screen(report, verbose=verbose), footer), refresh=True)
+                time.sleep(seconds)
+    except KeyboardInterrupt:
+        pass
+
+
+def _verdict(report: StatusReport) -> str:
+    if report.healthy:
+        return "healthy"
+    return f"UNHEALTHY ({formatting.plural(len(report.problems), 'problem')})"
+
+
+def _last_run_text(job: JobHealth) -> str:
     if job.last_started_at is None:
-        last_run = "never run"
-    else:
-        outcome = job.last_outcome or ""
-        if job.last_reason:
-            outcome += f" ({job.last_reason})"
-        last_run = f"{outcome} at {job.last_started_at:%Y-%m-%d %H:%M:%S}"
-        if job.last_duration_seconds is not None:
-            last_run += f" in {job.last_duration_seconds:.1f} s"
-        if job.last_run_now and abs(job.last_run_now - job.last_started_at) > AS_OF_SHOWN:
-            last_run += f" (--now {job.last_run_now:%Y-%m-%d %H:%M:%S})"
-        if job.last_error:
-            last_run += f": {job.last_error}"
-    flags = [
+        return "never run"
+    text = f"{outcome_text(job.last_outcome, job.last_reason)} at "
+    text += formatting.moment(job.last_started_at)
+    if job.last_duration_seconds is not None:
+        text += f" in {formatting.duration(job.last_duration_seconds)}"
+    if job.last_run_now and abs(job.last_run_now - job.last_started_at) > AS_OF_SHOWN:
+        text += f" (as of --now {formatting.moment(job.last_run_now)})"
+    if job.last_error:
+        text += f": {job.last_error}"
+    return text
+
+
+def _flags(job: JobHealth) -> list[str]:
+    return [
         flag
         for flag, on in (
             ("OVERDUE", job.overdue),
@@ -73,22 +103,169 @@ def _job_row(job: JobHealth) -> dict[str, str]:
         )
         if on
     ]
-    scheduled = {True: "yes", False: "no", None: "unknown"}[job.scheduled]
+
+
+def _job_row(job: JobHealth) -> dict[str, str]:
     return {
         "job": job.job,
         "schedule": f"{job.schedule} ({job.timezone})",
-        "scheduled": scheduled,
-        "paused": f"since {job.paused_at:%Y-%m-%d %H:%M} by {job.paused_by}"
-        if job.paused and job.paused_at
+        "scheduled": formatting.yes_no(job.scheduled),
+        "paused": paused_since(job.paused_at, job.paused_by, job.paused_reason)
+        if job.paused
         else "no",
-        "last_run": last_run,
-        "counts": " ".join(f"{k}={v}" for k, v in (job.last_counts or {}).items()) or "-",
-        "last_failure": f"{job.last_failed_at:%Y-%m-%d %H:%M:%S}: {job.last_failure_error}"
+        "last_run": _last_run_text(job),
+        "counts": formatting.counts(job.last_counts, zeros=True),
+        "last_failure": f"{formatting.moment(job.last_failed_at)}: {job.last_failure_error}"
         if job.last_failed_at
         else "-",
-        "next_run": f"{job.next_run_at:%Y-%m-%d %H:%M} UTC",
-        "state": ", ".join(flags) or "ok",
+        "next_run": formatting.minute(job.next_run_at),
+        "state": ", ".join(_flags(job)) or "ok",
     }
+
+
+# --- the screen for people ----------------------------------------------------------
+
+STATE_STYLES = {
+    "ok": "green",
+    "OVERDUE": "bold red",
+    "FAILED": "bold red",
+    "exit 1": "red",
+    "paused": "yellow",
+    "never run": "dim",
+}
+# figures that are a problem (or a warning) when not zero
+ALARMING_FIGURES = {"billing_behind_calls", "unbillable_calls", "negative_balance_wallets"}
+
+
+def status_screen(report: StatusReport, *, verbose: bool = False) -> RenderableType:
+    """The verdict and each problem with what to do, one line per job (its name whole at 80
+    columns: state, last run "3 min ago, 0.6 s", next run), the data's figures, then the
+    database; `verbose`: each job in full as well."""
+    parts: list[RenderableType] = []
+    verdict = Text()
+    if report.healthy:
+        verdict.append("healthy", style="bold green")
+    else:
+        verdict.append(_verdict(report), style="bold red")
+    verdict.append(f"  status at {formatting.moment(report.now)}")
+    parts.append(verdict)
+    if report.findings:
+        problems = Table.grid(padding=(0, 1))
+        problems.add_column(no_wrap=True)
+        problems.add_column()
+        for finding in report.findings:
+            problems.add_row(Text("✗", style="bold red"), Text(finding.problem))
+            if finding.todo:
+                problems.add_row("", Text(f"→ {finding.todo}", style="cyan"))
+        parts.append(problems)
+
+    if report.jobs:
+        parts.append(Text())
+        parts.append(_jobs_table(report))
+        paused = [job for job in report.jobs if job.paused]
+        for job in paused:
+            since = paused_since(job.paused_at, job.paused_by, job.paused_reason)
+            parts.append(Text(f"{job.job} is paused {since}", style="yellow"))
+    if report.data is not None:
+        parts.append(Text())
+        parts.append(Text(f"data (badge date {report.badge_date}, business day)", style="bold"))
+        figures = Table.grid(padding=(0, 1))
+        figures.add_column(justify="right", no_wrap=True)
+        figures.add_column()
+        for f in dataclasses.fields(report.data):
+            value = getattr(report.data, f.name)
+            style = "bold red" if value and f.name in ALARMING_FIGURES else ""
+            figures.add_row(Text(f"{value:,}", style=style), f.metadata["description"])
+        parts.append(figures)
+    if verbose and report.jobs:
+        for job in report.jobs:
+            parts.append(Text())
+            parts.append(_job_detail(job))
+    parts.append(Text())
+    parts.append(Text(_database_line(report), style="dim"))
+    return Group(*parts)
+
+
+def _jobs_table(report: StatusReport) -> Table:
+    table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
+    table.add_column("job", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("last run")
+    table.add_column("next run")
+    for job in report.jobs:
+        table.add_row(
+            job.job, _state(job), _last_run_short(job, report), _next_run_short(job, report)
+        )
+    return table
+
+
+def _state(job: JobHealth) -> Text:
+    states = []
+    if job.overdue:
+        states.append("OVERDUE")
+    if job.last_run_failed:
+        states.append("FAILED")
+    if job.last_run_exited_1:
+        states.append("exit 1")
+    if job.paused:
+        states.append("paused")
+    if job.never_run:
+        states.append("never run")
+    text = Text()
+    for n, state in enumerate(states or ["ok"]):
+        if n:
+            text.append(", ")
+        text.append(state, style=STATE_STYLES[state])
+    return text
+
+
+def _last_run_short(job: JobHealth, report: StatusReport) -> str:
+    """3 min ago, 0.6 s (relative to the instant the run worked as of)."""
+    if job.last_run_now is None:
+        return "never"
+    text = formatting.relative(job.last_run_now, report.now)
+    if job.last_duration_seconds is not None:
+        text += f", {formatting.duration(job.last_duration_seconds)}"
+    if job.last_outcome == "skipped":
+        text += f" (skipped: {job.last_reason})" if job.last_reason else " (skipped)"
+    return text
+
+
+def _next_run_short(job: JobHealth, report: StatusReport) -> str:
+    """in 4 min; 18:31 UTC; 2026-12-04 01:00 UTC"""
+    ahead = job.next_run_at - report.now
+    if ahead < timedelta(hours=1):
+        return formatting.relative(job.next_run_at, report.now)
+    if ahead < timedelta(hours=24):
+        return f"{job.next_run_at:%H:%M} UTC"
+    return formatting.minute(job.next_run_at)
+
+
+def _job_detail(job: JobHealth) -> Table:
+    detail = Table.grid(padding=(0, 1))
+    detail.add_column(style="bold", no_wrap=True)
+    detail.add_column()
+    row = _job_row(job)
+    detail.add_row(Text(job.job, style="bold"), _state(job))
+    for key in ("schedule", "scheduled", "paused", "last_run", "counts", "last_failure"):
+        detail.add_row(f"  {key.replace('_', ' ')}", row[key])
+    detail.add_row("  due at", formatting.moment(job.due_at))
+    detail.add_row("  next run", formatting.moment(job.next_run_at))
+    return detail
+
+
+def _database_line(report: StatusReport) -> str:
+    database = report.database
+    text = f"database {database.url}"
+    if database.source:
+        text += f" (from {database.source})"
+    if database.server_version:
+        text += f", server {database.server_version}"
+    if report.schema is not None:
+        at_head = "at head" if report.schema.at_head else f"head is {report.schema.head}"
+        text += f"; schema {report.schema.current or 'none'} ({at_head})"
+    text += f"; crontab: {report.crontab or 'none found (scheduled: unknown)'}"
+    return text
 
 
 # --- jobs ---------------------------------------------------------------------------
