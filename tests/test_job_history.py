@@ -220,6 +220,9 @@ def test_status_names_a_paused_coins_deduct_as_why_billing_is_behind(
         "minutes ago"
     ]
     assert doc["jobs"][0]["paused_reason"] == "DB failover"
+    text = cli("--now", NOW.isoformat(), "status").stdout
+    assert text.splitlines()[0] == "status at 2026-11-29T06:10:00+00:00: UNHEALTHY (1 problem)"
+    assert f"paused=since 2026-11-29 06:05:00 UTC by {who}: DB failover" in text
 
 
 # --- revision 0004 ----------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_adopt_then_upgrade_adds_only_the_projects_objects(empty_db_url: str, ba
 
     again = cli("db", "adopt")
     assert again.exit_code == 0
-    assert "already_adopted: True" in again.stdout
+    assert "already_adopted: yes" in again.stdout
     assert cli("presence", "cleanup").exit_code == 0
 
 

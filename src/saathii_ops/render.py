@@ -58,6 +58,8 @@ def format_value(value: Any) -> str:
         return f"{shown} (+{more} more)" if more > 0 else shown
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return str(value)
 
 
@@ -134,7 +136,7 @@ def render_run(
         _render_headline(console, title, summary, headline, result.report)
     else:
         if result.report is not None:
-            summary.update(result.report.as_dict())
+            summary.update(result.report.for_people())
         render_mapping(console, title, summary)
     if result.after_commit is not None:
         render_mapping(console, "after commit", result.after_commit.as_dict())
