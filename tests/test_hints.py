@@ -49,10 +49,10 @@ def test_a_global_option_after_the_command_says_where_it_goes(argv: list[str], l
 
 
 def test_an_unknown_option_is_still_the_plain_error() -> None:
-    result = Cli(None)("status", "--bogus")
+    result = Cli(None)("jobs", "list", "--bogus")
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: No such option: --bogus (try 'saathii-ops status --help')\n",
+        "error: No such option: --bogus (try 'saathii-ops jobs list --help')\n",
     )
 
 

@@ -30,13 +30,13 @@ from saathii_ops.db import (
     create_private_file,
     database_now,
     disable_jit,
-    first_line,
     is_sqlite,
     set_statement_timeout,
     transaction,
 )
 from saathii_ops.errors import DatabaseUnavailable
 from saathii_ops.jobs import Job
+from saathii_ops.masking import first_line
 from saathii_ops.models import SOME_ROWS_FAILED, JobRun
 from saathii_ops.monitoring import Pinger, ping_url
 from saathii_ops.reports import Report

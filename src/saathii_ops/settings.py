@@ -11,7 +11,6 @@ import difflib
 import os
 import re
 import tomllib
-from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +27,7 @@ from pydantic_settings import (
 )
 
 from saathii_ops.errors import UsageError
+from saathii_ops.masking import mask_secrets
 
 CallType = Literal["audio", "video"]
 Badge = Literal["gold", "silver", "bronze", "basic"]
@@ -46,10 +46,6 @@ MAX_DAYS = 3660
 MAX_STATEMENT_TIMEOUT_SECONDS = (2**31 - 1) // 1000
 MAX_COINS_PER_MINUTE = 10_000
 MINUTES_PER_DAY = 24 * 60
-# The instants a run may be "at" (`--now`, badge dates): a year of margin on either side
-# of them keeps every limit above computable in Python's datetimes (years 1 to 9999).
-EARLIEST_DAY = date(1970, 1, 1)
-LATEST_DAY = date(9998, 12, 31)
 
 
 def _minutes(default: int) -> Any:
@@ -293,8 +289,6 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
 def secret_readable_by_others(path: Path, settings: Settings) -> str | None:
     """The warning for a config file that holds a password (in its database or Redis URL)
     and that its group or others may read; None when there is nothing to say."""
-    from saathii_ops.db import mask_secrets
-
     urls = [url for url in (settings.database_url, settings.redis_url) if url]
     if not any(mask_secrets(url) != url for url in urls):
         return None

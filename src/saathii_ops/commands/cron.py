@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,8 +15,11 @@ from saathii_ops.context import AppContext
 from saathii_ops.errors import UsageError
 from saathii_ops.render import stdout_console
 from saathii_ops.render_cron import render_change, render_kubernetes, render_state
-from saathii_ops.services.scheduling import kubernetes, lines, targets, use_cases
-from saathii_ops.settings import config_path
+from saathii_ops.services.scheduling import targets
+
+if TYPE_CHECKING:
+    from saathii_ops.services.scheduling.lines import CronSetup
+    from saathii_ops.services.scheduling.use_cases import CrontabState
 
 app = typer.Typer(
     help="The jobs' schedule: a marked block in a crontab, or Kubernetes CronJobs.",
@@ -98,12 +101,15 @@ def _target_and_setup(
     user: str | None,
     system: bool,
     as_installed: bool = False,
-) -> tuple[targets.CrontabTarget, lines.CronSetup]:
+) -> tuple[targets.CrontabTarget, CronSetup]:
     """The crontab the options name, and the lines' setup (install and show share both).
 
     `as_installed` (show, --check): an option not given now is the one the installed block
     records, so that a block is compared with what the same install would write now.
     """
+    from saathii_ops.services.scheduling import lines
+    from saathii_ops.settings import config_path
+
     target = targets.crontab_target(file, system=system)
     if as_installed:
         recorded = targets.installed_options(target)
@@ -173,6 +179,8 @@ def install(
     json_output: JsonOption = False,
 ) -> None:
     """Install the schedule of every job as one marked block (re-installing replaces it)."""
+    from saathii_ops.services.scheduling import lines, use_cases
+
     app = app_context(ctx, json_output)
     if output_format is Format.kubernetes:
         if dry_run or check or system or file or user or log_dir or env_file or executable:
@@ -221,6 +229,8 @@ def _print_kubernetes(
 ) -> None:
     if not image:
         raise UsageError("--format kubernetes needs --image IMAGE")
+    from saathii_ops.services.scheduling import kubernetes
+
     manifests = kubernetes.kubernetes_manifests(
         app.settings,
         image=image,
@@ -248,6 +258,8 @@ def show(
     """The installed block, each job's next runs, and whether `cron install` would change it
     (the options are install's, to compare with what it would write; those not given are
     the ones the block was installed with)."""
+    from saathii_ops.services.scheduling import use_cases
+
     app = app_context(ctx, json_output)
     target, setup = _target_and_setup(
         app,
@@ -263,7 +275,7 @@ def show(
     _print_state(app, use_cases.inspect(target, setup, app.settings, _now(app)))
 
 
-def _print_state(app: AppContext, state: use_cases.CrontabState, *, full: bool = True) -> None:
+def _print_state(app: AppContext, state: CrontabState, *, full: bool = True) -> None:
     render_state(
         stdout_console(),
         state,
@@ -282,6 +294,8 @@ def remove(
     json_output: JsonOption = False,
 ) -> None:
     """Remove the block, and nothing else."""
+    from saathii_ops.services.scheduling import use_cases
+
     app = app_context(ctx, json_output)
     change = use_cases.remove(targets.crontab_target(file, system=system), dry_run=dry_run)
     render_change(

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
+from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.render_demo import render_demo
+from saathii_ops.render_status import render_status
 
 
 def demo(
@@ -24,9 +27,6 @@ def demo(
     """Create (or --reset) the embedded database, fill it with sample data, run every job
     once: one line per job, the status, what to try next."""
     from saathii_ops.demo import run_demo
-    from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
-    from saathii_ops.render_demo import render_demo
-    from saathii_ops.render_status import render_status
 
     app = app_context(ctx, json_output)
     result = run_demo(app, reset=reset, users=users, seed=seed)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from saathii_ops.commands.common import JsonOption, app_context, read_only
+from saathii_ops.commands.common import JsonOption, app_context, complete_job_name, read_only
 from saathii_ops.render import stdout_console
 from saathii_ops.render_status import render_history, render_jobs, render_pause
 
@@ -18,7 +18,12 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JobArgument = Annotated[str, typer.Argument(help="A job name, as `jobs list` shows it.")]
+HISTORY_LIMIT = 20
+
+JobArgument = Annotated[
+    str,
+    typer.Argument(help="A job name, as `jobs list` shows it.", autocompletion=complete_job_name),
+]
 
 
 @app.command("list")
@@ -88,12 +93,21 @@ def history(
     job: Annotated[
         str | None,
         typer.Argument(
-            help="A job name, as `jobs list` shows it; default: every job.", show_default=False
+            help="A job name, as `jobs list` shows it; default: every job.",
+            show_default=False,
+            autocompletion=complete_job_name,
         ),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", min=1, max=10_000, help="How many runs, newest first.")
-    ] = 20,
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            max=10_000,
+            help=f"How many runs, newest first; default {HISTORY_LIMIT}.",
+            show_default=False,
+        ),
+    ] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only the failed runs.")] = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -102,5 +116,5 @@ def history(
 
     app = app_context(ctx, json_output)
     with read_only(app) as (session, _now):
-        report = job_control.history(session, job, limit=limit, failed_only=failed)
+        report = job_control.history(session, job, limit=limit or HISTORY_LIMIT, failed_only=failed)
     render_history(stdout_console(), report, json_output=app.json_output, verbose=app.verbose)

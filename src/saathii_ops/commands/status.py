@@ -9,12 +9,11 @@ from typing import Annotated
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
-from saathii_ops.db import mask_secrets
 from saathii_ops.errors import UsageError
+from saathii_ops.masking import mask_secrets
 from saathii_ops.prometheus import prometheus_text
 from saathii_ops.render import emit_json, stdout_console
 from saathii_ops.render_status import render_status, watch_status
-from saathii_ops.services import status as status_service
 from saathii_ops.services.scheduling import targets
 
 WATCH_SECONDS = 5.0  # a status on a large database takes about half a second
@@ -72,6 +71,8 @@ def status(
 
     Exit 0 healthy, 1 unhealthy (each reason named), 3 database unreachable.
     """
+    from saathii_ops.services import status as status_service
+
     app = app_context(ctx, json_output)
     if app.json_output and output_format is Format.prometheus:
         raise UsageError("--json and --format prometheus exclude each other: choose one")

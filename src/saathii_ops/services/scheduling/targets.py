@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from crontab import CronTab
-
 from saathii_ops.errors import OpsError, UsageError
 from saathii_ops.services.scheduling.block import find_block, recorded_options
 
@@ -139,6 +137,8 @@ def installed_target(file: Path | None) -> CrontabTarget | None:
 def installed_jobs(target: CrontabTarget | None) -> frozenset[str] | None:
     """The jobs with an active line in the installed block (none when there is no block);
     None when the crontab cannot be read or its block is damaged: unknown, not an error."""
+    from crontab import CronTab
+
     if target is None:
         return None
     try:
