@@ -116,7 +116,7 @@ def test_the_apps_purchases_and_coin_earnings_audit_clean_until_it_re_ends_a_set
     assert status.exit_code == 1
     problems = _json(status)["problems"]
     assert any(
-        p.startswith("wallets-audit's last run") and "calls_changed_after_settlement 1" in p
+        p.startswith("wallets-audit's last run") and "calls changed after settlement 1" in p
         for p in problems
     ), problems
 
