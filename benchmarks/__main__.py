@@ -20,7 +20,7 @@ def main() -> None:
         help=f"one or more of {', '.join(suite.SCALES)}, comma-separated, or 'all'",
     )
     run.add_argument("--repeat", type=int, default=3, help="runs of each implementation")
-    run.add_argument("--only", help="only the cases whose name contains this text")
+    run.add_argument("--only", help="only the cases whose name contains this text ('|': or)")
     run.add_argument("--server-url", default=suite.SERVER_URL, help="a PostgreSQL server")
     run.add_argument("--prefix", default="bench_", help="of the databases it creates")
     run.add_argument("--json", type=Path, default=Path("benchmarks/results.json"))
@@ -46,7 +46,12 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown scale {', '.join(unknown)}; known: {', '.join(suite.SCALES)}")
     results = suite.run(
-        scales, repeat=args.repeat, server_url=args.server_url, prefix=args.prefix, only=args.only
+        scales,
+        repeat=args.repeat,
+        server_url=args.server_url,
+        prefix=args.prefix,
+        only=args.only,
+        done=lambda so_far: suite.write_json(so_far, args.json, sys.argv),
     )
     print(suite.table_text(results))
     suite.write_json(results, args.json, sys.argv)

@@ -47,7 +47,7 @@ SELECT i AS call_id, :n + i AS caller, i AS listener,
        CASE WHEN i % 5 = 0 THEN 60 ELSE 10 END AS rate,
        CASE WHEN :every > 0 AND i % greatest(:every, 1) = 3
             THEN (i / greatest(:every, 1)) % 4 END AS expiry,
-       20 + (i * 7919) % 2400 AS elapsed
+       20 + (i::bigint * 7919) % 2400 AS elapsed
 FROM generate_series(1, :n) i;
 -- the longest-call expiry: 250 minutes, paid up
 UPDATE ongoing SET elapsed = 250 * 60 + elapsed % 60 WHERE expiry = 3;

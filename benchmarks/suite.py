@@ -478,8 +478,17 @@ def run(
     prefix: str = "bench_",
     only: str | None = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    done: Callable[[list[Result]], None] = lambda results: None,
 ) -> list[Result]:
-    cases = [c for scale in scales for c in SCALES[scale] if not only or only in c.name]
+    """`only`: cases whose name contains one of its '|'-separated texts. `done` is called
+    with the results so far after each case (the JSON is written as it goes)."""
+    wanted = only.split("|") if only else None
+    cases = [
+        c
+        for scale in scales
+        for c in SCALES[scale]
+        if wanted is None or any(text in c.name for text in wanted)
+    ]
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="saathii-bench-") as workdir:
         databases = Databases(server_url, prefix, Path(workdir))
@@ -496,6 +505,7 @@ def run(
                     for case in group:
                         say(case.name)
                         results.append(run_case(case, databases, template, repeat, say))
+                        done(results)
         finally:
             databases.close()
     return results

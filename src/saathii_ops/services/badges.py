@@ -17,7 +17,7 @@ database's write lock from its first statement, so nothing changes in between.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -216,7 +216,7 @@ class BadgeRule:
     video_rate_per_minute: Decimal
 
 
-@dataclass
+@dataclass(slots=True)  # one per listener and date: a third of the memory without a __dict__
 class Assignment:
     listener_id: int
     date: date
@@ -242,7 +242,7 @@ class BadgesReport(Report):
 
     def for_people(self) -> dict[str, Any]:
         """A backfill: its range and the badges' totals, not its first date's rows."""
-        shown = self.as_dict()
+        shown = super().for_people()
         if len(self.dates) > 1:
             first, last = self.dates[0], self.dates[-1]
             shown["dates"] = f"{first} to {last} ({len(self.dates)} days)"
@@ -271,29 +271,25 @@ def assign(
     """Assign the badges of each date in `dates` (default: today in the business timezone)."""
     days = list(dates) if dates is not None else [business_date(now, settings)]
     assignments: list[Assignment] = []
+    # the few distinct badges and rates, one object each instead of one per listener
+    shared: dict[Any, Any] = {}
     for day in days:
-        written: list[tuple[int, str]] = []
+        rows: list[Assignment] = []
         if apply and not is_sqlite(session):
-            planned_rows, written = _plan_and_upsert(session, day, now, settings)
+            changed = False
+            for row in _plan_and_upsert(session, day, now, settings):
+                rows.append(_assignment(row, day, shared))
+                changed |= row.written_badge != row.badge
         else:
             planned = plan(day, settings)
-            planned_rows = list(session.execute(sa.select(planned).order_by(planned.c.listener_id)))
+            ordered = sa.select(planned).order_by(planned.c.listener_id)
+            rows = [_assignment(row, day, shared) for row in _streamed(session, ordered)]
+            changed = False
             if apply:
                 upserted = session.execute(upsert(session, planned, day, now))
-                written = [(row.listener_id, row.badge) for row in upserted]
-        rows = [
-            Assignment(
-                listener_id=row.listener_id,
-                date=day,
-                previous_day_minutes=row.minutes,
-                badge=row.badge,
-                audio_rate_per_minute=row.audio_rate_per_minute,
-                video_rate_per_minute=row.video_rate_per_minute,
-                replaces=row.replaces,
-            )
-            for row in planned_rows
-        ]
-        if apply and sorted(written) != [(a.listener_id, a.badge) for a in rows]:
+                written = sorted((row.listener_id, row.badge) for row in upserted)
+                changed = written != [(a.listener_id, a.badge) for a in rows]
+        if changed:
             raise PlanChanged(
                 f"the badges written for {day} differ from the plan; nothing was saved"
             )
@@ -316,11 +312,33 @@ def assign(
     )
 
 
+def _assignment(row: sa.Row[Any], day: date, shared: dict[Any, Any]) -> Assignment:
+    return Assignment(
+        listener_id=row.listener_id,
+        date=day,
+        previous_day_minutes=row.minutes,
+        badge=shared.setdefault(row.badge, row.badge),
+        audio_rate_per_minute=shared.setdefault(
+            row.audio_rate_per_minute, row.audio_rate_per_minute
+        ),
+        video_rate_per_minute=shared.setdefault(
+            row.video_rate_per_minute, row.video_rate_per_minute
+        ),
+        replaces=shared.setdefault(row.replaces, row.replaces),
+    )
+
+
+def _streamed(session: Session, statement: sa.Select[Any]) -> Iterator[sa.Row[Any]]:
+    """The statement's rows fetched a batch at a time, not all held at once."""
+    return iter(session.execute(statement, execution_options={"yield_per": 5000}))
+
+
 def _plan_and_upsert(
     session: Session, day: date, now: datetime, settings: Settings
-) -> tuple[list[sa.Row[Any]], list[tuple[int, str]]]:
-    """PostgreSQL: the plan's rows (by listener) and the (listener, badge) its upsert wrote,
-    both from one statement, so from one snapshot of the calls and listeners."""
+) -> Iterator[sa.Row[Any]]:
+    """PostgreSQL: the plan's rows (by listener), each with the badge its upsert wrote
+    (`written_badge`), from one statement, so from one snapshot of the calls and
+    listeners."""
     planned = sa.select(plan(day, settings)).cte("planned")
     written = upsert(session, planned, day, now).cte("written")
     statement = (
@@ -328,9 +346,9 @@ def _plan_and_upsert(
         .select_from(planned.outerjoin(written, written.c.listener_id == planned.c.listener_id))
         .order_by(planned.c.listener_id)
     )
-    rows = list(session.execute(statement))
-    wrote = [(row.listener_id, row.written_badge) for row in rows if row.written_badge]
-    return rows, wrote
+    # not a server-side cursor: PostgreSQL declares none over a data-modifying WITH;
+    # the driver holds the rows, each becomes a Python row only as it is read
+    return iter(session.execute(statement))
 
 
 # --- listing --------------------------------------------------------------------

@@ -54,16 +54,21 @@ def inactive_online(cutoff: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(online(), status.c.last_seen < cutoff)
 
 
-def on_a_call() -> sa.Exists:
-    """The user is the caller or the listener of an ongoing call."""
-    return (
-        sa.select(calls.c.call_id)
-        .where(
-            calls.c.status == "ongoing",
-            sa.or_(calls.c.user_id == status.c.user_id, calls.c.listener_id == status.c.user_id),
+def on_a_call() -> sa.ColumnElement[bool]:
+    """The user is the caller or the listener of an ongoing call.
+
+    Two EXISTS, not one over `user_id = … OR listener_id = …`: PostgreSQL runs each
+    (negated) as a hashed anti-join, where the OR was a subplan per user (3.7 s
+    against the floor's 1.1 s at a million users)."""
+
+    def party(column: sa.ColumnElement[int | None]) -> sa.Exists:
+        return (
+            sa.select(calls.c.call_id)
+            .where(calls.c.status == "ongoing", column == status.c.user_id)
+            .exists()
         )
-        .exists()
-    )
+
+    return sa.or_(party(calls.c.user_id), party(calls.c.listener_id))
 
 
 def wait_time_expired() -> sa.ColumnElement[bool]:
