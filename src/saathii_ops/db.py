@@ -93,7 +93,12 @@ def make_engine(url: URL) -> Engine:
         _apply_pysqlite_recipe(engine)
     else:
         try:
-            engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            engine = sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                # the name shows in pg_stat_activity: a DBA sees which backends are ours
+                connect_args={"connect_timeout": 10, "application_name": "saathii-ops"},
+            )
         except NoSuchModuleError:  # pragma: no cover - psycopg2 is a dependency
             raise UsageError("the PostgreSQL driver psycopg2 is not installed") from None
         _apply_postgresql_session_setup(engine)
@@ -227,6 +232,16 @@ def database_now(session: Session) -> datetime:
     return value.astimezone(UTC)
 
 
+def database_clock(session: Session) -> datetime:
+    """The database server's clock as it ticks (PostgreSQL `clock_timestamp()`, not the
+    transaction's `now()`): a run's start and end, so its duration is true."""
+    if is_sqlite(session):
+        return datetime.now(UTC)
+    value = session.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
 def disable_jit(session: Session) -> None:
     """PostgreSQL: no JIT in this transaction. The jobs' plans (subqueries over
     user_status and user_calls) are estimated far above jit_above_cost, and JIT
@@ -235,10 +250,19 @@ def disable_jit(session: Session) -> None:
         session.execute(sa.text("SET LOCAL jit = off"))
 
 
-def set_statement_timeout(session: Session, seconds: int) -> None:
+def set_statement_timeout(session: Session, seconds: float) -> None:
     """Bound every statement of this transaction, so a stuck run cannot hold its lock forever."""
     if not is_sqlite(session):
-        session.execute(sa.text(f"SET LOCAL statement_timeout = {int(seconds) * 1000}"))
+        session.execute(sa.text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
+
+
+def bound_statements(session: Session, seconds: float) -> None:
+    """Bound every statement of this transaction and every lock it waits for: the
+    bookkeeping around a run (its failure record, its reads after the commit)."""
+    if not is_sqlite(session):
+        milliseconds = max(1, int(seconds * 1000))
+        session.execute(sa.text(f"SET LOCAL statement_timeout = {milliseconds}"))
+        session.execute(sa.text(f"SET LOCAL lock_timeout = {milliseconds}"))
 
 
 # --- time arithmetic in SQL, the same on both dialects ---------------------------

@@ -27,3 +27,11 @@ class SchemaNotReady(OpsError):
     """The database is reachable but its schema is missing, old or not adopted."""
 
     exit_code = 3
+
+
+class Interrupted(OpsError):
+    """A run stopped by a signal: exit 128 + the signal's number (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

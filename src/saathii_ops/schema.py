@@ -22,6 +22,8 @@ from saathii_ops.models import APP_TABLE_COLUMNS, APP_TABLES, table
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 APP_SCHEMA_REVISION = "0001"
+# SQLSTATEs of a statement cancelled by statement_timeout, and of a lock_timeout
+TIMED_OUT = ("57014", "55P03")
 
 
 def _config(connection: Connection | None = None, output: TextIO | None = None) -> Config:
@@ -68,16 +70,28 @@ class SchemaState:
         return self.current is None and bool(self.app_tables_present)
 
 
-def inspect_schema(engine: Engine) -> SchemaState:
+def inspect_schema(engine: Engine, *, timeout_seconds: float | None = None) -> SchemaState:
+    """`timeout_seconds`: PostgreSQL, the longest any of its statements may take or wait
+    for a lock (a migration holding alembic_version must not hold a job run for ever)."""
     try:
         with engine.connect() as conn:
             # read-only: on SQLite a writer's transaction takes the database's write lock,
             # and a run checking the schema must not queue behind another run's write
             # before it can find that run's job lock taken (and record itself skipped)
             conn.execution_options(**{READ_ONLY: True})
+            if timeout_seconds is not None and not is_sqlite(conn):
+                milliseconds = max(1, int(timeout_seconds * 1000))
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
             current = MigrationContext.configure(conn).get_current_revision()
             tables = set(sa.inspect(conn).get_table_names())
     except DBAPIError as exc:  # unreachable, or not a database at all (SQLite)
+        if getattr(exc.orig, "pgcode", None) in TIMED_OUT:
+            raise DatabaseUnavailable(
+                f"the database at {display_url(engine.url)} did not give its schema revision "
+                f"within {timeout_seconds:g} s (a migration or a DBA holding a lock on "
+                "alembic_version?)"
+            ) from exc
         raise DatabaseUnavailable(
             f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
         ) from exc
@@ -85,9 +99,9 @@ def inspect_schema(engine: Engine) -> SchemaState:
     return SchemaState(display_url(engine.url), current, head_revision(), present)
 
 
-def require_head(engine: Engine) -> None:
+def require_head(engine: Engine, *, timeout_seconds: float | None = None) -> None:
     """Refuse to run a job on a database whose schema is not the one this code expects."""
-    reason = not_ready_reason(inspect_schema(engine))
+    reason = not_ready_reason(inspect_schema(engine, timeout_seconds=timeout_seconds))
     if reason is not None:
         raise SchemaNotReady(reason)
 

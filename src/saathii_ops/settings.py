@@ -12,7 +12,6 @@ import re
 import tomllib
 from datetime import date
 from decimal import Decimal
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -44,6 +43,8 @@ MAX_MINUTES = 366 * 24 * 60
 MAX_DAYS = 3660
 MAX_STATEMENT_TIMEOUT_SECONDS = (2**31 - 1) // 1000
 MAX_COINS_PER_MINUTE = 10_000
+# a run's deadline leaves room for its bookkeeping (runner.BOOKKEEPING_SECONDS) and work
+MIN_RUN_DEADLINE_SECONDS = 10
 MINUTES_PER_DAY = 24 * 60
 # The instants a run may be "at" (`--now`, badge dates): a year of margin on either side
 # of them keeps every limit above computable in Python's datetimes (years 1 to 9999).
@@ -115,6 +116,10 @@ class Settings(BaseSettings):
     # the timezone cron runs in; None: this machine's (see services/schedule.py)
     server_timezone: str | None = None
     statement_timeout_seconds: int = Field(50, ge=1, le=MAX_STATEMENT_TIMEOUT_SECONDS)
+    # the longest a whole run may take, its lock waits and bookkeeping included
+    run_deadline_seconds: int = Field(
+        300, ge=MIN_RUN_DEADLINE_SECONDS, le=MAX_STATEMENT_TIMEOUT_SECONDS
+    )
     ping_url: str | None = None  # healthchecks.io-style base URL; the job name is appended
     ping_urls: dict[str, str] = Field(default_factory=dict)  # per job, overrides ping_url
     redis_url: str | None = None  # the app's call cache (SPEC §14); none: not kept in sync
@@ -147,8 +152,10 @@ class Settings(BaseSettings):
             check_url(value, ("redis", "rediss", "unix"))
         return value
 
-    @cached_property
+    @property
     def business_tz(self) -> ZoneInfo:
+        # not cached on the instance: a copy (model_copy) with another timezone would keep
+        # it; zoneinfo caches its zones itself
         return ZoneInfo(self.timezone)
 
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import socket
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
 from saathii_ops.db import database_now, transaction
+from saathii_ops.identity import user_name
 from saathii_ops.render import emit_json, render_mapping, render_rows, stdout_console
 from saathii_ops.schema import require_head
 from saathii_ops.services import job_control
@@ -67,7 +67,7 @@ def _set_paused(ctx: typer.Context, job: str, *, paused: bool, json_output: bool
             job,
             paused=paused,
             now=app.now or database_now(session),
-            changed_by=f"{getpass.getuser()}@{socket.gethostname()}",
+            changed_by=f"{user_name()}@{socket.gethostname()}",
         )
         session.commit()
     console = stdout_console()

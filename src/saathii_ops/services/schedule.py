@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import difflib
 import fcntl
-import getpass
 import os
 import shlex
 import shutil
@@ -43,6 +42,7 @@ from crontab import CronSlices, CronTab
 
 from saathii_ops.db import parse_url
 from saathii_ops.errors import OpsError, UsageError
+from saathii_ops.identity import user_name
 from saathii_ops.jobs import JOBS, Job
 from saathii_ops.services.log_prune import log_path
 from saathii_ops.settings import Settings, known_timezone, resolve_database_url
@@ -287,7 +287,7 @@ def cron_setup(
         config_file=Path(os.path.abspath(config_file)) if config_file else None,
         env_file=env_file,
         database_url=line_database_url(url, source, env_file=env_file),
-        user=user or (getpass.getuser() if system else None),
+        user=user or (user_name() if system else None),
     )
     given = {
         "--config": setup.config_file,
@@ -639,7 +639,7 @@ def make_log_dir(log_dir: Path, user: str | None) -> bool:
         return False
     try:
         log_dir.mkdir(mode=0o750, parents=True)
-        if user is not None and user != getpass.getuser():
+        if user is not None and user != user_name():
             shutil.chown(log_dir, user)
     except (OSError, LookupError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
