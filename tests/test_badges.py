@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from saathii_ops import wiring
 from saathii_ops.db import transaction
 from saathii_ops.jobs import JOBS, get_job
 from saathii_ops.models import JobRun, ListenerBadge, UserRole, UserStatus
@@ -496,7 +497,7 @@ def test_the_registered_job_assigns_today_and_reports_each_date(engine: Engine) 
     ) + 1
     with transaction(engine) as s:
         listener = add_listener(s, 120)
-        report = job.service(s, NOW, Settings(), apply=True)
+        report = wiring.service(job)(s, NOW, Settings(), apply=True)
         done: list[date] = []
         badges.assign(
             s, NOW, Settings(), apply=False, dates=[D, D + timedelta(1)], on_date_done=done.append

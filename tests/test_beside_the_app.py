@@ -89,8 +89,8 @@ def test_the_apps_purchases_and_coin_earnings_audit_clean_until_it_re_ends_a_set
 
     deducted = cli("--json", "coins", "deduct")
     assert deducted.exit_code == 0, deducted.stderr
-    (bill,) = _json(deducted)["report"]["calls"]
-    assert (bill["call_id"], bill["ends"], bill["listener_earnings"]) == (unpaid, True, "1.00")
+    (bill,) = _json(deducted)["report"]["ended"]
+    assert (bill["call_id"], bill["listener_earnings"]) == (unpaid, "1.00")
     assert cli("wallets", "audit").exit_code == 0
 
     re_ended = app.end_call(unpaid)  # the client's end arrives after our settlement
@@ -149,7 +149,7 @@ def test_coins_deduct_leaves_a_half_ended_call_alone_and_names_it(
         assert report["skipped"] == [
             {"call_id": call, "problem": "end_time is set: half-ended by the app"}
         ]
-        assert (report["half_ended_calls"], report["calls"]) == (1, [])
+        assert (report["half_ended_calls"], report["calls_charged"], report["ended"]) == (1, 0, [])
     assert state() == before
     with transaction(app_engine) as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Settlement)) == 0
@@ -266,7 +266,7 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     outcomes = Counter((r.job, r.outcome, r.reason) for r in workers.results)
     assert not [r.error for r in workers.results if r.outcome == "failed"], outcomes
     bills = [r.report for r in workers.results if isinstance(r.report, BillingReport)]
-    ended_by_us = [b.call_id for report in bills for b in report.calls if b.ends]
+    ended_by_us = [b.call_id for report in bills for b in report.ended]
     re_ended = {e.call_id for e in app.ended if e.status_before == "dropped"}
     half_ended = {e.call_id: e for e in app.ended if e.status_before == e.status == "ongoing"}
     lost: Counter[int] = Counter()

@@ -19,7 +19,7 @@ from saathii_ops import sample_data
 from saathii_ops.db import is_sqlite, transaction
 from saathii_ops.models import JobRun, UserCall
 from saathii_ops.services import billing, call_cleanup
-from saathii_ops.services.billing import BillingReport, CallBill
+from saathii_ops.services.billing import BillingReport
 from saathii_ops.settings import Settings
 from tests.billing_checks import (
     assert_ledger_balanced,
@@ -109,29 +109,17 @@ def test_coins_due_per_started_minute(
     call = call_row(engine, ids["call"])
     assert (call.status, call.coins_spent, call.end_time) == ("ongoing", coins_spent + charge, None)
     assert report.coins_charged == charge
-    assert report.calls_ended == 0
-    assert [c.call_id for c in report.calls] == ([ids["call"]] if charge else [])
+    assert (report.calls_charged, report.calls_ended) == (1 if charge else 0, 0)
+    assert report.ended == []
 
 
-def test_catch_up_is_one_ledger_row_and_one_report_line(engine: Engine) -> None:
+def test_catch_up_is_one_ledger_row_and_counted_once(engine: Engine) -> None:
     ids = one_call(engine, elapsed=timedelta(minutes=7, seconds=30), coins_spent=10, balance=500)
 
     report = deduct(engine)
 
-    assert report.calls == [
-        CallBill(
-            call_id=ids["call"],
-            caller_id=ids["caller"],
-            listener_id=ids["listener"],
-            call_type="audio",
-            coins_charged=70,
-            minutes_charged=7,
-            coins_spent=80,
-            ends=False,
-            reasons=[],
-            listener_earnings=None,
-        )
-    ]
+    # a call only charged is counted, not listed
+    assert (report.ended, report.skipped) == ([], [])
     assert (report.calls_charged, report.coins_charged, report.minutes_charged) == (1, 70, 7)
     assert ledger_rows(engine, ids["caller"]) == [
         ("purchase", 500, Decimal("0.00")),
@@ -151,7 +139,7 @@ def test_a_second_run_at_the_same_instant_charges_nothing(engine: Engine) -> Non
     second = deduct(engine)
 
     assert (first.coins_charged, second.coins_charged) == (30, 0)
-    assert second.calls == []
+    assert (second.calls_charged, second.calls_ended, second.ended) == (0, 0, [])
     assert wallet(engine, ids["caller"]) == (70, Decimal("0.00"))
     assert call_row(engine, ids["call"]).coins_spent == 40
 
@@ -176,7 +164,7 @@ def test_a_missed_run_is_caught_up_by_the_next(engine: Engine) -> None:
     report = deduct(engine, NOW + timedelta(minutes=9))
 
     assert report.coins_charged == 80
-    assert report.calls[0].minutes_charged == 8
+    assert (report.calls_charged, report.minutes_charged) == (1, 8)
     assert call_row(engine, ids["call"]).coins_spent == 100
 
 
@@ -237,8 +225,8 @@ def test_a_caller_who_cannot_pay_is_charged_whole_minutes_and_the_call_ends(
     assert ledger_rows(engine, ids["listener"]) == earn_rows
     assert status_of(engine, ids["caller"]) == (False, None)
     assert status_of(engine, ids["listener"]) == (False, None)
-    (bill,) = report.calls
-    assert (bill.coins_charged, bill.ends, bill.reasons) == (charge, True, ["insufficient_balance"])
+    (bill,) = report.ended
+    assert (bill.coins_charged, bill.reasons) == (charge, ["insufficient_balance"])
     assert bill.listener_earnings == Decimal(earnings)
     assert (report.calls_ended, report.listener_earnings) == (1, Decimal(earnings))
 
@@ -259,7 +247,7 @@ def test_listener_is_paid_at_the_badge_rate_of_the_calls_business_date(engine: E
     report = deduct(engine, now)
 
     # due 60, owed 50, 25 coins cover 2 minutes: 3 paid minutes at gold's 1.80
-    assert report.calls[0].listener_earnings == Decimal("5.40")
+    assert report.ended[0].listener_earnings == Decimal("5.40")
     assert wallet(engine, listener) == (0, Decimal("105.40"))
     assert ledger_rows(engine, listener)[-1] == ("earn", 0, Decimal("5.40"))
     assert call_row(engine, call).listener_money_earned == 5
@@ -307,10 +295,9 @@ def test_a_callers_balance_goes_to_their_calls_in_start_order(engine: Engine) ->
     report = deduct(engine)
 
     # owed: early 30, middle 20, late 10; the 30 coins pay early in full
-    by_call = {b.call_id: b for b in report.calls}
-    assert (by_call[early].coins_charged, by_call[early].ends) == (30, False)
-    assert (by_call[middle].coins_charged, by_call[middle].ends) == (0, True)
-    assert (by_call[late].coins_charged, by_call[late].ends) == (0, True)
+    ended = {b.call_id: b.coins_charged for b in report.ended}
+    assert ended == {middle: 0, late: 0}
+    assert (report.calls_charged, report.coins_charged) == (1, 30)
     assert wallet(engine, caller) == (0, Decimal("0.00"))
     assert [call_row(engine, c).status for c in (early, middle, late)] == [
         "ongoing",
@@ -332,11 +319,12 @@ def test_a_balance_shared_by_two_calls_pays_what_it_covers_in_order(engine: Engi
     report = deduct(engine)
 
     # video owes 120 and gets 60 (one whole minute of the 100); audio owes 20 and gets 20
-    by_call = {b.call_id: b for b in report.calls}
-    assert (by_call[video].coins_charged, by_call[video].ends) == (60, True)
-    assert (by_call[audio].coins_charged, by_call[audio].ends) == (20, False)
+    (ended,) = report.ended
+    assert (ended.call_id, ended.coins_charged) == (video, 60)
+    assert (report.calls_charged, report.coins_charged) == (2, 80)
+    assert call_row(engine, audio).coins_spent == 30
     assert wallet(engine, caller) == (20, Decimal("0.00"))
-    assert by_call[video].listener_earnings == Decimal("12.00")
+    assert ended.listener_earnings == Decimal("12.00")
 
 
 # --- rows that cannot be billed -----------------------------------------------------
@@ -384,7 +372,8 @@ def test_rows_that_cannot_be_billed_are_reported_and_skipped(cli: Any, engine: E
     ]
     assert doc["report"]["skipped_calls"] == 4
     # the good call was charged and committed; the bad ones are untouched
-    assert [c["call_id"] for c in doc["report"]["calls"]] == [good]
+    assert (doc["report"]["calls_charged"], doc["report"]["ended"]) == (1, [])
+    assert call_row(engine, good).coins_spent == 60
     assert wallet(engine, caller) == (50, Decimal("0.00"))
     assert {c: call_row(engine, c) for c in before} == before
     with transaction(engine) as s:
@@ -445,13 +434,22 @@ def test_dry_run_reports_what_the_real_run_does_and_changes_nothing(
     assert dry_doc["report"] == real_doc["report"]
     report = real_doc["report"]
     # pays: 10; video_behind: due 300, spent 120 → 180; cannot_pay: owes 20, 15 cover 10
-    assert [(c["call_id"], c["coins_charged"], c["ends"]) for c in report["calls"]] == [
-        (ids["pays"], 10, False),
-        (ids["video_behind"], 180, False),
-        (ids["cannot_pay"], 10, True),
+    # the calls only charged are counted; the one that ends is listed in full
+    assert report["ended"] == [
+        {
+            "call_id": ids["cannot_pay"],
+            "caller_id": call_row(engine, ids["cannot_pay"]).user_id,
+            "listener_id": call_row(engine, ids["cannot_pay"]).listener_id,
+            "call_type": "audio",
+            "coins_charged": 10,
+            "minutes_charged": 1,
+            "coins_spent": 30,
+            "reasons": ["insufficient_balance"],
+            "listener_earnings": "3.00",
+        }
     ]
-    assert report["calls"][2]["listener_earnings"] == "3.00"
-    assert report["calls"][2]["reasons"] == ["insufficient_balance"]
+    assert "cache_updates" not in report
+    assert [call_row(engine, ids[c]).coins_spent for c in ("pays", "video_behind")] == [20, 300]
     assert {k: report[k] for k in ("calls_charged", "coins_charged", "minutes_charged")} == {
         "calls_charged": 3,
         "coins_charged": 200,
@@ -462,7 +460,7 @@ def test_dry_run_reports_what_the_real_run_does_and_changes_nothing(
 
     after_first = money_tables(engine)
     again = cli("--now", NOW.isoformat(), "--json", "coins", "deduct")
-    assert json.loads(again.stdout)["report"]["calls"] == []
+    assert json.loads(again.stdout)["report"]["calls_charged"] == 0
     assert money_tables(engine) == after_first
 
 
@@ -489,10 +487,52 @@ def test_human_output_lists_each_call(cli: Any, calls_of_every_kind: dict[str, i
     result = cli("--now", NOW.isoformat(), "coins", "deduct", "--dry-run")
     assert result.exit_code == 0
     assert "coins-deduct: dry-run (nothing was changed)" in result.stdout
-    assert "coins_charged: 200" in result.stdout
+    # one line for the run, then each call that ends
+    (headline,) = [line for line in result.stdout.splitlines() if line.startswith("coins-deduct")]
+    assert headline.startswith(
+        "coins-deduct: dry-run (nothing was changed): charged 3 calls 200 coins (5 minutes), "
+        "ended 1 (listeners earned 3.00), skipped 0; "
+    )
     cannot_pay = calls_of_every_kind["cannot_pay"]
     assert f"call_id={cannot_pay}" in result.stdout
     assert "reasons=insufficient_balance" in result.stdout
+
+
+def test_a_report_does_not_grow_with_the_calls_it_charges(cli: Any, engine: Engine) -> None:
+    """3 charged calls or 60: the same report (counts, the call that ends, the bad row),
+    the same JSON size but for the digits of its counts, the same lines of text."""
+    with transaction(engine) as s:
+        listener = add_user(s, role="listener", balance=0)
+        bad_caller = add_user(s, balance=100)
+        add_call(s, bad_caller, listener, start=NOW - timedelta(minutes=3), coins_spent=-10)
+        s.commit()
+
+    def one_round(charged_calls: int) -> tuple[list[str], dict[str, Any]]:
+        with transaction(engine) as s:
+            for _ in range(charged_calls):
+                caller = add_user(s, balance=1000)
+                add_call(s, caller, listener, start=NOW - timedelta(minutes=2), coins_spent=10)
+            poor = add_user(s, balance=0)
+            add_call(s, poor, listener, start=NOW - timedelta(minutes=2), coins_spent=10)
+            s.commit()
+        text = cli("--now", NOW.isoformat(), "coins", "deduct", "--dry-run")
+        real = cli("--now", NOW.isoformat(), "--json", "coins", "deduct")
+        assert (text.exit_code, real.exit_code) == (1, 1), real.stderr  # the bad row
+        return text.stdout.splitlines(), json.loads(real.stdout)["report"]
+
+    few_lines, few = one_round(3)
+    many_lines, many = one_round(60)
+
+    assert (few["calls_charged"], few["coins_charged"]) == (3, 60)
+    assert (many["calls_charged"], many["coins_charged"]) == (60, 1200)
+    assert [len(r["ended"]) for r in (few, many)] == [1, 1]
+    assert [len(r["skipped"]) for r in (few, many)] == [1, 1]
+    assert few.keys() == many.keys()
+    # the counts gain a digit or two; a listed call would add hundreds of characters
+    assert 0 <= len(json.dumps(many)) - len(json.dumps(few)) <= 10
+    # a cron log entry: one line for the run, then the call that ends and the bad row
+    assert len(few_lines) == len(many_lines) == 5, many_lines
+    assert many_lines[0].startswith("coins-deduct: dry-run (nothing was changed): charged 60 ")
 
 
 # --- conservation and guards: a failed run changes nothing ---------------------------
@@ -512,8 +552,8 @@ def test_a_conservation_violation_rolls_the_run_back(
     """A fault planted in the ledger step: one coin too few written for the whole run."""
     charge = billing._charge
 
-    def short_by_one_coin(session: Any, now: datetime, chunk: Any) -> int:
-        written = charge(session, now, chunk)
+    def short_by_one_coin(session: Any, now: datetime, chunk: Any, cache: Any) -> int:
+        written = charge(session, now, chunk, cache)
         session.execute(
             sa.update(billing.ledger)
             .where(
@@ -580,8 +620,8 @@ def test_a_call_the_app_ended_after_the_plan_is_not_settled_again(
     cannot_pay = calls_of_every_kind["cannot_pay"]
     charge = billing._charge
 
-    def app_completes_the_call(session: Any, now: datetime, chunk: Any) -> int:
-        written = charge(session, now, chunk)
+    def app_completes_the_call(session: Any, now: datetime, chunk: Any, cache: Any) -> int:
+        written = charge(session, now, chunk, cache)
         session.execute(
             sa.update(UserCall).where(UserCall.call_id == cannot_pay).values(status="completed")
         )
@@ -607,7 +647,7 @@ def test_a_call_the_app_ended_after_the_plan_is_not_settled_again(
     listener = call_row(engine, cannot_pay).listener_id
     result = cli("--now", NOW.isoformat(), "--json", "coins", "deduct")
     assert result.exit_code == 0
-    assert cannot_pay not in [c["call_id"] for c in json.loads(result.stdout)["report"]["calls"]]
+    assert cannot_pay not in [c["call_id"] for c in json.loads(result.stdout)["report"]["ended"]]
     assert call_row(engine, cannot_pay).status == "completed"
     assert ledger_rows(engine, listener) == []
 
@@ -633,8 +673,11 @@ def test_on_sample_data_every_ongoing_call_is_paid_up_and_the_ledger_holds(
     assert cleaned.calls_ended > 0 and deducted.skipped_calls == cleaned.skipped_calls == 0
     with transaction(engine) as s:
         # what a fresh plan finds at the same instant: nothing
-        assert billing.deduct(s, NOW, settings, apply=False).calls == []
-        assert call_cleanup.cleanup(s, NOW, settings, apply=False).calls == []
+        for again in (
+            billing.deduct(s, NOW, settings, apply=False),
+            call_cleanup.cleanup(s, NOW, settings, apply=False),
+        ):
+            assert (again.calls_charged, again.calls_ended, again.ended) == (0, 0, [])
         ongoing = s.scalar(
             sa.select(sa.func.count()).select_from(UserCall).where(UserCall.status == "ongoing")
         )

@@ -120,23 +120,28 @@ def test_coins_deduct_and_calls_cleanup_on_the_apps_database(
 
     assert (deducted.exit_code, cleaned.exit_code) == (0, 0), deducted.stderr + cleaned.stderr
 
-    def bills(doc: Any) -> dict[int, tuple[int, bool, list[str], str | None]]:
+    def ended(doc: Any) -> dict[int, tuple[int, list[str], str]]:
         return {
-            b["call_id"]: (b["coins_charged"], b["ends"], b["reasons"], b["listener_earnings"])
-            for b in json.loads(doc.stdout)["report"]["calls"]
+            b["call_id"]: (b["coins_charged"], b["reasons"], b["listener_earnings"])
+            for b in json.loads(doc.stdout)["report"]["ended"]
         }
 
-    assert bills(deducted) == {
-        c[1]: (70, False, [], None),  # 7 missed minutes
-        c[2]: (60, True, ["insufficient_balance"], "12.00"),  # 2 video minutes at 6.00
-        c[3]: (0, True, ["insufficient_balance"], "1.50"),  # the silver badge of its date
-        c[5]: (30, False, [], None),  # coin deduction does not apply cleanup's rules
+    def charged(doc: Any) -> tuple[int, int]:
+        report = json.loads(doc.stdout)["report"]
+        return report["calls_charged"], report["coins_charged"]
+
+    assert ended(deducted) == {
+        c[2]: (60, ["insufficient_balance"], "12.00"),  # 2 video minutes at 6.00
+        c[3]: (0, ["insufficient_balance"], "1.50"),  # the silver badge of its date
     }
-    assert bills(cleaned) == {
-        c[4]: (0, True, ["caller_stale"], "21.00"),
-        c[5]: (0, True, ["too_long"], "243.00"),
-        c[6]: (0, True, ["wait_time_up"], "3.00"),
+    # and, counted: c1 70 (7 missed minutes), c5 30 (deduction applies no cleanup rule)
+    assert charged(deducted) == (3, 160)
+    assert ended(cleaned) == {
+        c[4]: (0, ["caller_stale"], "21.00"),
+        c[5]: (0, ["too_long"], "243.00"),
+        c[6]: (0, ["wait_time_up"], "3.00"),
     }
+    assert charged(cleaned) == (0, 0)
     assert {user: wallet(engine, u[user]) for user in u} == {
         "A": (430, Decimal("0.00")),
         "B": (40, Decimal("0.00")),
@@ -196,7 +201,10 @@ def test_coins_deduct_and_calls_cleanup_on_the_apps_database(
         cli("--now", T.isoformat(), "--json", *cmd)
         for cmd in (("coins", "deduct"), ("calls", "cleanup"))
     ]
-    assert [json.loads(r.stdout)["report"]["calls"] for r in again] == [[], []]
+    assert [
+        (report["calls_charged"], report["ended"])
+        for report in (json.loads(r.stdout)["report"] for r in again)
+    ] == [(0, []), (0, [])]
     assert money_tables(engine) == after
 
 
@@ -228,11 +236,19 @@ def busy_callers(engine: Engine) -> dict[int, int]:
     return balances
 
 
-def _expected_balances(report: BillingReport, balances: dict[int, int]) -> dict[int, int]:
+def _expected_balances(engine: Engine, balances: dict[int, int]) -> dict[int, int]:
+    """Each caller's balance after one run: what one run's plan charges them, read before
+    any run (the report counts the calls only charged, it does not list them)."""
+    planned = billing._plan(T, Settings(), None)
+    with transaction(engine, read_only=True) as s:
+        charges = s.execute(
+            sa.select(planned.c.caller_id, sa.func.sum(planned.c.charge)).group_by(
+                planned.c.caller_id
+            )
+        ).all()
     expected = dict(balances)
-    for bill in report.calls:
-        assert bill.caller_id is not None
-        expected[bill.caller_id] -= bill.coins_charged
+    for caller_id, charge in charges:
+        expected[caller_id] -= charge
     return expected
 
 
@@ -251,6 +267,7 @@ def test_two_coins_deduct_processes_started_together_charge_once(
     with transaction(engine, read_only=True) as s:
         one_run = billing.deduct(s, T, Settings(), apply=False)
     assert one_run.coins_charged > 0 and one_run.calls_ended > 0
+    expected = _expected_balances(engine, busy_callers)
 
     argv = [
         SAATHII_OPS,
@@ -274,7 +291,7 @@ def test_two_coins_deduct_processes_started_together_charge_once(
     charged = sorted(d["report"]["coins_charged"] for d in docs if d["outcome"] == "ok")
     assert charged[-1] == one_run.coins_charged
     assert charged[:-1] in ([], [0])  # a second run after the first finds nothing owed
-    assert _balances(engine, busy_callers) == _expected_balances(one_run, busy_callers)
+    assert _balances(engine, busy_callers) == expected
     with transaction(engine) as s:
         spend_rows = s.scalar(
             sa.text("SELECT count(*) FROM user_transactions WHERE tx_type = 'spend'")
@@ -325,6 +342,7 @@ def test_a_run_racing_another_waits_for_its_row_locks_and_charges_nothing_twice(
         s.commit()
     with transaction(engine, read_only=True) as s:
         one_run = billing.deduct(s, T, Settings(), apply=False)
+    expected = _expected_balances(engine, busy_callers)
 
     planned, release = threading.Event(), threading.Event()
     holdings = billing._holdings
@@ -351,12 +369,12 @@ def test_a_run_racing_another_waits_for_its_row_locks_and_charges_nothing_twice(
     assert isinstance(deducted, BillingReport) and isinstance(cleaned, BillingReport), results
     assert deducted == one_run
     # cleanup came second: it ends the stale callers' calls still ongoing, all paid up
-    ended_by_deduction = {b.call_id for b in one_run.calls if b.ends}
+    ended_by_deduction = {b.call_id for b in one_run.ended}
     assert ended_by_deduction & set(stale_calls) and set(stale_calls) - ended_by_deduction
-    assert [b.call_id for b in cleaned.calls] == sorted(set(stale_calls) - ended_by_deduction)
-    assert all(b.ends and b.reasons == ["caller_stale"] for b in cleaned.calls)
+    assert [b.call_id for b in cleaned.ended] == sorted(set(stale_calls) - ended_by_deduction)
+    assert all(b.reasons == ["caller_stale"] for b in cleaned.ended)
     assert cleaned.coins_charged == 0
-    assert _balances(engine, busy_callers) == _expected_balances(one_run, busy_callers)
+    assert _balances(engine, busy_callers) == expected
     assert_ledger_balanced(engine)
 
 
@@ -388,13 +406,13 @@ def test_a_call_the_app_is_ending_is_left_to_the_app(
 
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)["report"]
-    assert [b["call_id"] for b in report["calls"]] == [other]
+    assert [b["call_id"] for b in report["ended"]] == [other]
     assert call_row(engine, racing).status == "completed"
     assert call_row(engine, other).status == "dropped"
     # the listener was paid by us for the other call only (6 minutes at 1.00)
     assert ledger_rows(engine, listener) == [("earn", 0, Decimal("6.00"))]
     again = Cli(db_url)("--now", T.isoformat(), "--json", "calls", "cleanup")
-    assert json.loads(again.stdout)["report"]["calls"] == []
+    assert json.loads(again.stdout)["report"]["ended"] == []
     assert_ledger_balanced(engine)
 
 

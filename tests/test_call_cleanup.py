@@ -103,7 +103,7 @@ def test_each_rule_ends_the_right_calls_and_only_those(
 
     report = cleanup(engine)
 
-    assert {b.call_id: b.reasons for b in report.calls} == {
+    assert {b.call_id: b.reasons for b in report.ended} == {
         ids["caller_stale"]: ["caller_stale"],
         ids["listener_stale"]: ["listener_stale"],
         ids["too_long"]: ["too_long"],
@@ -111,8 +111,9 @@ def test_each_rule_ends_the_right_calls_and_only_those(
         ids["wait_time_negative"]: ["wait_time_up"],
         ids["stale_and_too_long"]: ["caller_stale", "listener_stale", "too_long"],
     }
-    assert all(b.ends and b.coins_charged == 0 for b in report.calls)
-    ended = {b.call_id for b in report.calls}
+    assert all(b.coins_charged == 0 for b in report.ended)
+    assert (report.calls_charged, report.coins_charged) == (0, 0)
+    ended = {b.call_id for b in report.ended}
     for name, call_id in ids.items():
         row = call_row(engine, call_id)
         if call_id in ended:
@@ -126,7 +127,7 @@ def test_each_rule_ends_the_right_calls_and_only_those(
                 else 10,
             ), name
     # 6 minutes paid on a 5-minute call: 6.00; 241 minutes at 240:01; 301 at 5:00:00
-    earnings = {b.call_id: b.listener_earnings for b in report.calls}
+    earnings = {b.call_id: b.listener_earnings for b in report.ended}
     assert earnings[ids["caller_stale"]] == Decimal("6.00")
     assert earnings[ids["too_long"]] == Decimal("241.00")
     assert earnings[ids["stale_and_too_long"]] == Decimal("301.00")
@@ -146,15 +147,11 @@ def test_owed_minutes_are_billed_before_the_call_ends(engine: Engine) -> None:
         s.commit()
     caller, listener = call_row(engine, call).user_id, call_row(engine, call).listener_id
 
-    (bill,) = cleanup(engine).calls
+    (bill,) = cleanup(engine).ended
 
     # due 50, spent 20: 30 more, then 5 paid minutes at 1.00
     assert (bill.coins_charged, bill.minutes_charged, bill.coins_spent) == (30, 3, 50)
-    assert (bill.ends, bill.reasons, bill.listener_earnings) == (
-        True,
-        ["caller_stale"],
-        Decimal("5.00"),
-    )
+    assert (bill.reasons, bill.listener_earnings) == (["caller_stale"], Decimal("5.00"))
     assert ledger_rows(engine, caller) == [
         ("purchase", 100, Decimal("0.00")),
         ("spend", -30, Decimal("0.00")),
@@ -179,7 +176,7 @@ def test_an_expired_call_that_cannot_pay_in_full_says_so(engine: Engine) -> None
         )
         s.commit()
 
-    (bill,) = cleanup(engine).calls
+    (bill,) = cleanup(engine).ended
 
     assert (bill.coins_charged, bill.coins_spent) == (20, 40)
     assert bill.reasons == ["wait_time_up", "insufficient_balance"]
@@ -205,8 +202,8 @@ def test_billing_shares_the_balance_exactly_as_coin_deduction_would(engine: Engi
         s.commit()
 
     # both owe 20; coin deduction would give the older 20 and the newer 10
-    (bill,) = cleanup(engine).calls
-    assert (bill.call_id, bill.coins_charged, bill.ends) == (newer, 10, True)
+    (bill,) = cleanup(engine).ended
+    assert (bill.call_id, bill.coins_charged) == (newer, 10)
     assert bill.reasons == ["listener_stale", "insufficient_balance"]
     assert wallet(engine, caller) == (20, Decimal("0.00"))
     assert call_row(engine, older).coins_spent == 10
@@ -214,7 +211,8 @@ def test_billing_shares_the_balance_exactly_as_coin_deduction_would(engine: Engi
     with transaction(engine) as s:
         deducted = billing.deduct(s, NOW, Settings(), apply=True)
         s.commit()
-    assert [(b.call_id, b.coins_charged, b.ends) for b in deducted.calls] == [(older, 20, False)]
+    assert (deducted.calls_charged, deducted.coins_charged, deducted.ended) == (1, 20, [])
+    assert call_row(engine, older).coins_spent == 30
     assert wallet(engine, caller) == (0, Decimal("0.00"))
 
 
@@ -237,14 +235,14 @@ def test_cli_dry_run_equals_the_real_run_and_a_second_run_changes_nothing(
 
     after = money_tables(engine)
     again = cli("--now", NOW.isoformat(), "--json", "calls", "cleanup")
-    assert json.loads(again.stdout)["report"]["calls"] == []
+    assert json.loads(again.stdout)["report"]["ended"] == []
     assert money_tables(engine) == after
 
 
 def test_human_output_names_each_call_and_why(cli: Any, calls_by_fate: dict[str, int]) -> None:
     result = cli("--now", NOW.isoformat(), "calls", "cleanup")
     assert result.exit_code == 0
-    assert "calls_ended: 6" in result.stdout
+    assert "calls-cleanup: ok: charged 0 calls 0 coins (0 minutes), ended 6 " in result.stdout
     too_long = calls_by_fate["too_long"]
     assert f"call_id={too_long}" in result.stdout
     assert "reasons=caller_stale, listener_stale, too_long" in result.stdout

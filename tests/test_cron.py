@@ -25,7 +25,9 @@ from typer.testing import CliRunner
 from saathii_ops.cli import app
 from saathii_ops.errors import UsageError
 from saathii_ops.jobs import JOBS, get_job
-from saathii_ops.services import schedule
+from saathii_ops.services.scheduling import block as cron_block
+from saathii_ops.services.scheduling import expressions, targets
+from saathii_ops.services.scheduling import lines as cron_lines
 from saathii_ops.settings import Settings
 from tests.conftest import REPO_ROOT, Cli
 
@@ -96,7 +98,7 @@ def install_args(path: Path, log_dir: Path, executable: Path, *extra: str) -> li
 
 
 def block_of(content: str) -> str:
-    span = schedule.find_block(content, "test")
+    span = cron_block.find_block(content, "test")
     assert span is not None
     return span.text
 
@@ -111,8 +113,8 @@ def entries(block: str) -> dict[str, tuple[str, str]]:
 
 def setup_for(
     log_dir: Path, executable: Path = EXAMPLE_EXECUTABLE, **changes: object
-) -> schedule.CronSetup:
-    setup = schedule.CronSetup(executable=executable, log_dir=log_dir, server_tz=ZoneInfo("UTC"))
+) -> cron_lines.CronSetup:
+    setup = cron_lines.CronSetup(executable=executable, log_dir=log_dir, server_tz=ZoneInfo("UTC"))
     return replace(setup, **changes)  # type: ignore[arg-type]
 
 
@@ -129,7 +131,7 @@ def test_install_twice_then_remove_keeps_every_foreign_byte(
     first = crontab_file.read_bytes()
     block = block_of(first.decode("utf-8", "surrogateescape"))
     assert first == block.encode() + FOREIGN
-    assert block.startswith(f"{schedule.BLOCK_BEGIN} installed {STAMP}\n")
+    assert block.startswith(f"{cron_block.BLOCK_BEGIN} installed {STAMP}\n")
     assert block.endswith("# END saathii-ops\n")
 
     # the same block later: nothing to change, the install time stays
@@ -186,7 +188,7 @@ def test_dry_runs_print_the_result_and_change_nothing(
 ) -> None:
     log_dir = tmp_path / "logs"
     out = cron_stdout_bytes(*install_args(crontab_file, log_dir, executable, "--dry-run"))
-    assert out.startswith(f"{schedule.BLOCK_BEGIN} installed {STAMP}\n".encode())
+    assert out.startswith(f"{cron_block.BLOCK_BEGIN} installed {STAMP}\n".encode())
     assert out.endswith(b"# END saathii-ops\n" + FOREIGN)
     assert crontab_file.read_bytes() == FOREIGN
     assert not log_dir.exists()
@@ -217,7 +219,7 @@ def test_one_line_per_registered_job_with_its_schedule(tmp_path: Path, executabl
     utc, settings = ZoneInfo("UTC"), Settings()
     for job in JOBS:
         expression, command = found[job.name]
-        assert expression == schedule.server_schedule(job, settings, utc, NOW)
+        assert expression == expressions.server_schedule(job, settings, utc, NOW)
         assert command.startswith("PATH=")
         assert f" {executable} {job.command} " in command
         assert "flock" not in command  # the job's own lock records a skipped run
@@ -226,7 +228,7 @@ def test_one_line_per_registered_job_with_its_schedule(tmp_path: Path, executabl
 
 def test_the_lines_of_the_jobs_built_here_exactly(tmp_path: Path) -> None:
     setup = setup_for(Path("/var/log/saathii"), config_file=Path("/etc/saathii/ops.toml"))
-    block = schedule.render_block(setup, Settings(), NOW)
+    block = cron_lines.render_block(setup, Settings(), NOW)
     prefix = (
         "PATH=/usr/local/bin:/usr/bin:/bin /usr/local/bin/saathii-ops "
         "--config /etc/saathii/ops.toml {command} >> /var/log/saathii/{job}.log 2>&1"
@@ -245,7 +247,7 @@ def test_the_lines_of_the_jobs_built_here_exactly(tmp_path: Path) -> None:
         + "\n"
     ) in block
     assert block.startswith(
-        f"{schedule.BLOCK_BEGIN} installed {STAMP}\n"
+        f"{cron_block.BLOCK_BEGIN} installed {STAMP}\n"
         "# times are UTC (cron's timezone); business timezone Asia/Kolkata\n"
     )
 
@@ -289,7 +291,7 @@ def test_system_writes_etc_cron_d(
 ) -> None:
     system_file = tmp_path / "cron.d" / "saathii-ops"
     system_file.parent.mkdir()
-    monkeypatch.setattr(schedule, "SYSTEM_CRONTAB", system_file)
+    monkeypatch.setattr(targets, "SYSTEM_CRONTAB", system_file)
     code, _, err = cron(
         "install",
         "--system",
@@ -353,15 +355,15 @@ def test_badges_fire_at_0001_business_time_on_a_utc_server_and_on_a_kolkata_serv
     settings = Settings()  # business timezone Asia/Kolkata
     badges = BADGES
     utc, kolkata = ZoneInfo("UTC"), ZoneInfo("Asia/Kolkata")
-    assert schedule.server_schedule(badges, settings, utc, NOW) == "31 18 * * *"
-    assert schedule.server_schedule(badges, settings, kolkata, NOW) == "1 0 * * *"
+    assert expressions.server_schedule(badges, settings, utc, NOW) == "31 18 * * *"
+    assert expressions.server_schedule(badges, settings, kolkata, NOW) == "1 0 * * *"
     # and croniter agrees: the next UTC firing is 00:01 of the next day in Kolkata
-    (first, *_) = schedule.next_runs("31 18 * * *", utc, NOW)
+    (first, *_) = expressions.next_runs("31 18 * * *", utc, NOW)
     assert first == datetime(2026, 11, 29, 18, 31, tzinfo=utc)
     assert first.astimezone(kolkata) == datetime(2026, 11, 30, 0, 1, tzinfo=kolkata)
     # a server-time job is never converted
     prune = get_job("logs-prune")
-    assert schedule.server_schedule(prune, settings, kolkata, NOW) == "0 1 * * *"
+    assert expressions.server_schedule(prune, settings, kolkata, NOW) == "0 1 * * *"
 
 
 @pytest.mark.parametrize(
@@ -376,7 +378,7 @@ def test_badges_fire_at_0001_business_time_on_a_utc_server_and_on_a_kolkata_serv
 )
 def test_business_time_conversions(expression: str, server: str, converted: str) -> None:
     job = replace(BADGES, schedule=expression)
-    assert schedule.server_schedule(job, Settings(), ZoneInfo(server), NOW) == converted
+    assert expressions.server_schedule(job, Settings(), ZoneInfo(server), NOW) == converted
 
 
 @pytest.mark.parametrize(
@@ -393,7 +395,7 @@ def test_conversions_that_cron_cannot_express_are_refused(
 ) -> None:
     job = replace(BADGES, schedule=expression)
     with pytest.raises(UsageError, match=message):
-        schedule.server_schedule(job, Settings(timezone=business), ZoneInfo(server), NOW)
+        expressions.server_schedule(job, Settings(timezone=business), ZoneInfo(server), NOW)
 
 
 def test_the_badge_line_in_the_installed_block(tmp_path: Path, executable: Path) -> None:
@@ -424,17 +426,17 @@ def test_the_machine_timezone_is_read_from_etc_localtime(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     localtime = tmp_path / "localtime"
-    monkeypatch.setattr(schedule, "LOCALTIME", localtime)
-    monkeypatch.setattr(schedule, "TIMEZONE_FILE", tmp_path / "timezone")
-    assert schedule.machine_timezone() == "UTC"  # glibc's default without the file
+    monkeypatch.setattr(expressions, "LOCALTIME", localtime)
+    monkeypatch.setattr(expressions, "TIMEZONE_FILE", tmp_path / "timezone")
+    assert expressions.machine_timezone() == "UTC"  # glibc's default without the file
     localtime.symlink_to("/usr/share/zoneinfo/Asia/Kolkata")
-    assert schedule.machine_timezone() == "Asia/Kolkata"
+    assert expressions.machine_timezone() == "Asia/Kolkata"
     localtime.unlink()
     localtime.write_bytes(b"TZif")
     with pytest.raises(UsageError, match="--server-timezone"):
-        schedule.machine_timezone()
+        expressions.machine_timezone()
     (tmp_path / "timezone").write_text("Europe/Paris\n")
-    assert schedule.machine_timezone() == "Europe/Paris"
+    assert expressions.machine_timezone() == "Europe/Paris"
 
 
 # --- configuration by reference, never a password ----------------------------------------
@@ -552,7 +554,7 @@ def test_the_log_directory_is_created_or_the_install_refused(
 def test_a_second_install_while_one_holds_the_lock_is_refused(
     tmp_path: Path, crontab_file: Path, executable: Path
 ) -> None:
-    lock = schedule.lock_path()
+    lock = targets.lock_path()
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -739,7 +741,7 @@ def test_a_block_just_installed_with_an_option_is_up_to_date_without_it(
     )
     assert result.exit_code == 0, result.stderr
     block = block_of(path.read_text())
-    assert value in schedule.recorded_options(block).values()
+    assert value in cron_block.recorded_options(block).values()
 
     for command in (["install", "--check"], ["show"]):
         result = Cli(None)("--now", LATER.isoformat(), "cron", *command, "--file", str(path))
@@ -772,7 +774,7 @@ def test_a_block_installed_before_options_were_recorded_compares_with_the_defaul
 # --- crontab.example -------------------------------------------------------------------
 
 
-def example_setup() -> schedule.CronSetup:
+def example_setup() -> cron_lines.CronSetup:
     """The typical setup crontab.example shows."""
     return setup_for(Path("/var/log/saathii"), config_file=Path("/etc/saathii/ops.toml"))
 
@@ -781,7 +783,8 @@ def test_crontab_example_is_what_install_writes_for_a_typical_setup() -> None:
     """Regenerate after a change of the jobs or the lines:
     UPDATE_CRONTAB_EXAMPLE=1 pytest tests/test_cron.py -k crontab_example
     """
-    expected = schedule.with_block("", schedule.render_block(example_setup(), Settings(), NOW), "")
+    block = cron_lines.render_block(example_setup(), Settings(), NOW)
+    expected = cron_block.with_block("", block, "")
     example = REPO_ROOT / "crontab.example"
     if os.environ.get("UPDATE_CRONTAB_EXAMPLE"):
         example.write_text(expected)
@@ -807,7 +810,7 @@ def test_the_cli_dry_run_writes_what_the_example_setup_renders(
     options = ("--config", str(config), "--executable", str(executable))
     options += ("--log-dir", "/var/log/saathii", "--server-timezone", "UTC")
     setup = setup_for(Path("/var/log/saathii"), executable, config_file=config, options=options)
-    assert result.stdout == schedule.render_block(setup, Settings(), NOW)
+    assert result.stdout == cron_lines.render_block(setup, Settings(), NOW)
     assert f"\n# installed with: {' '.join(options)}\n" in result.stdout
 
 

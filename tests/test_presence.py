@@ -176,8 +176,8 @@ def test_a_caller_whose_wait_time_ran_out_on_a_call_is_left_to_call_cleanup(
 
     result = cli("--now", NOW.isoformat(), "--json", "calls", "cleanup")
     assert result.exit_code == 0, result.stderr
-    (ended,) = json.loads(result.stdout)["report"]["calls"]
-    assert (ended["call_id"], ended["ends"], ended["reasons"]) == (call, True, ["wait_time_up"])
+    (ended,) = json.loads(result.stdout)["report"]["ended"]
+    assert (ended["call_id"], ended["reasons"]) == (call, ["wait_time_up"])
     after = _statuses(engine)
     assert after[caller] == (True, False, None)
     assert after[listener] == (True, False, None)

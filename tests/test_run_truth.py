@@ -178,15 +178,9 @@ def test_anything_raised_after_the_commit_is_a_warning_and_the_run_stands(
     def broken(*args: object) -> Report:
         raise ValueError("Invalid isoformat string: 'garbage'")
 
-    job = get_job("presence-cleanup")
-    import dataclasses
+    from saathii_ops import wiring
 
-    from saathii_ops import jobs
-
-    patched = dataclasses.replace(job, after_commit=broken)
-    monkeypatch.setattr(
-        jobs, "JOBS", tuple(patched if j.name == job.name else j for j in jobs.JOBS)
-    )
+    monkeypatch.setattr(wiring, "after_commit", lambda job: broken)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0, result.stderr
     assert "warning: after the commit: ValueError: Invalid isoformat string" in result.stdout

@@ -134,7 +134,7 @@ def test_a_settled_call_the_app_set_ongoing_again_is_never_settled_twice(
             "problem": "settled by saathii-ops before (the app changed it since)",
         }
     ]
-    assert settled["audio"] not in [c["call_id"] for c in report["calls"]]
+    assert settled["audio"] not in [c["call_id"] for c in report["ended"]]
     assert (
         call_row(engine, settled["audio"])
         == before["user_calls"][[r[0] for r in before["user_calls"]].index(settled["audio"])]
@@ -159,7 +159,7 @@ def test_coins_deduct_and_calls_cleanup_leave_a_half_ended_call_untouched(
         assert report["skipped"] == [
             {"call_id": half, "problem": "end_time is set: half-ended by the app"}
         ]
-        assert (report["half_ended_calls"], report["coins_charged"], report["calls"]) == (
+        assert (report["half_ended_calls"], report["coins_charged"], report["ended"]) == (
             1,
             0,
             [],

@@ -27,9 +27,11 @@ from saathii_ops import sample_data, schema
 from saathii_ops.db import make_engine, parse_url, transaction
 from saathii_ops.jobs import JOBS
 from saathii_ops.models import JobRun, ListenerBadge, UserCall
-from saathii_ops.services import billing, call_cleanup, schedule
+from saathii_ops.services import billing, call_cleanup
 from saathii_ops.services import status as status_service
 from saathii_ops.services.billing import INSUFFICIENT_BALANCE
+from saathii_ops.services.scheduling import block as cron_block
+from saathii_ops.services.scheduling import targets
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 from tests.factories import add_badge, add_call, add_run, add_user
@@ -531,7 +533,7 @@ def test_scheduled_is_read_from_the_block_cron_install_wrote(
     assert scheduled == {j.name: j.name != "presence-cleanup" for j in JOBS}
 
     # a damaged block (no end marker) is unknown, not an error
-    crontab.write_text(text.replace(schedule.BLOCK_END, ""))
+    crontab.write_text(text.replace(cron_block.BLOCK_END, ""))
     code, doc = _status(cli, "--crontab-file", str(crontab))
     assert code == 0
     assert {job["scheduled"] for job in doc["jobs"]} == {None}
@@ -546,29 +548,29 @@ def test_where_status_looks_for_the_installed_block(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     system = tmp_path / "cron.d-saathii-ops"
-    monkeypatch.setattr(schedule, "SYSTEM_CRONTAB", system)
-    monkeypatch.setattr(schedule.shutil, "which", lambda name: None)
-    assert schedule.installed_target(None) is None
-    assert schedule.installed_jobs(None) is None
+    monkeypatch.setattr(targets, "SYSTEM_CRONTAB", system)
+    monkeypatch.setattr(targets.shutil, "which", lambda name: None)
+    assert targets.installed_target(None) is None
+    assert targets.installed_jobs(None) is None
 
-    monkeypatch.setattr(schedule.shutil, "which", lambda name: f"/usr/bin/{name}")
-    target = schedule.installed_target(None)
-    assert isinstance(target, schedule.UserCrontab) and target.program == "/usr/bin/crontab"
+    monkeypatch.setattr(targets.shutil, "which", lambda name: f"/usr/bin/{name}")
+    target = targets.installed_target(None)
+    assert isinstance(target, targets.UserCrontab) and target.program == "/usr/bin/crontab"
 
     system.write_text("")
-    target = schedule.installed_target(None)
-    assert isinstance(target, schedule.FileTarget) and target.path == system
-    assert schedule.installed_jobs(target) == frozenset()
+    target = targets.installed_target(None)
+    assert isinstance(target, targets.FileTarget) and target.path == system
+    assert targets.installed_jobs(target) == frozenset()
 
     mine = tmp_path / "mine"
-    target = schedule.installed_target(mine)
-    assert isinstance(target, schedule.FileTarget) and target.path == mine
+    target = targets.installed_target(mine)
+    assert isinstance(target, targets.FileTarget) and target.path == mine
 
     # `crontab -l` failing is unknown too
     failing = tmp_path / "crontab"
     failing.write_text("#!/bin/sh\necho 'permission denied' >&2\nexit 1\n")
     failing.chmod(0o755)
-    assert schedule.installed_jobs(schedule.UserCrontab(str(failing))) is None
+    assert targets.installed_jobs(targets.UserCrontab(str(failing))) is None
 
 
 def test_next_runs_of_server_time_jobs_follow_the_server_timezone(engine: Engine) -> None:
@@ -681,8 +683,9 @@ def test_the_counts_agree_with_the_jobs_dry_runs_on_the_sample_data(
         counted_cleanup = billing.count_calls(
             s, now, settings, end_rules=call_cleanup.end_rules(now, settings)
         )
-    owing = [c for c in deduct.calls if c.coins_charged or INSUFFICIENT_BALANCE in c.reasons]
-    assert counted.owing == len(owing) > 0
+    # owing: charged, or ended unpaid (charged nothing)
+    unpaid = [c for c in deduct.ended if INSUFFICIENT_BALANCE in c.reasons and not c.coins_charged]
+    assert counted.owing == deduct.calls_charged + len(unpaid) > 0
     assert counted.unbillable == deduct.skipped_calls == 1
     assert counted_cleanup.expired == cleanup.calls_ended
 
@@ -693,8 +696,8 @@ def test_the_counts_agree_with_the_jobs_dry_runs_on_the_sample_data(
 @pytest.fixture
 def demo_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
     monkeypatch.setenv("SAATHII_SERVER_TIMEZONE", "UTC")
-    monkeypatch.setattr(schedule, "SYSTEM_CRONTAB", tmp_path / "no-system-crontab")
-    monkeypatch.setattr(schedule.shutil, "which", lambda name: None)
+    monkeypatch.setattr(targets, "SYSTEM_CRONTAB", tmp_path / "no-system-crontab")
+    monkeypatch.setattr(targets.shutil, "which", lambda name: None)
     yield Cli(None)
 
 

@@ -3,7 +3,6 @@ place where errors become a line on stderr and an exit code."""
 
 from __future__ import annotations
 
-import logging
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -11,8 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import DBAPIError, OperationalError
+from typer._click.exceptions import MissingParameter
 from typer.core import TyperGroup
+from typer.core import _TyperParameter as TyperParameter
 
 from saathii_ops import __version__
 from saathii_ops.commands import (
@@ -29,9 +29,9 @@ from saathii_ops.commands import (
     wallets,
 )
 from saathii_ops.context import AppContext
-from saathii_ops.db import classify_database_error, first_line, mask_secrets
-from saathii_ops.errors import DatabaseUnavailable, OpsError, UsageError
-from saathii_ops.settings import EARLIEST_DAY, LATEST_DAY
+from saathii_ops.days import EARLIEST_DAY, LATEST_DAY
+from saathii_ops.errors import OpsError, UsageError
+from saathii_ops.masking import first_line, mask_secrets
 
 # Typer vendors click and exports only BadParameter, whose bases are click's
 # UsageError (every bad option or argument) and ClickException.
@@ -45,19 +45,12 @@ class OpsGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except DBAPIError as exc:
-            # anywhere outside the runner: the database went away mid-command, is
-            # read-only, or lost a table
-            error = classify_database_error(exc)
-            if error is None and isinstance(exc, OperationalError):
-                error = DatabaseUnavailable(f"database error: {first_line(exc)}")
-            self._fail(ctx, error or self._unexpected(exc), exc)
         except OpsError as exc:
             self._fail(ctx, exc, exc)
         except (typer.Exit, typer.Abort, ClickException):
             raise
         except Exception as exc:
-            self._fail(ctx, self._unexpected(exc), exc)
+            self._fail(ctx, _database_error(exc) or self._unexpected(exc), exc)
         finally:
             if isinstance(ctx.obj, AppContext):
                 ctx.obj.dispose()
@@ -78,6 +71,7 @@ class OpsGroup(TyperGroup):
         raise typer.Exit(error.exit_code)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        skip_coercing_none()
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)
@@ -94,6 +88,29 @@ class OpsGroup(TyperGroup):
             typer.echo("aborted", err=True)
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def skip_coercing_none() -> None:
+    """Typer (0.29, pinned) coerces every parameter's value through a pydantic TypeAdapter
+    it builds on first use, importing pydantic, even for a value of None, which coerces to
+    None (or () for a multi-value one) whatever the type. Shell completion processes every
+    parameter not given, all None: skipping their coercion keeps pydantic out of every Tab
+    (it halves completion's CPU time). A value given is coerced as before."""
+    parameter: Any = TyperParameter
+    if getattr(parameter.process_value, "skips_none", False):
+        return
+    process_value = parameter.process_value
+
+    def without_coercing_none(self: Any, ctx: typer.Context, value: Any) -> Any:
+        if value is None and self._runtime_param is None:
+            value = () if self.multiple or self.nargs == -1 else None
+            if self.required and self.value_is_missing(value):
+                raise MissingParameter(ctx=ctx, param=self)
+            return self.callback(ctx, self, value) if self.callback is not None else value
+        return process_value(self, ctx, value)
+
+    without_coercing_none.skips_none = True  # type: ignore[attr-defined]
+    parameter.process_value = without_coercing_none
 
 
 app = typer.Typer(
@@ -117,11 +134,28 @@ app.add_typer(db.app, name="db")
 app.command("demo")(demo.demo)
 
 
-class MaskingFormatter(logging.Formatter):
-    """Log lines (and their tracebacks) never show a password."""
+def _database_error(exc: Exception) -> OpsError | None:
+    """A database error anywhere outside the runner (the database went away mid-command,
+    is read-only, lost a table) as the operator's error. Only SQLAlchemy raises one, so it
+    is imported only if something already did."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from saathii_ops.db import operator_error
 
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_secrets(super().format(record))
+    return operator_error(exc)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Log lines (and their tracebacks) on stderr, never showing a password."""
+    import logging
+
+    class MaskingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return mask_secrets(super().format(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
 def parse_now(value: str | None) -> datetime | None:
@@ -186,9 +220,7 @@ def root(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+    configure_logging(verbose)
     ctx.obj = AppContext(
         database_url_option=database_url,
         config_option=config,

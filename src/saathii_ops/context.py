@@ -1,7 +1,8 @@
 """The typed object the root callback puts in `ctx.obj`.
 
 Everything expensive is built on first use, so `--help` touches no file and no
-database, and a bad config value is reported only by commands that need it.
+database, and a bad config value is reported only by commands that need it; the
+libraries behind it (pydantic, SQLAlchemy) are imported on first use too.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import URL, Engine
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
 
-from saathii_ops.db import display_url, make_engine, parse_url
-from saathii_ops.settings import Settings, config_path, load_settings, resolve_database_url
+    from saathii_ops.settings import Settings
 
 
 @dataclass
@@ -27,14 +29,20 @@ class AppContext:
 
     @cached_property
     def config_file(self) -> Path | None:
+        from saathii_ops.settings import config_path
+
         return config_path(self.config_option)
 
     @cached_property
     def settings(self) -> Settings:
+        from saathii_ops.settings import load_settings
+
         return load_settings(self.config_file)
 
     @cached_property
     def _database_url(self) -> tuple[str, str]:
+        from saathii_ops.settings import resolve_database_url
+
         return resolve_database_url(self.database_url_option, self.settings)
 
     def use_database(self, raw: str, source: str) -> None:
@@ -43,6 +51,8 @@ class AppContext:
 
     @cached_property
     def url(self) -> URL:
+        from saathii_ops.db import parse_url
+
         return parse_url(self._database_url[0])
 
     @property
@@ -58,10 +68,14 @@ class AppContext:
     @property
     def database(self) -> str:
         """The one line naming the database: its URL without password, and its source."""
+        from saathii_ops.db import display_url
+
         return f"{display_url(self.url)} (from {self.database_source})"
 
     @cached_property
     def engine(self) -> Engine:
+        from saathii_ops.db import make_engine
+
         return make_engine(self.url)
 
     def dispose(self) -> None:

@@ -9,7 +9,6 @@ PostgreSQL.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -20,13 +19,14 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from saathii_ops.errors import DatabaseUnavailable, OpsError, SchemaNotReady, UsageError
+from saathii_ops.masking import first_line, mask_secrets
 
 READ_ONLY = "saathii_read_only"
 
@@ -44,24 +44,6 @@ def parse_url(raw: str) -> URL:
     if backend == "sqlite":
         return url.set(drivername="sqlite")
     raise UsageError(f"unsupported database {backend!r}: use a postgresql:// or sqlite:// URL")
-
-
-# `user:password@` in any URL-like token, parsed or not (`postgres:pw@host/db` has no //)
-_USERINFO_PASSWORD = re.compile(
-    r"(?P<user>(?:[A-Za-z][\w+.-]*://)?[^\s:/@'\"]*):(?P<secret>(?!/)[^\s'\"]*)@"
-)
-# `?password=`, `&sslpassword=`, libpq's `password=` (quoted or not), PGPASSWORD=; the
-# value ends before a space, `&`, `#` or the punctuation of the sentence around it
-_KEY_PASSWORD = re.compile(
-    r"(?P<key>\b\w*pass(?:word|wd)?\w*\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&#;'\"]*[^\s&#;'\":,.)])",
-    re.IGNORECASE,
-)
-
-
-def mask_secrets(text: str) -> str:
-    """Hide every password in `text`, in any form a database or Redis URL may carry it."""
-    text = _USERINFO_PASSWORD.sub(lambda m: f"{m['user']}:***@", text)
-    return _KEY_PASSWORD.sub(lambda m: f"{m['key']}***", text)
 
 
 def mask_url_text(raw: str) -> str:
@@ -168,6 +150,16 @@ _SCHEMA_CHANGED = ("42P01", "42703", "no such table", "no such column")
 _NOT_A_DATABASE = ("file is not a database",)
 
 
+def operator_error(exc: BaseException) -> OpsError | None:
+    """The one translation of a database error into the operator's: the database's state
+    (see `classify_database_error`), else any OperationalError (the server went away, a
+    lock or statement timeout) as the database being unavailable."""
+    error = classify_database_error(exc)
+    if error is None and isinstance(exc, OperationalError):
+        error = DatabaseUnavailable(f"database error: {first_line(exc)}")
+    return error
+
+
 def classify_database_error(exc: BaseException) -> OpsError | None:
     """The operator's error for a database error caused by the database's state, else None."""
     if not isinstance(exc, DBAPIError):
@@ -191,12 +183,6 @@ def classify_database_error(exc: BaseException) -> OpsError | None:
     if matches(_NOT_A_DATABASE):
         return DatabaseUnavailable(f"cannot open the database: {text}")
     return None
-
-
-def first_line(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip()
-    return text.splitlines()[0] if text else type(inner).__name__
 
 
 @contextmanager

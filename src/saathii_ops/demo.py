@@ -15,7 +15,8 @@ from saathii_ops.jobs import JOBS
 from saathii_ops.models import User
 from saathii_ops.runner import RunResult, run_job
 from saathii_ops.sample_data import SampleReport
-from saathii_ops.services import schedule, status
+from saathii_ops.services import status
+from saathii_ops.services.scheduling import targets
 from saathii_ops.services.status import StatusReport
 from saathii_ops.settings import embedded_database_path
 
@@ -60,7 +61,7 @@ def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResu
         app.engine,
         app.settings,
         now=app.now,
-        crontab=schedule.installed_target(None),
+        crontab=targets.installed_target(None),
         database_source=app.database_source,
     )
     return result

@@ -199,6 +199,10 @@ APP_TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 # --- the project's own tables -------------------------------------------------
 
 
+# The audit row's reason for an ok run with rows it could not process (it exits 1).
+SOME_ROWS_FAILED = "some rows failed"
+
+
 class JobRun(Base):
     """The audit row of one job run (SPEC §9)."""
 

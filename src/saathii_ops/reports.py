@@ -5,6 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+# The metadata of a report's field that is for the program, not for its output
+# (JSON, text, the audit row): e.g. what an after-commit step needs.
+INTERNAL = {"internal": True}
+
+
+def output_fields(value: Any) -> list[dataclasses.Field[Any]]:
+    """A dataclass's fields that its output shows."""
+    return [f for f in dataclasses.fields(value) if not f.metadata.get("internal")]
+
 
 @dataclasses.dataclass
 class Report:
@@ -12,7 +21,7 @@ class Report:
         """The integer fields: what the audit table keeps of a run."""
         return {
             f.name: value
-            for f in dataclasses.fields(self)
+            for f in output_fields(self)
             if isinstance(value := getattr(self, f.name), int) and not isinstance(value, bool)
         }
 
@@ -21,5 +30,21 @@ class Report:
         """Rows the job could not process; a run with any exits 1."""
         return 0
 
+    def headline(self) -> str | None:
+        """The run in one line, for a report whose plain-text output (a cron log entry)
+        is that line and its records; None: every field on a line of its own."""
+        return None
+
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {f.name: _plain(getattr(self, f.name)) for f in output_fields(self)}
+
+
+def _plain(value: Any) -> Any:
+    """What `dataclasses.asdict` makes of a field's value."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

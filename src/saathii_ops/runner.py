@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from saathii_ops import wiring
 from saathii_ops.db import (
     bound_statements,
     classify_database_error,
@@ -37,25 +38,24 @@ from saathii_ops.db import (
     database_clock,
     database_now,
     disable_jit,
-    first_line,
     is_sqlite,
     set_statement_timeout,
     transaction,
 )
 from saathii_ops.errors import DatabaseUnavailable, Interrupted, OpsError
-from saathii_ops.jobs import Job, JobService
-from saathii_ops.models import JobControl, JobRun
+from saathii_ops.jobs import Job
+from saathii_ops.masking import first_line
+from saathii_ops.models import SOME_ROWS_FAILED, JobRun
 from saathii_ops.monitoring import FAIL, START, Pinger, ping_url, result_endpoint
 from saathii_ops.reports import Report
 from saathii_ops.run_guard import RunGuard
 from saathii_ops.runs import bind_run, bound_run_uuid
 from saathii_ops.schema import require_head
+from saathii_ops.services.job_control import is_paused
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The audit row's reason for an ok run with rows it could not process (it exits 1).
-SOME_ROWS_FAILED = "some rows failed"
 # A dry-run's reason when the job is paused.
 PAUSED_DRY_RUN = "paused: a real run would be skipped"
 
@@ -101,7 +101,7 @@ def run_job(
     *,
     now: datetime | None,
     dry_run: bool,
-    service: JobService | None = None,
+    service: wiring.JobService | None = None,
 ) -> RunResult:
     """Run `job` (or `service`, the job's service with options bound) once."""
     deadline = settings.run_deadline_seconds
@@ -152,10 +152,10 @@ def _dry_run(
     job: Job,
     *,
     now: datetime | None,
-    service: JobService | None,
+    service: wiring.JobService | None,
     guard: RunGuard,
 ) -> RunResult:
-    service = service or job.service
+    service = service or wiring.service(job)
     started = time.monotonic()
     try:
         require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
@@ -192,13 +192,13 @@ def _run(
     job: Job,
     *,
     now: datetime | None,
-    service: JobService | None,
+    service: wiring.JobService | None,
     pinger: Pinger,
     guard: RunGuard,
 ) -> RunResult:
     """A real run: the pinger's run id is the run's identifier, in its audit row and its
     settlements."""
-    service = service or job.service
+    service = service or wiring.service(job)
     started = time.monotonic()
     require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
     attempt: RunResult | _Failure
@@ -218,7 +218,7 @@ def _attempt(
     engine: Engine,
     settings: Settings,
     job: Job,
-    service: JobService,
+    service: wiring.JobService,
     now: datetime | None,
     pinger: Pinger,
     guard: RunGuard,
@@ -306,10 +306,11 @@ def _after_commit(
 ) -> tuple[Report | None, str | None]:
     """The job's work outside the database once the run committed: whatever goes wrong
     there is a warning, never the run's failure (its changes stand, and are recorded ok)."""
-    if job.after_commit is None:
+    after_commit = wiring.after_commit(job)
+    if after_commit is None:
         return None, None
     try:
-        return job.after_commit(engine, settings, report, run_now), None
+        return after_commit(engine, settings, report, run_now), None
     except Exception as exc:
         warning = f"after the commit: {type(exc).__name__}: {first_line(exc)}"
         log.warning("%s %s (the run's changes stand)", job.name, warning)
@@ -319,11 +320,6 @@ def _after_commit(
 
 def _is_disconnect(exc: Exception) -> bool:
     return isinstance(exc, OperationalError) and bool(exc.connection_invalidated)
-
-
-def is_paused(session: Session, job_name: str) -> bool:
-    paused = session.scalar(sa.select(JobControl.paused).where(JobControl.job == job_name))
-    return bool(paused)
 
 
 @contextmanager

@@ -16,8 +16,9 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from saathii_ops.db import READ_ONLY, classify_database_error, display_url, first_line, is_sqlite
+from saathii_ops.db import READ_ONLY, classify_database_error, display_url, is_sqlite
 from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
+from saathii_ops.masking import first_line
 from saathii_ops.models import APP_TABLE_COLUMNS, APP_TABLES, table
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

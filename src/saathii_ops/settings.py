@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -46,10 +45,6 @@ MAX_COINS_PER_MINUTE = 10_000
 # a run's deadline leaves room for its bookkeeping (runner.BOOKKEEPING_SECONDS) and work
 MIN_RUN_DEADLINE_SECONDS = 10
 MINUTES_PER_DAY = 24 * 60
-# The instants a run may be "at" (`--now`, badge dates): a year of margin on either side
-# of them keeps every limit above computable in Python's datetimes (years 1 to 9999).
-EARLIEST_DAY = date(1970, 1, 1)
-LATEST_DAY = date(9998, 12, 31)
 
 
 def _minutes(default: int) -> Any:
@@ -113,7 +108,7 @@ class Settings(BaseSettings):
     failed_run_retention_days: int = _days(30)
     # job name -> cron expression, replacing the registry's default schedule
     schedules: dict[str, str] = Field(default_factory=dict)
-    # the timezone cron runs in; None: this machine's (see services/schedule.py)
+    # the timezone cron runs in; None: this machine's (see services/scheduling/expressions.py)
     server_timezone: str | None = None
     statement_timeout_seconds: int = Field(50, ge=1, le=MAX_STATEMENT_TIMEOUT_SECONDS)
     # the longest a whole run may take, its lock waits and bookkeeping included

@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from sqlalchemy.orm import Session
 
 from saathii_ops.commands.common import (
     DryRunOption,
@@ -20,11 +17,15 @@ from saathii_ops.commands.common import (
     run_registered_job,
     show_report,
 )
+from saathii_ops.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.errors import UsageError
-from saathii_ops.jobs import JobService
-from saathii_ops.reports import Report
-from saathii_ops.services import badges
-from saathii_ops.settings import EARLIEST_DAY, LATEST_DAY, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from saathii_ops.reports import Report
+    from saathii_ops.settings import Settings
+    from saathii_ops.wiring import JobService
 
 app = typer.Typer(
     help="Listener badges: the daily badge that sets a listener's earning rates.",
@@ -94,6 +95,9 @@ def check_badge_date(option: str, day: date) -> None:
 def backfill_progress(days: int) -> Iterator[Callable[[date], None] | None]:
     """A progress bar over a backfill's dates, on a terminal only (on stderr: stdout
     stays the report); yields the per-date callback, or None for no bar."""
+    from rich.console import Console
+    from rich.progress import Progress
+
     console = Console(stderr=True)
     if days < 2 or not console.is_terminal:
         yield None
@@ -107,6 +111,8 @@ def assign_with_progress(dates: list[date] | None) -> JobService:
     """The job's service for these dates, with the bar shown only while it runs."""
 
     def service(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
+        from saathii_ops.services import badges
+
         with backfill_progress(len(dates) if dates else 1) as on_date_done:
             return badges.assign(
                 session, now, settings, apply=apply, dates=dates, on_date_done=on_date_done
@@ -142,6 +148,8 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """List the badges and rates of a date (default: today in the business timezone)."""
+    from saathii_ops.services import badges
+
     app = app_context(ctx, json_output)
     if day is not None:
         check_badge_date("--date", day.date())

@@ -1,5 +1,9 @@
 """What every command shares: the typed context, the `--json` and `--dry-run` options,
-and running a registered job."""
+completing job names, and running a registered job.
+
+Command modules import only what `--help` and completion need; the libraries and
+services a command uses are imported by the command when it runs (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,18 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.orm import Session
 
 from saathii_ops.context import AppContext
-from saathii_ops.db import database_now, transaction
-from saathii_ops.jobs import JobService, get_job
+from saathii_ops.jobs import JOBS, get_job
 from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
-from saathii_ops.runner import run_job
-from saathii_ops.schema import require_head
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from saathii_ops.wiring import JobService
 
 JsonOption = Annotated[
     bool,
@@ -29,6 +34,11 @@ DryRunOption = Annotated[
         "--dry-run", help="Show what a real run at the same instant would change; change nothing."
     ),
 ]
+
+
+def complete_job_name(incomplete: str) -> list[str]:
+    """Shell completion of a job name (`jobs pause <Tab>`)."""
+    return [job.name for job in JOBS if job.name.startswith(incomplete)]
 
 
 def app_context(ctx: typer.Context, json_output: bool = False) -> AppContext:
@@ -48,6 +58,8 @@ def run_registered_job(
     service: JobService | None = None,
 ) -> None:
     """Run one job through the runner, render its result, exit with its code."""
+    from saathii_ops.runner import run_job
+
     app = app_context(ctx, json_output)
     job = get_job(job_name)
     result = run_job(app.engine, app.settings, job, now=app.now, dry_run=dry_run, service=service)
@@ -59,6 +71,9 @@ def run_registered_job(
 @contextmanager
 def read_only(app: AppContext) -> Iterator[tuple[Session, datetime]]:
     """A read-only transaction on a ready schema, with the run's "now" (SPEC §3)."""
+    from saathii_ops.db import database_now, transaction
+    from saathii_ops.schema import require_head
+
     require_head(app.engine)
     with transaction(app.engine, read_only=True) as session:
         yield session, app.now or database_now(session)

@@ -6,17 +6,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import yaml
 
 from saathii_ops.commands.common import JsonOption, app_context
 from saathii_ops.context import AppContext
 from saathii_ops.errors import UsageError
-from saathii_ops.render import emit_json, render_mapping, render_rows, stdout_console
-from saathii_ops.services import schedule
-from saathii_ops.settings import config_path
+from saathii_ops.render import stdout_console
+from saathii_ops.render_cron import render_change, render_kubernetes, render_state
+from saathii_ops.services.scheduling import targets
+
+if TYPE_CHECKING:
+    from saathii_ops.services.scheduling.lines import CronSetup
+    from saathii_ops.services.scheduling.use_cases import CrontabState
 
 app = typer.Typer(
     help="The jobs' schedule: a marked block in a crontab, or Kubernetes CronJobs.",
@@ -34,7 +37,7 @@ FileOption = Annotated[
     typer.Option("--file", help="This crontab file instead of the user's crontab.", dir_okay=False),
 ]
 SystemOption = Annotated[
-    bool, typer.Option("--system", help=f"The system crontab {schedule.SYSTEM_CRONTAB}.")
+    bool, typer.Option("--system", help=f"The system crontab {targets.SYSTEM_CRONTAB}.")
 ]
 UserOption = Annotated[
     str | None,
@@ -98,15 +101,18 @@ def _target_and_setup(
     user: str | None,
     system: bool,
     as_installed: bool = False,
-) -> tuple[schedule.CrontabTarget, schedule.CronSetup]:
+) -> tuple[targets.CrontabTarget, CronSetup]:
     """The crontab the options name, and the lines' setup (install and show share both).
 
     `as_installed` (show, --check): an option not given now is the one the installed block
     records, so that a block is compared with what the same install would write now.
     """
-    target = schedule.crontab_target(file, system=system)
+    from saathii_ops.services.scheduling import lines
+    from saathii_ops.settings import config_path
+
+    target = targets.crontab_target(file, system=system)
     if as_installed:
-        recorded = schedule.installed_options(target)
+        recorded = targets.installed_options(target)
 
         def path(name: str, given: Path | None) -> Path | None:
             return given or (Path(recorded[name]) if name in recorded else None)
@@ -120,7 +126,7 @@ def _target_and_setup(
         env_file = path("--env-file", env_file)
         server_timezone = server_timezone or recorded.get("--server-timezone")
         user = user or recorded.get("--user")
-    setup = schedule.cron_setup(
+    setup = lines.cron_setup(
         app.settings,
         database_url_option=app.database_url_option,
         config_file=app.config_file,
@@ -173,6 +179,8 @@ def install(
     json_output: JsonOption = False,
 ) -> None:
     """Install the schedule of every job as one marked block (re-installing replaces it)."""
+    from saathii_ops.services.scheduling import lines, use_cases
+
     app = app_context(ctx, json_output)
     if output_format is Format.kubernetes:
         if dry_run or check or system or file or user or log_dir or env_file or executable:
@@ -196,34 +204,20 @@ def install(
         as_installed=check,
     )
     if check:
-        state = schedule.inspect(target, setup, app.settings, _now(app))
+        state = use_cases.inspect(target, setup, app.settings, _now(app))
         _print_state(app, state, full=False)
         raise typer.Exit(0 if state.up_to_date else 1)
-    change = schedule.install(target, setup, app.settings, _now(app), dry_run=dry_run)
-    unseen = schedule.environment_cron_cannot_see(setup.env_file)
+    change = use_cases.install(target, setup, app.settings, _now(app), dry_run=dry_run)
+    unseen = lines.environment_cron_cannot_see(setup.env_file)
     if unseen:
         typer.echo(
             f"warning: cron will not see {', '.join(unseen)} of this shell: "
             "put them in the config file or an --env-file",
             err=True,
         )
-    console = stdout_console()
-    if app.json_output:
-        emit_json(console, change)
-    elif dry_run:
-        _print_crontab(change.content)
-    elif change.changed:
-        console.print(
-            f"installed the {schedule.BLOCK_ID} block into {change.target} "
-            f"(logs in {change.log_dir})"
-        )
-    else:
-        console.print(f"{change.target} already holds this block: nothing changed")
-
-
-def _print_crontab(content: str) -> None:
-    """Exactly the crontab's bytes, also those that are not UTF-8."""
-    typer.echo(schedule.encode_crontab(content), nl=False)
+    render_change(
+        stdout_console(), change, verb="installed", json_output=app.json_output, dry_run=dry_run
+    )
 
 
 def _print_kubernetes(
@@ -235,7 +229,9 @@ def _print_kubernetes(
 ) -> None:
     if not image:
         raise UsageError("--format kubernetes needs --image IMAGE")
-    manifests = schedule.kubernetes_manifests(
+    from saathii_ops.services.scheduling import kubernetes
+
+    manifests = kubernetes.kubernetes_manifests(
         app.settings,
         image=image,
         secret=secret,
@@ -244,10 +240,7 @@ def _print_kubernetes(
         server_tz=server_timezone or app.settings.server_timezone or "Etc/UTC",
         now=_now(app),
     )
-    if app.json_output:
-        emit_json(stdout_console(), manifests)
-    else:
-        typer.echo(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True), nl=False)
+    render_kubernetes(stdout_console(), manifests, json_output=app.json_output)
 
 
 @app.command()
@@ -265,6 +258,8 @@ def show(
     """The installed block, each job's next runs, and whether `cron install` would change it
     (the options are install's, to compare with what it would write; those not given are
     the ones the block was installed with)."""
+    from saathii_ops.services.scheduling import use_cases
+
     app = app_context(ctx, json_output)
     target, setup = _target_and_setup(
         app,
@@ -277,44 +272,17 @@ def show(
         system=system,
         as_installed=True,
     )
-    _print_state(app, schedule.inspect(target, setup, app.settings, _now(app)))
+    _print_state(app, use_cases.inspect(target, setup, app.settings, _now(app)))
 
 
-def _print_state(app: AppContext, state: schedule.CrontabState, *, full: bool = True) -> None:
-    """The summary, then (in full) the block and the next runs, then the diff."""
-    console = stdout_console()
-    if app.json_output:
-        emit_json(console, state)
-        return
-    render_mapping(
-        console,
-        f"cron: {state.target}",
-        {
-            "installed": f"yes, at {state.installed_at}" if state.installed else "no",
-            "up_to_date": "yes"
-            if state.up_to_date
-            else "no: `cron install` would change it (see the diff)",
-        },
+def _print_state(app: AppContext, state: CrontabState, *, full: bool = True) -> None:
+    render_state(
+        stdout_console(),
+        state,
+        business_tz=app.settings.timezone,
+        json_output=app.json_output,
+        full=full,
     )
-    if full and state.block is not None:
-        console.print(state.block, markup=False, end="")
-    if full and state.next_runs:
-        server_tz = state.next_runs[0].server_time[0].tzinfo
-        business_tz = app.settings.timezone
-        rows = [
-            {
-                "job": runs.job,
-                "schedule": runs.schedule,
-                f"next runs ({server_tz})": ", ".join(
-                    f"{t:%Y-%m-%d %H:%M}" for t in runs.server_time
-                ),
-                f"in {business_tz}": ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in runs.business_time),
-            }
-            for runs in state.next_runs
-        ]
-        render_rows(console, "next runs", rows)
-    if state.diff:
-        console.print("\n".join(state.diff), markup=False)
 
 
 @app.command()
@@ -326,14 +294,10 @@ def remove(
     json_output: JsonOption = False,
 ) -> None:
     """Remove the block, and nothing else."""
+    from saathii_ops.services.scheduling import use_cases
+
     app = app_context(ctx, json_output)
-    change = schedule.remove(schedule.crontab_target(file, system=system), dry_run=dry_run)
-    console = stdout_console()
-    if app.json_output:
-        emit_json(console, change)
-    elif dry_run:
-        _print_crontab(change.content)
-    elif change.changed:
-        console.print(f"removed the {schedule.BLOCK_ID} block from {change.target}")
-    else:
-        console.print(f"no {schedule.BLOCK_ID} block in {change.target}: nothing changed")
+    change = use_cases.remove(targets.crontab_target(file, system=system), dry_run=dry_run)
+    render_change(
+        stdout_console(), change, verb="removed", json_output=app.json_output, dry_run=dry_run
+    )

@@ -4,7 +4,6 @@ from typing import Annotated
 
 import typer
 
-from saathii_ops import schema
 from saathii_ops.commands.common import JsonOption, app_context
 from saathii_ops.render import emit_json, render_mapping, stdout_console, to_jsonable
 
@@ -39,6 +38,8 @@ def upgrade(
 
     On PostgreSQL the indexes on the app's tables are built CONCURRENTLY (the app keeps
     writing); an upgrade interrupted while building one can be run again."""
+    from saathii_ops import schema
+
     app = app_context(ctx, json_output)
     if sql:
         script = schema.upgrade_sql(app.engine)
@@ -56,6 +57,8 @@ def upgrade(
 @app.command()
 def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Show the schema revision of the database and the latest one."""
+    from saathii_ops import schema
+
     app = app_context(ctx, json_output)
     state = schema.inspect_schema(app.engine)
     data = {
@@ -73,6 +76,8 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
 @app.command()
 def adopt(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Record a live app database's tables as the first revision; change nothing else."""
+    from saathii_ops import schema
+
     app = app_context(ctx, json_output)
     report = schema.adopt(app.engine)
     _show("db adopt", report, app.json_output, app.database_source)

@@ -5,14 +5,8 @@ from typing import Annotated
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
-from saathii_ops.demo import run_demo
-from saathii_ops.render import (
-    emit_json,
-    render_mapping,
-    render_run,
-    render_status,
-    stdout_console,
-)
+from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.render_status import render_status
 
 
 def demo(
@@ -24,6 +18,8 @@ def demo(
 ) -> None:
     """Create (or --reset) the embedded database, fill it with sample data, run every job
     once, then show `status`."""
+    from saathii_ops.demo import run_demo
+
     app = app_context(ctx, json_output)
     result = run_demo(app, reset=reset, users=users, seed=seed)
     console = stdout_console()

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from saathii_ops.commands.common import DryRunOption, JsonOption, run_registered_job
-from saathii_ops.jobs import JobService
-from saathii_ops.reports import Report
-from saathii_ops.services import log_prune
-from saathii_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from saathii_ops.reports import Report
+    from saathii_ops.settings import Settings
+    from saathii_ops.wiring import JobService
 
 app = typer.Typer(help="The jobs' logs.", no_args_is_help=True)
 
 
 def prune_for(days: int | None) -> JobService:
     def service(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
+        from saathii_ops.services import log_prune
+
         return log_prune.prune(session, now, settings, apply=apply, days=days)
 
     return service

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
-from saathii_ops.db import mask_secrets
 from saathii_ops.errors import UsageError
-from saathii_ops.render import emit_json, prometheus_text, render_status, stdout_console
-from saathii_ops.services import schedule
-from saathii_ops.services import status as status_service
+from saathii_ops.masking import mask_secrets
+from saathii_ops.prometheus import prometheus_text
+from saathii_ops.render import emit_json, stdout_console
+from saathii_ops.render_status import render_status
+from saathii_ops.services.scheduling import targets
 
 
 class Format(StrEnum):
@@ -37,7 +38,7 @@ def status(
         typer.Option(
             "--crontab-file",
             help="The crontab holding the installed block; default: "
-            f"{schedule.SYSTEM_CRONTAB} if it exists, else the user's crontab.",
+            f"{targets.SYSTEM_CRONTAB} if it exists, else the user's crontab.",
             dir_okay=False,
             show_default=False,
         ),
@@ -47,6 +48,8 @@ def status(
 
     Exit 0 healthy, 1 unhealthy (each reason named), 3 database unreachable.
     """
+    from saathii_ops.services import status as status_service
+
     app = app_context(ctx, json_output)
     if app.json_output and output_format is Format.prometheus:
         raise UsageError("--json and --format prometheus exclude each other: choose one")
@@ -54,7 +57,7 @@ def status(
         app.engine,
         app.settings,
         now=app.now,
-        crontab=schedule.installed_target(crontab_file),
+        crontab=targets.installed_target(crontab_file),
         database_source=app.database_source,
     )
     console = stdout_console()

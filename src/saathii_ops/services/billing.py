@@ -45,7 +45,8 @@ the whole run back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,7 +57,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db import elapsed_seconds, is_sqlite
 from saathii_ops.models import Money, Settlement, UserCall, UserTransaction, UserWallet, table
-from saathii_ops.reports import Report
+from saathii_ops.reports import INTERNAL, Report
 from saathii_ops.services import settlement
 from saathii_ops.services.settlement import expect, paise_to_decimal
 from saathii_ops.settings import Settings
@@ -103,7 +104,9 @@ class ConservationError(RuntimeError):
 
 
 @dataclass
-class CallBill:
+class EndedCall:
+    """A call the run ended, in full: the report keeps every one."""
+
     call_id: int
     caller_id: int | None
     listener_id: int | None
@@ -111,9 +114,8 @@ class CallBill:
     coins_charged: int
     minutes_charged: int
     coins_spent: int  # after this run
-    ends: bool
     reasons: list[str]
-    listener_earnings: Decimal | None  # rupees, for a call that ends
+    listener_earnings: Decimal  # rupees
 
 
 @dataclass
@@ -124,6 +126,13 @@ class SkippedCall:
 
 @dataclass
 class BillingReport(Report):
+    """Counts of the whole run; the calls that matter (ended, skipped) in full.
+
+    The calls only charged are counted, never listed: a report (and the cron log
+    entry and the audit row made from it) stays the same size however many
+    calls are ongoing.
+    """
+
     calls_charged: int
     coins_charged: int
     minutes_charged: int
@@ -133,12 +142,30 @@ class BillingReport(Report):
     half_ended_calls: int  # of the skipped calls: the app set their end_time
     # calls whose caller's rows changed between planning and locking: planned again
     replanned_calls: int = 0
-    calls: list[CallBill] = field(default_factory=list)
+    ended: list[EndedCall] = field(default_factory=list)
     skipped: list[SkippedCall] = field(default_factory=list)
+    # For the Redis call cache only (SPEC §14), collected only when a Redis URL is
+    # configured: (call_id, coins_spent after the run) of each call charged, flat in
+    # one array of 8-byte integers. Not part of the report's output.
+    cache_updates: array[int] = field(
+        default_factory=lambda: array("q"), repr=False, compare=False, metadata=INTERNAL
+    )
 
     @property
     def failed_rows(self) -> int:
         return self.skipped_calls
+
+    def headline(self) -> str:
+        text = (
+            f"charged {self.calls_charged} calls {self.coins_charged} coins "
+            f"({self.minutes_charged} minutes), ended {self.calls_ended} "
+            f"(listeners earned {self.listener_earnings}), skipped {self.skipped_calls}"
+        )
+        if self.half_ended_calls:
+            text += f" ({self.half_ended_calls} half-ended)"
+        if self.replanned_calls:
+            text += f", replanned {self.replanned_calls}"
+        return text
 
 
 # --- the rules -----------------------------------------------------------------
@@ -606,8 +633,7 @@ def bill_and_settle(
     """
     planned = _plan(now, settings, end_rules)
     if not apply:
-        rows = session.execute(sa.select(planned).order_by(planned.c.call_id)).all()
-        return _report(rows, end_rules)
+        return _report(session, planned, end_rules)
 
     PLAN.create(session.connection())
     session.execute(sa.insert(PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
@@ -617,34 +643,45 @@ def bill_and_settle(
         # until the runner commits
         session.execute(sa.text(f"ANALYZE {PLAN.name}"))
         replanned = _lock_and_replan(session, now, settings, end_rules)
-    rows = session.execute(sa.select(PLAN).order_by(PLAN.c.call_id)).all()
+    report = _report(session, PLAN, end_rules, replanned)
     before = _holdings(session)
     spend_coins, earn_money = 0, Decimal("0.00")
-    for first, last in _chunks(rows):
+    cache_updates = report.cache_updates if settings.redis_url is not None else None
+    for first, last in _chunks(session):
         chunk = PLAN.c.call_id.between(first, last)
-        spend_coins += _charge(session, now, chunk)
+        spend_coins += _charge(session, now, chunk, cache_updates)
         earn_money += settlement.settle(session, now, PLAN, chunk).earn_money
     check_conservation(
-        planned_coins=sum(row.charge for row in rows),
-        planned_paise=sum(row.earnings_paise for row in rows),
+        planned_coins=report.coins_charged,
+        planned_paise=_paise(report.listener_earnings),
         before=before,
         after=_holdings(session),
         spend_coins_written=spend_coins,
         earn_money_written=earn_money,
     )
     PLAN.drop(session.connection())
-    return _report(rows, end_rules, replanned)
+    return report
 
 
-def _chunks(rows: Sequence[Any]) -> Iterator[tuple[int, int]]:
-    """(first, last) call_id of each chunk of the plan's rows, which are sorted by call_id."""
-    for start in range(0, len(rows), CHUNK_SIZE):
-        part = rows[start : start + CHUNK_SIZE]
-        yield part[0].call_id, part[-1].call_id
+def _chunks(session: Session) -> list[tuple[int, int]]:
+    """(first, last) call_id of each run of CHUNK_SIZE plan rows, in call_id order."""
+    numbered = sa.select(
+        PLAN.c.call_id,
+        ((sa.func.row_number().over(order_by=PLAN.c.call_id) - 1) // CHUNK_SIZE).label("chunk"),
+    ).subquery()
+    rows = session.execute(
+        sa.select(sa.func.min(numbered.c.call_id), sa.func.max(numbered.c.call_id))
+        .group_by(numbered.c.chunk)
+        .order_by(numbered.c.chunk)
+    ).all()
+    return [(first, last) for first, last in rows]
 
 
-def _charge(session: Session, now: datetime, chunk: sa.ColumnElement[bool]) -> int:
-    """Charge the chunk's calls: wallets, calls' coins_spent, one 'spend' row per call.
+def _charge(
+    session: Session, now: datetime, chunk: sa.ColumnElement[bool], cache_updates: array[int] | None
+) -> int:
+    """Charge the chunk's calls: wallets, calls' coins_spent, one 'spend' row per call;
+    each charged call's (call_id, coins_spent) appended to `cache_updates` when given.
 
     Returns Σ coins_change of the rows written.
     """
@@ -682,9 +719,12 @@ def _charge(session: Session, now: datetime, chunk: sa.ColumnElement[bool]) -> i
             spent == PLAN.c.coins_spent,  # nobody charged it since the plan
         )
         .values(coins_spent=spent + PLAN.c.charge, updated_at=now)
-        .returning(calls.c.call_id)
+        .returning(calls.c.call_id, calls.c.coins_spent)
     ).all()
     expect("calls charged", len(added), planned_calls)
+    if cache_updates is not None:
+        for call_id, coins_spent in added:
+            cache_updates.extend((call_id, coins_spent))
 
     written = settlement.write_ledger_rows(
         session,
@@ -771,12 +811,45 @@ def check_conservation(
 # --- the report ----------------------------------------------------------------
 
 
-def _report(rows: Sequence[Any], end_rules: EndRules | None, replanned: int = 0) -> BillingReport:
+def _paise(rupees: Decimal) -> int:
+    return int(rupees * 100)
+
+
+def _report(
+    session: Session,
+    plan: sa.FromClause,
+    end_rules: EndRules | None,
+    replanned: int = 0,
+) -> BillingReport:
+    """The report of `plan` (the stored plan, or for a dry-run the plan's query): its
+    counts in one aggregate query, then its ended and skipped calls, in call_id order."""
+    p = plan.c
+    billable = p.problem.is_(None)
+
+    def count(where: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(sa.case((where, 1), else_=0)), 0)
+
+    def total(column: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+        return sa.func.coalesce(sa.func.sum(column), 0)
+
+    counts = session.execute(
+        sa.select(
+            count(sa.and_(billable, p.charge > 0)),
+            total(p.charge),
+            total(p.minutes),
+            count(p.ends.is_(True)),
+            total(p.earnings_paise),
+            count(~billable),
+            count(p.problem == HALF_ENDED),
+        ).select_from(plan)
+    ).one()
     rule_names = list(end_rules or {})
-    billed: list[CallBill] = []
+    ended: list[EndedCall] = []
     skipped: list[SkippedCall] = []
-    half_ended = 0
-    for row in rows:
+    details = session.execute(
+        sa.select(plan).where(sa.or_(~billable, p.ends.is_(True))).order_by(p.call_id)
+    )
+    for row in details:
         if row.problem is not None:
             problem = PROBLEMS[row.problem]
             if row.problem == "unknown_call_type":
@@ -784,13 +857,12 @@ def _report(rows: Sequence[Any], end_rules: EndRules | None, replanned: int = 0)
             elif row.problem == "bad_badge_rate":
                 problem += f" for {row.call_type} calls (listener {row.listener_id})"
             skipped.append(SkippedCall(row.call_id, problem))
-            half_ended += row.problem == HALF_ENDED
             continue
         reasons = [name for bit, name in enumerate(rule_names) if row.expired & (1 << bit)]
         if row.unpaid:
             reasons.append(INSUFFICIENT_BALANCE)
-        billed.append(
-            CallBill(
+        ended.append(
+            EndedCall(
                 call_id=row.call_id,
                 caller_id=row.caller_id,
                 listener_id=row.listener_id,
@@ -798,23 +870,19 @@ def _report(rows: Sequence[Any], end_rules: EndRules | None, replanned: int = 0)
                 coins_charged=row.charge,
                 minutes_charged=row.minutes,
                 coins_spent=row.coins_spent + row.charge,
-                ends=bool(row.ends),
                 reasons=reasons,
-                listener_earnings=paise_to_decimal(row.earnings_paise) if row.ends else None,
+                listener_earnings=paise_to_decimal(row.earnings_paise),
             )
         )
     return BillingReport(
-        calls_charged=sum(1 for b in billed if b.coins_charged),
-        coins_charged=sum(b.coins_charged for b in billed),
-        minutes_charged=sum(b.minutes_charged for b in billed),
-        calls_ended=sum(1 for b in billed if b.ends),
-        listener_earnings=sum(
-            (b.listener_earnings for b in billed if b.listener_earnings is not None),
-            Decimal("0.00"),
-        ),
-        skipped_calls=len(skipped),
-        half_ended_calls=half_ended,
+        calls_charged=int(counts[0]),
+        coins_charged=int(counts[1]),
+        minutes_charged=int(counts[2]),
+        calls_ended=int(counts[3]),
+        listener_earnings=paise_to_decimal(int(counts[4])),
+        skipped_calls=int(counts[5]),
+        half_ended_calls=int(counts[6]),
         replanned_calls=replanned,
-        calls=billed,
+        ended=ended,
         skipped=skipped,
     )

@@ -27,8 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from saathii_ops.db import bound_statements, first_line, mask_url_text, transaction
+from saathii_ops.db import bound_statements, mask_url_text, transaction
 from saathii_ops.errors import OpsError
+from saathii_ops.jobs import JOBS
+from saathii_ops.masking import first_line
 from saathii_ops.models import JobRun, UserCall, table
 from saathii_ops.reports import Report
 from saathii_ops.services.billing import BillingReport
@@ -40,7 +42,6 @@ calls = table(UserCall)
 runs = table(JobRun)
 
 MARKER = "saathii-ops:call-cache:synced-at"
-BILLING_JOBS = ("coins-deduct", "calls-cleanup")
 TIMEOUT_SECONDS = 0.5
 # the reads after the commit: the missed-sync check is one index lookup; a repair reads
 # every ongoing call
@@ -128,8 +129,9 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
     problems: list[str] = []
     try:
         marker = _read_marker(client.get(MARKER), problems)
-        updates = {b.call_id: b.coins_spent for b in report.calls if b.coins_charged and not b.ends}
-        ended = {b.call_id for b in report.calls if b.ends}
+        pairs = report.cache_updates
+        updates = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        ended = {call.call_id for call in report.ended}
         whole: dict[int, CallKey] = {}
         check_failed = False
         try:
@@ -198,7 +200,9 @@ def _missed_since(engine: Engine, synced_at: datetime | None, run_now: datetime)
         bound_statements(session, BOOKKEEPING_SECONDS)
         first_run, last_run = session.execute(
             sa.select(sa.func.min(runs.c.run_now), sa.func.max(runs.c.run_now)).where(
-                runs.c.job.in_(BILLING_JOBS), runs.c.outcome == "ok", runs.c.run_now < run_now
+                runs.c.job.in_([job.name for job in JOBS if job.bills]),
+                runs.c.outcome == "ok",
+                runs.c.run_now < run_now,
             )
         ).one()
     if last_run is None:

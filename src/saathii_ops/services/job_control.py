@@ -21,12 +21,16 @@ from saathii_ops.db import is_sqlite
 from saathii_ops.jobs import JOBS, get_job
 from saathii_ops.models import JobControl, JobRun, table
 from saathii_ops.reports import Report
-from saathii_ops.runner import is_paused
-from saathii_ops.services.schedule import job_schedule
+from saathii_ops.services.scheduling.expressions import job_schedule
 from saathii_ops.settings import Settings
 
 controls = table(JobControl)
 runs = table(JobRun)
+
+
+def is_paused(session: Session, job_name: str) -> bool:
+    paused = session.scalar(sa.select(JobControl.paused).where(JobControl.job == job_name))
+    return bool(paused)
 
 
 @dataclass

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from saathii_ops.jobs import JOBS
 from saathii_ops.models import JobRun, table
 from saathii_ops.reports import Report
 from saathii_ops.settings import Settings
@@ -113,9 +114,6 @@ def prune(
 
 
 def _our_log_names(log_dir: Path) -> set[str]:
-    # Imported here: the registry imports this module to register the job.
-    from saathii_ops.jobs import JOBS
-
     return {log_path(log_dir, job.name).name for job in JOBS}
 
 

@@ -43,12 +43,12 @@ from sqlalchemy.orm import Session
 from saathii_ops.db import database_now, disable_jit, display_url, is_sqlite, transaction
 from saathii_ops.errors import DatabaseUnavailable
 from saathii_ops.jobs import JOBS
-from saathii_ops.models import UserCall, UserStatus, UserWallet, table
+from saathii_ops.models import SOME_ROWS_FAILED, UserCall, UserStatus, UserWallet, table
 from saathii_ops.reports import Report
-from saathii_ops.runner import SOME_ROWS_FAILED
 from saathii_ops.schema import inspect_schema, not_ready_reason
 from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
-from saathii_ops.services.schedule import CrontabTarget, installed_jobs, server_timezone
+from saathii_ops.services.scheduling.expressions import server_timezone
+from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs
 from saathii_ops.settings import Settings
 
 # A run starts a few seconds after its firing and takes a few more; two minutes
@@ -172,7 +172,7 @@ def collect(
     database_source: str | None = None,
 ) -> StatusReport:
     """The status at `now` (default: the database's clock). `crontab`: where to look for
-    the installed block (see `schedule.installed_target`); `database_source`: where the
+    the installed block (see `scheduling.targets.installed_target`); `database_source`: where the
     database URL came from."""
     url = display_url(engine.url)
     crontab_source = crontab.description if crontab is not None else None

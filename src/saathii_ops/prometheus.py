@@ -1,0 +1,108 @@
+"""`status --format prometheus`: the status in Prometheus' text exposition format.
+prometheus_client is imported by the function that uses it, not at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client.core import GaugeMetricFamily, Metric
+
+    from saathii_ops.services.status import JobHealth, StatusReport
+
+
+def prometheus_text(report: StatusReport) -> str:
+    """The status in Prometheus' text exposition format: one gauge family per figure,
+    the jobs' labelled by job. Families of what is unknown (never run, no crontab,
+    an unreachable database) are left out rather than given a made-up value."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+        return GaugeMetricFamily(f"saathii_ops_{name}", documentation, value=value)
+
+    families: list[Metric] = [
+        gauge("up", "1 when the database answered", int(report.database.reachable)),
+        gauge("healthy", "1 when status found nothing unhealthy", int(report.healthy)),
+        gauge(
+            "problems",
+            "unhealthy findings, each named by `saathii-ops status`",
+            len(report.problems),
+        ),
+    ]
+    if report.schema is not None:
+        families.append(
+            gauge(
+                "schema_at_head",
+                "1 when the schema is at the latest revision",
+                int(report.schema.at_head),
+            )
+        )
+    if report.jobs:
+        families += _job_families(report.jobs)
+    if report.data is not None:
+        for f in dataclasses.fields(report.data):
+            families.append(gauge(f.name, f.metadata["description"], getattr(report.data, f.name)))
+
+    class Snapshot:
+        def collect(self) -> Iterable[Metric]:
+            return [family for family in families if family.samples]
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Snapshot())
+    return generate_latest(registry).decode()
+
+
+def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
+    def family(name: str, documentation: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(f"saathii_ops_job_{name}", documentation, labels=["job"])
+
+    scheduled = family("scheduled", "1 when the installed cron block runs the job")
+    paused = family("paused", "1 when the job is paused on every host")
+    never_run = family("never_run", "1 when the job has no recorded run")
+    overdue = family("overdue", "1 when the job has missed its schedule")
+    failed = family("last_run_failed", "1 when the job's last run failed")
+    last_run = family("last_run_timestamp_seconds", "when the job's last run started")
+    duration = family("last_run_duration_seconds", "how long the job's last run took")
+    last_failure = family(
+        "last_failure_timestamp_seconds", "when the job's last failed run started"
+    )
+    next_run = family("next_run_timestamp_seconds", "when the job's schedule fires next")
+    counts = GaugeMetricFamily(
+        "saathii_ops_job_last_run_count",
+        "the counts the job's last run recorded",
+        labels=["job", "count"],
+    )
+    for job in jobs:
+        label = [job.job]
+        if job.scheduled is not None:
+            scheduled.add_metric(label, int(job.scheduled))
+        paused.add_metric(label, int(job.paused))
+        never_run.add_metric(label, int(job.never_run))
+        overdue.add_metric(label, int(job.overdue))
+        failed.add_metric(label, int(job.last_run_failed))
+        if job.last_started_at is not None:
+            last_run.add_metric(label, job.last_started_at.timestamp())
+        if job.last_duration_seconds is not None:
+            duration.add_metric(label, job.last_duration_seconds)
+        if job.last_failed_at is not None:
+            last_failure.add_metric(label, job.last_failed_at.timestamp())
+        next_run.add_metric(label, job.next_run_at.timestamp())
+        for name, value in (job.last_counts or {}).items():
+            counts.add_metric([job.job, name], value)
+    return [
+        scheduled,
+        paused,
+        never_run,
+        overdue,
+        failed,
+        last_run,
+        duration,
+        last_failure,
+        next_run,
+        counts,
+    ]

@@ -1,0 +1,95 @@
+"""The output layer for the schedule: what `cron install | remove | show` print."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+from saathii_ops.render import emit_json, render_mapping, render_rows
+from saathii_ops.services.scheduling.block import BLOCK_ID
+from saathii_ops.services.scheduling.targets import encode_crontab
+
+if TYPE_CHECKING:
+    from saathii_ops.services.scheduling.use_cases import CrontabChange, CrontabState
+
+
+def print_crontab(content: str) -> None:
+    """Exactly the crontab's bytes, also those that are not UTF-8."""
+    typer.echo(encode_crontab(content), nl=False)
+
+
+def render_change(
+    console: Console, change: CrontabChange, *, verb: str, json_output: bool, dry_run: bool
+) -> None:
+    """An install or a remove (`verb`): the document, the crontab a dry-run would leave,
+    or one line saying what changed."""
+    if json_output:
+        emit_json(console, change)
+    elif dry_run:
+        print_crontab(change.content)
+    elif not change.changed:
+        if verb == "installed":
+            console.print(f"{change.target} already holds this block: nothing changed")
+        else:
+            console.print(f"no {BLOCK_ID} block in {change.target}: nothing changed")
+    elif verb == "installed":
+        console.print(
+            f"installed the {BLOCK_ID} block into {change.target} (logs in {change.log_dir})"
+        )
+    else:
+        console.print(f"removed the {BLOCK_ID} block from {change.target}")
+
+
+def render_kubernetes(
+    console: Console, manifests: list[dict[str, Any]], *, json_output: bool
+) -> None:
+    if json_output:
+        emit_json(console, manifests)
+        return
+    import yaml
+
+    typer.echo(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True), nl=False)
+
+
+def render_state(
+    console: Console,
+    state: CrontabState,
+    *,
+    business_tz: str,
+    json_output: bool,
+    full: bool = True,
+) -> None:
+    """The summary, then (in full) the block and the next runs, then the diff."""
+    if json_output:
+        emit_json(console, state)
+        return
+    render_mapping(
+        console,
+        f"cron: {state.target}",
+        {
+            "installed": f"yes, at {state.installed_at}" if state.installed else "no",
+            "up_to_date": "yes"
+            if state.up_to_date
+            else "no: `cron install` would change it (see the diff)",
+        },
+    )
+    if full and state.block is not None:
+        console.print(state.block, markup=False, end="")
+    if full and state.next_runs:
+        server_tz = state.next_runs[0].server_time[0].tzinfo
+        rows = [
+            {
+                "job": runs.job,
+                "schedule": runs.schedule,
+                f"next runs ({server_tz})": ", ".join(
+                    f"{t:%Y-%m-%d %H:%M}" for t in runs.server_time
+                ),
+                f"in {business_tz}": ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in runs.business_time),
+            }
+            for runs in state.next_runs
+        ]
+        render_rows(console, "next runs", rows)
+    if state.diff:
+        console.print("\n".join(state.diff), markup=False)

@@ -1,0 +1,60 @@
+"""The registry's wiring: which service function runs each registered job, and what follows
+its commit. Resolved when a job runs, importing only that job's service: the registry
+(`jobs`) stays data, and services never import this module or the runner."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, cast
+
+from saathii_ops.jobs import Job
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
+
+    from saathii_ops.reports import Report
+    from saathii_ops.settings import Settings
+
+
+class JobService(Protocol):
+    """Plans the job's changes at `now`; applies them only when `apply` is true."""
+
+    def __call__(
+        self, session: Session, now: datetime, settings: Settings, *, apply: bool
+    ) -> Report: ...
+
+
+class AfterCommit(Protocol):
+    """Work outside the database once the run has committed (it must never raise)."""
+
+    def __call__(
+        self, engine: Engine, settings: Settings, report: Report, run_now: datetime
+    ) -> Report | None: ...
+
+
+# job name -> "module:function" of its service
+SERVICES = {
+    "coins-deduct": "saathii_ops.services.billing:deduct",
+    "calls-cleanup": "saathii_ops.services.call_cleanup:cleanup",
+    "presence-cleanup": "saathii_ops.services.presence:cleanup",
+    "badges-assign": "saathii_ops.services.badges:assign",
+    "logs-prune": "saathii_ops.services.log_prune:prune",
+    "wallets-audit": "saathii_ops.services.wallet_audit:audit_job",
+}
+# A billing job changes coins_spent, which the app's Redis call cache must follow.
+AFTER_BILLING = "saathii_ops.services.call_cache:after_billing"
+
+
+def _resolve(reference: str) -> object:
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def service(job: Job) -> JobService:
+    return cast("JobService", _resolve(SERVICES[job.name]))
+
+
+def after_commit(job: Job) -> AfterCommit | None:
+    return cast("AfterCommit", _resolve(AFTER_BILLING)) if job.bills else None

@@ -1,0 +1,87 @@
+"""A fast start (issue 12): importing the CLI loads none of the heavy libraries, and shell
+completion completes job names without them. Its CPU time is measured by
+benchmarks/bench_startup.py, not here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from saathii_ops.jobs import JOBS
+
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "redis",
+    "psycopg2",
+    "prometheus_client",
+    "yaml",  # PyYAML
+    "croniter",
+    "crontab",  # python-crontab
+    "pydantic",
+    "pydantic_settings",
+)
+
+
+def loaded_after(code: str, env: dict[str, str] | None = None) -> tuple[list[str], str]:
+    """The heavy libraries in sys.modules after running `code` in a fresh interpreter,
+    and what it printed before."""
+    script = (
+        f"import sys\n{code}\nprint('loaded:', ' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    output, _, loaded = done.stdout.rpartition("loaded:")
+    return loaded.split(), output
+
+
+def test_importing_the_cli_loads_none_of_the_heavy_libraries() -> None:
+    assert loaded_after("import saathii_ops.cli") == ([], "")
+
+
+def test_help_and_version_load_none_of_them() -> None:
+    for option in ("--help", "--version"):
+        code = (
+            "from saathii_ops.cli import app\n"
+            f"try:\n    app([{option!r}], prog_name='saathii-ops')\nexcept SystemExit:\n    pass"
+        )
+        loaded, output = loaded_after(code)
+        assert loaded == [], option
+        assert "saathii-ops" in output
+
+
+def complete(words: str) -> tuple[list[str], list[str]]:
+    """Bash completion of the last word of `words`; the heavy libraries it loaded."""
+    code = (
+        "from saathii_ops.cli import app\n"
+        "try:\n    app(prog_name='saathii-ops')\nexcept SystemExit:\n    pass"
+    )
+    loaded, output = loaded_after(
+        code,
+        {
+            "_SAATHII_OPS_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split(" ")) - 1),
+        },
+    )
+    return output.split(), loaded
+
+
+@pytest.mark.parametrize("command", ["pause", "resume"])
+def test_completion_completes_job_names_without_the_heavy_libraries(command: str) -> None:
+    assert complete(f"saathii-ops jobs {command} ") == ([job.name for job in JOBS], [])
+    assert complete(f"saathii-ops jobs {command} c") == (["coins-deduct", "calls-cleanup"], [])
+    assert complete(f"saathii-ops --json jobs {command} wall") == (["wallets-audit"], [])
+
+
+def test_completion_completes_commands() -> None:
+    names, loaded = complete("saathii-ops jobs ")
+    assert names == ["list", "pause", "resume"] and loaded == []

@@ -1,0 +1,76 @@
+"""The package's shape (docs/architecture.md): the registry is data, services know nothing of
+the runner or its wiring, and no module-level import cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+PACKAGE = REPO_ROOT / "src" / "saathii_ops"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The saathii_ops modules `path` imports when it is imported (not those a function
+    imports when it runs, nor those only type checking reads)."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            return
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            # `from saathii_ops.services import billing` imports a module too
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return {name for name in found if name.startswith("saathii_ops")}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = {
+        module_name(path): path
+        for path in PACKAGE.rglob("*.py")
+        if "migrations" not in path.relative_to(PACKAGE).parts
+    }
+    return {name: top_level_imports(path) & set(modules) for name, path in modules.items()}
+
+
+def test_the_registry_imports_no_service() -> None:
+    assert not any(m.startswith("saathii_ops.services") for m in import_graph()["saathii_ops.jobs"])
+
+
+def test_services_never_import_the_runner_or_the_wiring() -> None:
+    for name, imports in import_graph().items():
+        if name.startswith("saathii_ops.services"):
+            assert not imports & {"saathii_ops.runner", "saathii_ops.wiring"}, name
+
+
+def test_no_module_level_import_cycle() -> None:
+    graph = import_graph()
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = [*path[path.index(name) :], name]
+            raise AssertionError(" -> ".join(cycle))
+        if name in done:
+            return
+        for imported in sorted(graph[name] - {name}):
+            visit(imported, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
