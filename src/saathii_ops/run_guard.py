@@ -14,6 +14,7 @@ the statement at once; the Python handler only marks the stop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -85,6 +86,9 @@ class RunGuard:
         tb: TracebackType | None,
     ) -> None:
         self._done.set()
+        if self._wakeup is not None:  # wake the watcher now, not at its next timeout
+            with contextlib.suppress(OSError):
+                self._wakeup[1].send(b"\0")
         if self._watcher is not None:
             self._watcher.join()
         _guards.pop(self._thread, None)
