@@ -270,7 +270,7 @@ def test_a_run_stops_at_its_deadline_with_nothing_applied(
         engine, Settings(run_deadline_seconds=10, ping_url=monitor.url),
         get_job("presence-cleanup"), now=NOW, dry_run=False, service=endless,
     )  # fmt: skip
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 10  # within the deadline; its service takes 50 s
     assert (result.outcome, result.exit_code) == ("failed", 1)
     reason = "stopped at its deadline of 10 s (run_deadline_seconds): rolled back"
     assert result.error == reason
@@ -306,7 +306,7 @@ def test_a_badge_backfill_longer_than_its_deadline_ends_with_one_line_and_nothin
         "--config", str(config), "--now", NOW.isoformat(),
         "badges", "assign", "--from", "2025-11-29", "--to", "2026-11-29",
     )  # fmt: skip
-    assert time.monotonic() - started < 6
+    assert time.monotonic() - started < 10  # within the deadline; the backfill takes 18 s
     assert result.exit_code == 1, (result.stdout, result.stderr)
     errors = [line for line in result.stdout.splitlines() if "error" in line]
     assert errors == [
@@ -354,7 +354,7 @@ def test_a_failure_record_cannot_hang_on_a_locked_audit_table(
         started = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         elapsed = time.monotonic() - started
-    assert elapsed < 12, elapsed
+    assert elapsed < 20, elapsed  # it waited for ever
     assert done.returncode == 1, done.stderr
     assert "canceling statement due to statement timeout" in done.stdout
     assert "could not record the failed run of coins-deduct" in done.stderr
@@ -371,7 +371,7 @@ def test_the_schema_check_is_bounded_too(
         started = time.monotonic()
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         elapsed = time.monotonic() - started
-    assert elapsed < 10, elapsed
+    assert elapsed < 20, elapsed  # it waited for ever
     assert done.returncode == 3
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -443,7 +443,7 @@ def test_a_signal_rolls_the_run_back_and_records_it_failed(
             dry_run=False, service=_blocking(30),
         )  # fmt: skip
     timer.join()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # its service alone takes 30 s
     name = signal.Signals(signum).name
     assert raised.value.exit_code == 128 + signum
     assert str(raised.value) == (

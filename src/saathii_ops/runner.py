@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -200,7 +200,12 @@ def _run(
     settlements."""
     service = service or wiring.service(job)
     started = time.monotonic()
-    require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
+    try:
+        require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
+    except OpsError as exc:
+        if guard.stop is None:
+            raise
+        return _failed(engine, job, _Failure(exc, None, None), pinger.run_id, guard, started)
     attempt: RunResult | _Failure
     for first in (True, False):
         attempt = _attempt(engine, settings, job, service, now, pinger, guard, started, first)
@@ -251,7 +256,7 @@ def _attempt(
                 )
                 session.commit()
     except DatabaseUnavailable as exc:
-        if started_at is None:
+        if started_at is None and guard.stop is None:
             raise  # never connected: nothing to roll back, nowhere to record it
         return _Failure(exc, run_now, started_at)
     except Exception as exc:
@@ -296,8 +301,8 @@ def _failed(
         ) from exc
     if state_error is not None:
         raise state_error from exc
-    run_now = failure.run_now or failure.started_at
-    assert run_now is not None  # a failure before the first statement raised above
+    # stopped before its first statement: the host's clock
+    run_now = failure.run_now or failure.started_at or datetime.now(UTC)
     return RunResult(job.name, "failed", run_now, time.monotonic() - started, error=error)
 
 
