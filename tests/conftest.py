@@ -158,7 +158,7 @@ class Cli:
 
     def __call__(self, *args: str, input: str | None = None) -> CliResult:
         argv = [*(["--database-url", self.db_url] if self.db_url else []), *args]
-        result = CliRunner().invoke(app, argv, input=input)
+        result = CliRunner().invoke(app, argv, input=input, prog_name="saathii-ops")
         return CliResult(result.exit_code, result.stdout, result.stderr, result.exception)
 
 

@@ -126,19 +126,24 @@ def add_run(
     *,
     reason: str | None = None,
     error: str | None = None,
+    counts: dict[str, int] | None = None,
+    seconds: float = 1,
+    host: str = "test-host",
+    run_now: datetime | None = None,
 ) -> int:
-    """A row of the job-runs audit table, finished a second after it started."""
+    """A row of the job-runs audit table, finished a second (`seconds`) after it started."""
     return session.execute(
         sa.insert(JobRun)
         .values(
             job=job,
             started_at=started_at,
-            finished_at=started_at + timedelta(seconds=1),
+            finished_at=started_at + timedelta(seconds=seconds),
             outcome=outcome,
             reason=reason,
+            counts=counts,
             error=error,
-            host="test-host",
-            run_now=started_at,
+            host=host,
+            run_now=run_now or started_at,
         )
         .returning(JobRun.run_id)
     ).scalar_one()

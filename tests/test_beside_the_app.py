@@ -116,7 +116,7 @@ def test_the_apps_purchases_and_coin_earnings_audit_clean_until_it_re_ends_a_set
     assert status.exit_code == 1
     problems = _json(status)["problems"]
     assert any(
-        p.startswith("wallets-audit's last run") and "calls_changed_after_settlement 1" in p
+        p.startswith("wallets-audit's last run") and "calls changed after settlement 1" in p
         for p in problems
     ), problems
 
@@ -160,7 +160,7 @@ def test_coins_deduct_leaves_a_half_ended_call_alone_and_names_it(
     status = cli("--json", "status")
     assert status.exit_code == 1
     problems = _json(status)["problems"]
-    assert any("coins-deduct's last run" in p and "half_ended_calls 1" in p for p in problems)
+    assert any("coins-deduct's last run" in p and "half ended calls 1" in p for p in problems)
 
 
 # --- the app racing four workers ----------------------------------------------------------

@@ -78,3 +78,71 @@ def test_sample_data_is_deterministic_and_backed_by_the_ledger(engine: Engine) -
         sample_data.fill(s, NOW, Settings(), users=80, seed=3)
         s.commit()
     assert snapshot()[0] == calls
+
+
+def test_the_demo_fits_a_screen_and_says_what_to_try_next(tmp_path: Path) -> None:
+    cli = Cli(None)
+    result = cli("--now", NOW.isoformat(), "demo")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 60
+    assert "\x1b[" not in result.stdout
+    embedded = tmp_path / "xdg-data" / "saathii-ops" / "saathii.db"
+    assert lines[0] == f"demo database: sqlite:///{embedded}"
+    assert lines[1] == (
+        "sample data: 200 users (50 listeners), 200 wallets, 20 ongoing calls, "
+        "245 past calls, 361 transactions"
+    )
+    first = lines.index("every job, run once as of 2026-11-29 06:00:00 UTC:")
+    rows = lines[first + 1 : first + 1 + len(JOBS)]
+    assert [row.split()[:2] for row in rows] == [[job.name, "ok"] for job in JOBS]
+    assert rows[0].endswith(
+        "calls charged 3, coins charged 90, minutes charged 9, calls ended 3"
+    ), rows[0]
+    assert "status: healthy" in lines
+    text = result.stdout
+    assert "Without cron nothing runs the jobs again" in text
+    assert "coins-deduct, calls-cleanup and presence-cleanup overdue" in text
+    assert "`saathii-ops demo` (it keeps the data)" in text
+    assert "`saathii-ops cron install`" in text
+    tries = lines[lines.index("Try next:") + 1 :]
+    assert [line.split("#")[0].strip() for line in tries] == [
+        "saathii-ops status",
+        "saathii-ops jobs history",
+        "saathii-ops coins deduct --dry-run",
+        "saathii-ops demo -v",
+    ]
+
+    # -v (after the command, or the global one): every row each job changed
+    for argv in (["demo", "-v"], ["-v", "demo"]):
+        verbose = cli("--now", NOW.isoformat(), *argv).stdout
+        assert "sample data: kept the existing" not in verbose
+        assert "kept the existing sample data (--reset starts afresh)" in verbose
+        assert "assignments:" in verbose and "  listener_id=" in verbose
+        assert len(verbose.splitlines()) > 60
+
+
+def test_the_demo_on_another_sqlite_file_names_it_in_what_to_try(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'my demo.db'}"
+    result = Cli(url)("--now", NOW.isoformat(), "demo", "--users", "40")
+    assert result.exit_code == 0, result.stderr
+    assert f"  saathii-ops --database-url '{url}' status " in result.stdout
+
+
+def test_jobs_history_lists_the_demos_runs(tmp_path: Path) -> None:
+    cli = Cli(None)
+    assert cli("--now", NOW.isoformat(), "demo").exit_code == 0
+    history = cli("jobs", "history", "coins-deduct")
+    assert history.exit_code == 0, history.stderr
+    lines = history.stdout.splitlines()
+    assert lines[0] == "runs of coins-deduct, newest first (1 run; --limit 20):"
+    fields = lines[1].split("  ")
+    # started (the real clock), outcome, duration, host, counts, the demo's --now
+    assert fields[2] == "ok"
+    assert fields[3].endswith(" s") and float(fields[3].split()[0]) >= 0
+    assert "calls charged 3, coins charged 90" in lines[1]
+    assert lines[1].endswith("(as of --now 2026-11-29 06:00:00 UTC)")
+    doc = json.loads(cli("--json", "jobs", "history", "coins-deduct").stdout)
+    (run,) = doc["runs"]
+    assert (run["outcome"], run["run_now"]) == ("ok", NOW.isoformat())
+    assert run["duration_seconds"] >= 0

@@ -56,12 +56,15 @@ def test_pause_then_resume_through_the_cli(cli: Cli, engine: Engine) -> None:
     # pausing again changes nothing: the row keeps when it was paused
     again = cli("--now", LATER.isoformat(), "jobs", "pause", "presence-cleanup")
     assert again.exit_code == 0
-    assert "presence-cleanup: paused (it already was)" in again.stdout
+    assert again.stdout.startswith("presence-cleanup: already paused since 2026-11-29 06:10:00 UTC")
+    assert again.stdout.endswith(" (nothing changed)\n")
     assert _controls(engine) == [("presence-cleanup", True, NOW.isoformat())]
 
     resumed = cli("--now", LATER.isoformat(), "jobs", "resume", "presence-cleanup")
     assert resumed.exit_code == 0
-    assert "presence-cleanup: running" in resumed.stdout
+    assert resumed.stdout.startswith("presence-cleanup: resumed at 2026-11-29 08:10:00 UTC by ")
+    assert "  it had been paused since 2026-11-29 06:10:00 UTC by " in resumed.stdout
+    assert "running" not in resumed.stdout
     assert _controls(engine) == [("presence-cleanup", False, LATER.isoformat())]
 
     run = cli("--now", LATER.isoformat(), "--json", "presence", "cleanup")
@@ -120,11 +123,11 @@ def test_jobs_list_shows_schedule_pause_and_last_run(cli: Cli, engine: Engine) -
     assert len(human) == 1 + len(JOBS)
     assert (
         "  job=presence-cleanup  schedule=*/5 * * * *  paused=no  "
-        "last run=failed at 2026-11-29 06:05:00: boom"
+        "last run=failed at 2026-11-29 06:05:00 UTC: boom"
     ) in human
     assert (
-        "  job=logs-prune  schedule=0 1 * * *  paused=since 2026-11-29 06:10 by "
-        f"{prune['paused_by']}  last run=skipped (locked) at 2026-11-29 01:10:00"
+        "  job=logs-prune  schedule=0 1 * * *  paused=since 2026-11-29 06:10:00 UTC by "
+        f"{prune['paused_by']}  last run=skipped (locked) at 2026-11-29 01:10:00 UTC"
     ) in human
     assert "  job=badges-assign  schedule=1 0 * * * (Asia/Kolkata)  paused=no  last run=never" in (
         human

@@ -44,11 +44,11 @@ def test_upgrade_on_an_empty_database_creates_everything(empty_db_url: str) -> N
     cli = Cli(empty_db_url)
     result = cli("--json", "db", "upgrade")
     assert result.exit_code == 0, result.stderr
-    assert '"after": "0003"' in result.stdout
+    assert '"after": "0004"' in result.stdout
     assert table_names(empty_db_url) == sorted(APP_TABLE_NAMES + OWN_TABLES)
     current = cli("db", "current")
     assert current.exit_code == 0
-    assert "current: 0003" in current.stdout
+    assert "current: 0004" in current.stdout
 
 
 def test_current_on_an_empty_database_is_exit_3(empty_db_url: str) -> None:
@@ -96,7 +96,7 @@ def test_adopt_then_upgrade_adds_only_the_projects_objects(empty_db_url: str, ba
 
     again = cli("db", "adopt")
     assert again.exit_code == 0
-    assert "already_adopted: True" in again.stdout
+    assert "already_adopted: yes" in again.stdout
     assert cli("presence", "cleanup").exit_code == 0
 
 

@@ -62,7 +62,7 @@ def test_the_file_overrides_defaults_and_the_environment_overrides_the_file(
         ),
         (
             "presence_inactive_minutez = 5",
-            "presence_inactive_minutez: Extra inputs are not permitted",
+            "presence_inactive_minutez: unknown setting (did you mean presence_inactive_minutes?)",
         ),
         (
             "[badge_thresholds]\nsilver = 200",

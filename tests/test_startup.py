@@ -75,7 +75,7 @@ def complete(words: str) -> tuple[list[str], list[str]]:
     return output.split(), loaded
 
 
-@pytest.mark.parametrize("command", ["pause", "resume"])
+@pytest.mark.parametrize("command", ["pause", "resume", "history"])
 def test_completion_completes_job_names_without_the_heavy_libraries(command: str) -> None:
     assert complete(f"saathii-ops jobs {command} ") == ([job.name for job in JOBS], [])
     assert complete(f"saathii-ops jobs {command} c") == (["coins-deduct", "calls-cleanup"], [])
@@ -84,4 +84,4 @@ def test_completion_completes_job_names_without_the_heavy_libraries(command: str
 
 def test_completion_completes_commands() -> None:
     names, loaded = complete("saathii-ops jobs ")
-    assert names == ["list", "pause", "resume"] and loaded == []
+    assert names == ["list", "pause", "resume", "history"] and loaded == []

@@ -154,7 +154,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "error": None,
             "source": "--database-url",
         },
-        "schema": {"current": "0003", "head": "0003", "at_head": True},
+        "schema": {"current": "0004", "head": "0004", "at_head": True},
         "crontab": str(crontab),
         "badge_date": "2026-11-29",
         "data": HEALTHY_DATA,
@@ -171,6 +171,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "paused": False,
             "paused_by": None,
             "paused_at": None,
+            "paused_reason": None,
             "never_run": False,
             "last_outcome": "ok",
             "last_reason": None,
@@ -194,16 +195,16 @@ def test_people_see_each_job_and_figure(cli: Cli, engine: Engine, server_in_utc:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "status at 2026-11-29T06:10:30+00:00: healthy"
-    assert "  schema: 0003 (at head)" in lines
+    assert "  schema: 0004 (at head)" in lines
     assert "  crontab: /nonexistent/crontab" in lines
     assert (
         "  job=coins-deduct  schedule=* * * * * (UTC)  scheduled=no  paused=no  "
-        "last_run=ok at 2026-11-29 06:10:00 in 1.0 s  counts=-  last_failure=-  "
+        "last_run=ok at 2026-11-29 06:10:00 UTC in 1.0 s  counts=-  last_failure=-  "
         "next_run=2026-11-29 06:11 UTC  state=ok"
     ) in lines
     assert (
         "  job=badges-assign  schedule=1 0 * * * (Asia/Kolkata)  scheduled=no  paused=no  "
-        "last_run=ok at 2026-11-28 18:31:02 in 1.0 s  counts=-  last_failure=-  "
+        "last_run=ok at 2026-11-28 18:31:02 UTC in 1.0 s  counts=-  last_failure=-  "
         "next_run=2026-11-29 18:31 UTC  state=ok"
     ) in lines
     assert "data (badge date 2026-11-29)" in lines
@@ -251,7 +252,7 @@ def test_an_overdue_job_is_exit_1_and_named(cli: Cli, engine: Engine, server_in_
 
     human = cli("--now", NOW.isoformat(), "status")
     assert human.exit_code == 1
-    assert "status at 2026-11-29T06:10:30+00:00: UNHEALTHY (1 problems)" in human.stdout
+    assert "status at 2026-11-29T06:10:30+00:00: UNHEALTHY (1 problem)" in human.stdout
     assert "state=OVERDUE" in human.stdout
     assert f"  - {doc['problems'][0]}" in human.stdout.splitlines()
 
@@ -296,7 +297,7 @@ def test_a_paused_job_is_shown_and_never_overdue(
         "wallets-audit",  # due at 07:00, last ran at 06:00:02
     ]
     human = cli("--now", later.isoformat(), "status").stdout
-    assert f"paused=since 2026-11-29 06:00 by {presence['paused_by']}" in human
+    assert f"paused=since 2026-11-29 06:00:00 UTC by {presence['paused_by']}" in human
     assert "state=paused" in human
 
 
@@ -335,7 +336,7 @@ def test_a_failed_last_run_is_exit_1_with_its_error(
         at(6, 10, 1).isoformat(),
     )
     human = cli("--now", NOW.isoformat(), "status").stdout
-    assert "last_failure=2026-11-29 06:10:01: OperationalError: boom" in human
+    assert "last_failure=2026-11-29 06:10:01 UTC: OperationalError: boom" in human
 
 
 def test_billing_behind_is_exit_1(cli: Cli, engine: Engine, server_in_utc: None) -> None:
@@ -346,7 +347,7 @@ def test_billing_behind_is_exit_1(cli: Cli, engine: Engine, server_in_utc: None)
     assert code == 1
     assert (doc["data"]["owing_calls"], doc["data"]["billing_behind_calls"]) == (1, 1)
     assert doc["problems"] == [
-        "billing is behind: 1 ongoing calls owe coins for minutes that started over "
+        "billing is behind: 1 ongoing call owes coins for minutes that started over "
         "2 minutes ago (is coins-deduct running?)"
     ]
 
@@ -379,7 +380,7 @@ def test_unbillable_calls_are_a_problem(engine: Engine) -> None:
     assert report.data is not None
     assert (report.data.unbillable_calls, report.data.owing_calls) == (1, 1)
     assert report.problems == [
-        "1 ongoing calls cannot be billed (half-ended by the app, settled before, or bad "
+        "1 ongoing call cannot be billed (half-ended by the app, settled before, or bad "
         "rows: `coins deduct --dry-run` names each): coins deduct skips them"
     ]
     assert report.exit_code == 1
@@ -407,7 +408,7 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
         "the database has no schema yet: run `saathii-ops db upgrade` "
         "(jobs and data not read until then)"
     ]
-    assert doc["schema"] == {"current": None, "head": "0003", "at_head": False}
+    assert doc["schema"] == {"current": None, "head": "0004", "at_head": False}
     assert (doc["jobs"], doc["data"], doc["badge_date"]) == ([], None, None)
     assert doc["database"]["reachable"] is True
 
@@ -420,12 +421,12 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
     code, doc = _status(cli)
     assert code == 1
     assert doc["problems"] == [
-        "the schema is at revision 0001, this version needs 0003: run `saathii-ops db "
+        "the schema is at revision 0001, this version needs 0004: run `saathii-ops db "
         "upgrade` (jobs and data not read until then)"
     ]
     human = cli("--now", NOW.isoformat(), "status")
     assert human.exit_code == 1
-    assert "  schema: 0001 (head is 0003)" in human.stdout
+    assert "  schema: 0001 (head is 0004)" in human.stdout
     assert "jobs:" not in human.stdout
 
     prometheus = _families(cli("--now", NOW.isoformat(), "status", "--format", "prometheus"))
@@ -734,9 +735,10 @@ def test_the_demo_ends_with_status_and_every_output_carries_the_same_figures(
         assert f"last_run=ok at {started:%Y-%m-%d %H:%M:%S}" in row
         assert "state=ok" in row
 
-    # the demo's own screen ends with the status
+    # the demo's own screen: one line per job, then the status verdict
     people = demo_cli("--now", NOW.isoformat(), "demo").stdout.splitlines()
-    shown_at = people.index("status at 2026-11-29T06:10:30+00:00: healthy")
-    rows = [line for line in people[shown_at:] if line.startswith("  job=")]
-    assert [row.split()[0] for row in rows] == [f"job={job.name}" for job in JOBS]
-    assert all("last_run=ok at " in row and "state=ok" in row for row in rows)
+    first = people.index("every job, run once as of 2026-11-29 06:10:30 UTC:")
+    rows = people[first + 1 : first + 1 + len(JOBS)]
+    assert [row.split()[0] for row in rows] == [job.name for job in JOBS]
+    assert all(row.split()[1] == "ok" for row in rows)
+    assert "status: healthy" in people

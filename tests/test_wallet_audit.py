@@ -281,7 +281,7 @@ def test_the_audit_is_a_job_recorded_with_its_counts_and_status_sees_its_finding
     assert json.loads(status.stdout)["problems"] == [
         "wallets-audit's last run (at "
         + _started_at(engine)
-        + ") exited 1: calls_changed_after_settlement 1"
+        + ") exited 1: calls changed after settlement 1"
     ]
 
 

@@ -77,6 +77,13 @@ class OpsGroup(TyperGroup):
             code = super().main(*args, **kwargs)
         except ClickUsageError as exc:
             usage_ctx = getattr(exc, "ctx", None)
+            if usage_ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(short_usage(usage_ctx), err=True)
+                sys.exit(UsageError.exit_code)
+            misplaced = misplaced_global_option(usage_ctx, getattr(exc, "option_name", None))
+            if misplaced:
+                typer.echo(f"error: {misplaced}", err=True)
+                sys.exit(UsageError.exit_code)
             hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
             message = mask_secrets(exc.format_message())  # type: ignore[attr-defined]
             typer.echo(f"error: {message}{hint}", err=True)
@@ -88,6 +95,39 @@ class OpsGroup(TyperGroup):
             typer.echo("aborted", err=True)
             sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def short_usage(ctx: typer.Context) -> str:
+    """A group given no command: its usage line and its commands, not the whole help."""
+    formatter = ctx.make_formatter()
+    ctx.command.format_commands(ctx, formatter)  # type: ignore[attr-defined]
+    return (
+        f"{ctx.get_usage()}\n\n{formatter.getvalue()}\n"
+        f"'{ctx.command_path} COMMAND --help' shows a command's options"
+        + ("" if ctx.parent else f", '{ctx.command_path} --help' the global options")
+    )
+
+
+# what a global option's value is, in the hint that says where the option goes
+GLOBAL_OPTION_VALUES = {"--database-url": "URL", "--config": "FILE", "--now": "ISO-8601"}
+
+
+def misplaced_global_option(ctx: typer.Context | None, option: str | None) -> str | None:
+    """`saathii-ops status --config X`: the one line saying where --config goes."""
+    if ctx is None or ctx.parent is None or option is None:
+        return None
+    root = ctx.find_root()
+    for param in root.command.params:
+        names = [*param.opts, *param.secondary_opts]
+        if option in names and "--help" not in names:
+            value = GLOBAL_OPTION_VALUES.get(names[0])
+            given = f"{option} {value}" if value else option
+            command = ctx.command_path.removeprefix(root.command_path).strip()
+            return (
+                f"{option} is a global option: give it before the command, "
+                f"as in `{root.command_path} {given} {command}`"
+            )
+    return None
 
 
 def skip_coercing_none() -> None:

@@ -7,6 +7,7 @@ libraries behind it (pydantic, SQLAlchemy) are imported on first use too.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -35,9 +36,14 @@ class AppContext:
 
     @cached_property
     def settings(self) -> Settings:
-        from saathii_ops.settings import load_settings
+        from saathii_ops.settings import load_settings, secret_readable_by_others
 
-        return load_settings(self.config_file)
+        settings = load_settings(self.config_file)
+        if self.config_file is not None:
+            warning = secret_readable_by_others(self.config_file, settings)
+            if warning:
+                sys.stderr.write(warning + "\n")
+        return settings
 
     @cached_property
     def _database_url(self) -> tuple[str, str]:

@@ -235,6 +235,8 @@ class JobControl(Base):
     paused: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     changed_by: Mapped[str] = mapped_column(sa.String(255))
+    # why it was paused (`jobs pause --reason`); cleared by a resume
+    reason: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class Settlement(Base):

@@ -1,6 +1,6 @@
 """The output layer's generic half: a report becomes a Rich summary for people, plain text
 under cron, or one JSON document for machines. What a screen of its own needs lives
-beside it: `render_status` (status, the jobs), `render_cron` (the crontab),
+beside it: `render_status` (status, the jobs), `render_cron` (the crontab), `render_demo`,
 `prometheus` (status as Prometheus text)."""
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def format_value(value: Any) -> str:
         return f"{shown} (+{more} more)" if more > 0 else shown
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return str(value)
 
 
@@ -135,7 +137,7 @@ def render_run(
         _render_headline(console, title, summary, headline, result.report)
     else:
         if result.report is not None:
-            summary.update(result.report.as_dict())
+            summary.update(result.report.for_people())
         render_mapping(console, title, summary)
     if result.after_commit is not None:
         render_mapping(console, "after commit", result.after_commit.as_dict())

@@ -38,6 +38,10 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in output_fields(self)}
 
+    def for_people(self) -> dict[str, Any]:
+        """What a summary for people shows of the report (`--json` has every field)."""
+        return self.as_dict()
+
 
 def _plain(value: Any) -> Any:
     """What `dataclasses.asdict` makes of a field's value."""

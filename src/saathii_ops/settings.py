@@ -7,6 +7,7 @@ app's DATABASE_URL, the embedded default).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -25,6 +26,7 @@ from pydantic_settings import (
 )
 
 from saathii_ops.errors import UsageError
+from saathii_ops.masking import mask_secrets
 
 CallType = Literal["audio", "video"]
 Badge = Literal["gold", "silver", "bronze", "basic"]
@@ -269,8 +271,44 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "(root)"
-        parts.append(f"{key}: {error['msg']}")
+        if error["type"] == "extra_forbidden":
+            parts.append(f"{key}: unknown setting{_did_you_mean(error['loc'])}")
+        else:
+            parts.append(f"{key}: {error['msg']}")
     return "; ".join(parts)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """(did you mean presence_inactive_minutes?), for a key of the model it is in."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)"
+
+
+def secret_readable_by_others(path: Path, settings: Settings) -> str | None:
+    """The warning for a config file that holds a password (in its database or Redis URL)
+    and that its group or others may read; None when there is nothing to say."""
+    urls = [url for url in (settings.database_url, settings.redis_url) if url]
+    if not any(mask_secrets(url) != url for url in urls):
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not mode & 0o044:
+        return None
+    return (
+        f"warning: config file {path} holds a password and others can read it "
+        f"(mode {mode & 0o777:o}): chmod 600 {path}"
+    )
 
 
 def resolve_database_url(cli_value: str | None, settings: Settings) -> tuple[str, str]:

@@ -156,4 +156,5 @@ def show(
     with read_only(app) as (session, now):
         badge_date = day.date() if day is not None else badges.business_date(now, app.settings)
         result = badges.listing(session, badge_date, listener)
-    show_report(app, f"listener badges for {badge_date}", result)
+    who = f"listener {listener}" if listener is not None else "every listener"
+    show_report(app, f"listener badges for {badge_date} ({who})", result)

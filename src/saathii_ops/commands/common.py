@@ -85,4 +85,6 @@ def show_report(app: AppContext, title: str, report: Any) -> None:
     if app.json_output:
         emit_json(console, report)
     else:
-        render_mapping(console, title, dataclasses.asdict(report))
+        # a field with no value (e.g. no --listener given) is left out, not shown as "-"
+        shown = {k: v for k, v in dataclasses.asdict(report).items() if v is not None}
+        render_mapping(console, title, shown)

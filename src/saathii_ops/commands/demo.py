@@ -1,11 +1,15 @@
 """`saathii-ops demo`: the whole product on the embedded database, in one command."""
 
+from __future__ import annotations
+
+import shlex
 from typing import Annotated
 
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context
 from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.render_demo import render_demo
 from saathii_ops.render_status import render_status
 
 
@@ -14,10 +18,14 @@ def demo(
     reset: Annotated[bool, typer.Option("--reset", help="Start from an empty database.")] = False,
     users: Annotated[int, typer.Option(min=8, max=1_000_000, help="How many sample users.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the sample data.")] = 7,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Every row each job changed, and the whole status."),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Create (or --reset) the embedded database, fill it with sample data, run every job
-    once, then show `status`."""
+    once: one line per job, the status, what to try next."""
     from saathii_ops.demo import run_demo
 
     app = app_context(ctx, json_output)
@@ -25,6 +33,12 @@ def demo(
     console = stdout_console()
     if app.json_output:
         emit_json(console, result)
+        return
+    if not (verbose or app.verbose):
+        command = "saathii-ops"
+        if app.database_url_option is not None:
+            command += f" --database-url {shlex.quote(result.url)}"
+        render_demo(console, result, command=command)
         return
     render_mapping(console, "demo database", {"database": result.url})
     if result.sample is None:

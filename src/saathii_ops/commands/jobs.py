@@ -1,4 +1,5 @@
-"""`saathii-ops jobs list | pause | resume`: the registered jobs and their pause switches."""
+"""`saathii-ops jobs list | pause | resume | history`: the registered jobs, their pause
+switches and their recent runs."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from typing import Annotated
 
 import typer
 
-from saathii_ops.commands.common import JsonOption, app_context, complete_job_name
+from saathii_ops.commands.common import JsonOption, app_context, complete_job_name, read_only
 from saathii_ops.identity import user_name
 from saathii_ops.render import stdout_console
-from saathii_ops.render_status import render_jobs, render_pause
+from saathii_ops.render_status import render_history, render_jobs, render_pause
 
 app = typer.Typer(
-    help="The registered jobs; pause and resume them on every host.", no_args_is_help=True
+    help="The registered jobs; pause and resume them on every host; their recent runs.",
+    no_args_is_help=True,
 )
+
+HISTORY_LIMIT = 20
 
 JobArgument = Annotated[
     str,
@@ -24,7 +28,7 @@ JobArgument = Annotated[
 
 @app.command("list")
 def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Every job: its schedule, whether it is paused, its last run."""
+    """Every job: its schedule, whether it is paused (since when, by whom, why), its last run."""
     from saathii_ops.db import transaction
     from saathii_ops.schema import require_head
     from saathii_ops.services import job_control
@@ -36,7 +40,9 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
     render_jobs(stdout_console(), states, json_output=app.json_output)
 
 
-def _set_paused(ctx: typer.Context, job: str, *, paused: bool, json_output: bool) -> None:
+def _set_paused(
+    ctx: typer.Context, job: str, *, paused: bool, reason: str | None, json_output: bool
+) -> None:
     from saathii_ops.db import database_now, transaction
     from saathii_ops.schema import require_head
     from saathii_ops.services import job_control
@@ -51,18 +57,64 @@ def _set_paused(ctx: typer.Context, job: str, *, paused: bool, json_output: bool
             paused=paused,
             now=app.now or database_now(session),
             changed_by=f"{user_name()}@{socket.gethostname()}",
+            reason=reason,
         )
         session.commit()
     render_pause(stdout_console(), report, json_output=app.json_output)
 
 
 @app.command()
-def pause(ctx: typer.Context, job: JobArgument, json_output: JsonOption = False) -> None:
+def pause(
+    ctx: typer.Context,
+    job: JobArgument,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="Why, shown by `jobs list` and `status` until the job is resumed.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
     """Pause a job on every host: its runs are recorded as skipped until it is resumed."""
-    _set_paused(ctx, job, paused=True, json_output=json_output)
+    _set_paused(ctx, job, paused=True, reason=reason, json_output=json_output)
 
 
 @app.command()
 def resume(ctx: typer.Context, job: JobArgument, json_output: JsonOption = False) -> None:
-    """Resume a paused job."""
-    _set_paused(ctx, job, paused=False, json_output=json_output)
+    """Resume a paused job: its next scheduled run does its work."""
+    _set_paused(ctx, job, paused=False, reason=None, json_output=json_output)
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    job: Annotated[
+        str | None,
+        typer.Argument(
+            help="A job name, as `jobs list` shows it; default: every job.",
+            show_default=False,
+            autocompletion=complete_job_name,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            max=10_000,
+            help=f"How many runs, newest first; default {HISTORY_LIMIT}.",
+            show_default=False,
+        ),
+    ] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only the failed runs.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Recent runs, newest first: start, duration, outcome and reason, counts, error, host."""
+    from saathii_ops.services import job_control
+
+    app = app_context(ctx, json_output)
+    with read_only(app) as (session, _now):
+        report = job_control.history(session, job, limit=limit or HISTORY_LIMIT, failed_only=failed)
+    render_history(stdout_console(), report, json_output=app.json_output, verbose=app.verbose)

@@ -13,8 +13,10 @@ from saathii_ops.errors import UsageError
 from saathii_ops.masking import mask_secrets
 from saathii_ops.prometheus import prometheus_text
 from saathii_ops.render import emit_json, stdout_console
-from saathii_ops.render_status import render_status
+from saathii_ops.render_status import render_status, watch_status
 from saathii_ops.services.scheduling import targets
+
+WATCH_SECONDS = 5.0  # a status on a large database takes about half a second
 
 
 class Format(StrEnum):
@@ -43,8 +45,29 @@ def status(
             show_default=False,
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every detail of each job, on a terminal.")
+    ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help=f"Refresh in place every SECONDS ({WATCH_SECONDS:g} if not given) until "
+            "Ctrl-C; a terminal only.",
+        ),
+    ] = False,
+    seconds: Annotated[
+        float | None,
+        typer.Argument(
+            metavar="SECONDS",
+            min=0.5,
+            help="With --watch: how often to refresh, in seconds.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Database, schema, each job (last run, failure, next run, overdue) and the data.
+    """Problems first, with what to do; one line per job (state, last run, next run); the
+    data. Plain text when not on a terminal (cron logs, scripts).
 
     Exit 0 healthy, 1 unhealthy (each reason named), 3 database unreachable.
     """
@@ -53,14 +76,30 @@ def status(
     app = app_context(ctx, json_output)
     if app.json_output and output_format is Format.prometheus:
         raise UsageError("--json and --format prometheus exclude each other: choose one")
-    report = status_service.collect(
-        app.engine,
-        app.settings,
-        now=app.now,
-        crontab=targets.installed_target(crontab_file),
-        database_source=app.database_source,
-    )
     console = stdout_console()
+    crontab = targets.installed_target(crontab_file)
+
+    def collect() -> status_service.StatusReport:
+        return status_service.collect(
+            app.engine,
+            app.settings,
+            now=app.now,
+            crontab=crontab,
+            database_source=app.database_source,
+        )
+
+    if seconds is not None and not watch:
+        raise UsageError(f"{seconds:g} seconds: say --watch {seconds:g} to refresh that often")
+    if watch:
+        if app.json_output or output_format is not Format.text:
+            raise UsageError("--watch shows the screen for people: not with --json or --format")
+        if not console.is_terminal:
+            raise UsageError("--watch refreshes a terminal: run it on one (or drop --watch)")
+        watch_status(
+            console, collect, seconds=seconds or WATCH_SECONDS, verbose=verbose or app.verbose
+        )
+        return
+    report = collect()
     if not report.database.reachable:
         # the one line every command gives; monitors still get a document saying "down"
         typer.echo(f"error: {mask_secrets(report.database.error or '')}", err=True)
@@ -69,6 +108,6 @@ def status(
     elif output_format is Format.prometheus:
         console.file.write(prometheus_text(report))
     elif report.database.reachable:
-        render_status(console, report)
+        render_status(console, report, verbose=verbose or app.verbose)
     if report.exit_code:
         raise typer.Exit(report.exit_code)

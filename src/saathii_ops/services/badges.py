@@ -247,6 +247,15 @@ class BadgesReport(Report):
     badge_table: list[BadgeRule] = field(default_factory=list)
     assignments: list[Assignment] = field(default_factory=list)
 
+    def for_people(self) -> dict[str, Any]:
+        """A backfill: its range and the badges' totals, not its first date's rows."""
+        shown = self.as_dict()
+        if len(self.dates) > 1:
+            first, last = self.dates[0], self.dates[-1]
+            shown["dates"] = f"{first} to {last} ({len(self.dates)} days)"
+            shown["assignments"] = f"{len(self.assignments)} (--json lists each)"
+        return shown
+
 
 def badge_table(settings: Settings) -> list[BadgeRule]:
     least = dict(badge_ladder(settings.badge_thresholds))

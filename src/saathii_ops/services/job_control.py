@@ -40,28 +40,51 @@ class PauseReport(Report):
     was_paused: bool
     changed_at: datetime | None
     changed_by: str | None
+    reason: str | None  # why it is paused; None once resumed
+    # a resume: the pause it ended (when, by whom, why); None when it was not paused
+    was_paused_at: datetime | None = None
+    was_paused_by: str | None = None
+    was_paused_reason: str | None = None
 
 
 def set_paused(
-    session: Session, job_name: str, *, paused: bool, now: datetime, changed_by: str
+    session: Session,
+    job_name: str,
+    *,
+    paused: bool,
+    now: datetime,
+    changed_by: str,
+    reason: str | None = None,
 ) -> PauseReport:
-    """Pause or resume a job for every host. Setting the state it already has changes
-    nothing, so the row keeps who paused it and when."""
+    """Pause (with why) or resume a job for every host. Setting the state it already has
+    changes nothing, so the row keeps who paused it, when and why; a resume clears the
+    reason."""
     job = get_job(job_name)
-    was_paused = is_paused(session, job.name)
+    before = session.execute(
+        sa.select(
+            controls.c.paused, controls.c.changed_at, controls.c.changed_by, controls.c.reason
+        ).where(controls.c.job == job.name)
+    ).one_or_none()
+    was_paused = bool(before and before.paused)
+    reason = reason if paused else None
     insert = (sqlite.insert if is_sqlite(session) else postgresql.insert)(controls)
-    statement = insert.values(
-        job=job.name, paused=paused, changed_at=now, changed_by=changed_by
-    ).on_conflict_do_update(
-        index_elements=[controls.c.job],
-        set_={"paused": paused, "changed_at": now, "changed_by": changed_by},
-        where=controls.c.paused != paused,
+    values = {"paused": paused, "changed_at": now, "changed_by": changed_by, "reason": reason}
+    statement = insert.values(job=job.name, **values).on_conflict_do_update(
+        index_elements=[controls.c.job], set_=values, where=controls.c.paused != paused
     )
     session.execute(statement)
     row = session.execute(
-        sa.select(controls.c.changed_at, controls.c.changed_by).where(controls.c.job == job.name)
+        sa.select(controls.c.changed_at, controls.c.changed_by, controls.c.reason).where(
+            controls.c.job == job.name
+        )
     ).one()
-    return PauseReport(job.name, paused, was_paused, row.changed_at, row.changed_by)
+    report = PauseReport(job.name, paused, was_paused, row.changed_at, row.changed_by, row.reason)
+    if was_paused and not paused:
+        assert before is not None
+        report.was_paused_at = before.changed_at
+        report.was_paused_by = before.changed_by
+        report.was_paused_reason = before.reason
+    return report
 
 
 @dataclass
@@ -73,6 +96,7 @@ class JobState:
     paused: bool
     paused_by: str | None
     paused_at: datetime | None
+    paused_reason: str | None
     last_outcome: str | None
     last_reason: str | None
     last_started_at: datetime | None
@@ -111,6 +135,7 @@ def list_jobs(session: Session, settings: Settings) -> list[JobState]:
                 paused=pause is not None,
                 paused_by=pause.changed_by if pause else None,
                 paused_at=pause.changed_at if pause else None,
+                paused_reason=pause.reason if pause else None,
                 last_outcome=run.outcome if run else None,
                 last_reason=run.reason if run else None,
                 last_started_at=run.started_at if run else None,
@@ -139,3 +164,81 @@ def _newest_runs(
         sa.select(runs, newest_first.label("rank")).where(runs.c.job.in_(names), *where).subquery()
     )
     return {row.job: row for row in session.execute(sa.select(ranked).where(ranked.c.rank == 1))}
+
+
+@dataclass
+class RunRecord:
+    """One row of ops_job_runs, as `jobs history` shows it."""
+
+    run_id: int
+    job: str
+    started_at: datetime
+    finished_at: datetime
+    duration_seconds: float
+    outcome: str
+    reason: str | None
+    counts: dict[str, int] | None
+    error: str | None
+    host: str
+    run_now: datetime  # the instant the run worked as of (`--now`, else its start)
+    run_uuid: str | None
+
+
+@dataclass
+class HistoryReport(Report):
+    job: str | None  # None: every job
+    failed_only: bool
+    limit: int
+    runs: list[RunRecord]
+
+
+def history_query(job_name: str | None, *, limit: int, failed_only: bool) -> sa.Select[Any]:
+    """The newest `limit` runs of a job (or of every registered job), newest first.
+
+    Each job's runs are read newest first along ix_ops_job_runs_job_started (job,
+    started_at), stopping after `limit` rows; without a job, one such read per
+    registered job, merged: the table has no index on started_at alone, and a run
+    every minute for a week is ten thousand rows of coins-deduct alone.
+    """
+    names = [get_job(job_name).name] if job_name else [job.name for job in JOBS]
+
+    def newest(name: str) -> sa.Select[Any]:
+        query = sa.select(runs).where(runs.c.job == name)
+        if failed_only:
+            query = query.where(runs.c.outcome == "failed")
+        return query.order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit)
+
+    if len(names) == 1:
+        return newest(names[0])
+    # SQLite allows ORDER BY and LIMIT only on a whole compound select: each part is a
+    # subquery of its own
+    merged = sa.union_all(*(sa.select(newest(name).subquery()) for name in names)).subquery()
+    return (
+        sa.select(merged).order_by(merged.c.started_at.desc(), merged.c.run_id.desc()).limit(limit)
+    )
+
+
+def history(
+    session: Session, job_name: str | None, *, limit: int, failed_only: bool
+) -> HistoryReport:
+    """`jobs history`: see `history_query`."""
+    query = history_query(job_name, limit=limit, failed_only=failed_only)
+    records = [
+        RunRecord(
+            run_id=row.run_id,
+            job=row.job,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            duration_seconds=(row.finished_at - row.started_at).total_seconds(),
+            outcome=row.outcome,
+            reason=row.reason,
+            counts=row.counts,
+            error=row.error,
+            host=row.host,
+            run_now=row.run_now,
+            run_uuid=row.run_uuid,
+        )
+        for row in session.execute(query)
+    ]
+    job = get_job(job_name).name if job_name else None
+    return HistoryReport(job=job, failed_only=failed_only, limit=limit, runs=records)

@@ -42,9 +42,10 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db import database_now, disable_jit, display_url, is_sqlite, transaction
 from saathii_ops.errors import DatabaseUnavailable
+from saathii_ops.formatting import count_name, plural
 from saathii_ops.jobs import JOBS
 from saathii_ops.models import SOME_ROWS_FAILED, UserCall, UserStatus, UserWallet, table
-from saathii_ops.reports import Report
+from saathii_ops.reports import INTERNAL, Report
 from saathii_ops.schema import inspect_schema, not_ready_reason
 from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
 from saathii_ops.services.scheduling.expressions import server_timezone
@@ -92,6 +93,7 @@ class JobHealth:
     paused: bool
     paused_by: str | None
     paused_at: datetime | None
+    paused_reason: str | None
     never_run: bool
     last_outcome: str | None
     last_reason: str | None
@@ -106,6 +108,11 @@ class JobHealth:
     next_run_at: datetime
     overdue: bool
     last_run_failed: bool
+
+    @property
+    def last_run_exited_1(self) -> bool:
+        """An ok run with rows it could not process (or, for the audit, findings)."""
+        return self.last_outcome == "ok" and self.last_reason == SOME_ROWS_FAILED
 
 
 def _figure(description: str) -> dict[str, str]:
@@ -144,6 +151,14 @@ class DataHealth:
 
 
 @dataclass
+class Finding:
+    """A problem, and what to do about it (for people; `problems` is the text alone)."""
+
+    problem: str
+    todo: str | None = None
+
+
+@dataclass
 class StatusReport(Report):
     now: datetime
     healthy: bool
@@ -154,6 +169,8 @@ class StatusReport(Report):
     badge_date: date | None  # "today" in the business timezone
     jobs: list[JobHealth]
     data: DataHealth | None
+    # each problem with what to do, in the same order
+    findings: list[Finding] = field(default_factory=list, metadata=INTERNAL)
 
     @property
     def exit_code(self) -> int:
@@ -191,11 +208,12 @@ def collect(
             badge_date=None,
             jobs=[],
             data=None,
+            findings=[Finding(str(exc))],
         )
-    problems: list[str] = []
+    findings: list[Finding] = []
     schema_problem = not_ready_reason(state)
     if schema_problem is not None:
-        problems.append(f"{schema_problem} (jobs and data not read until then)")
+        findings.append(Finding(f"{schema_problem} (jobs and data not read until then)"))
     scheduled = installed_jobs(crontab)
 
     with transaction(engine, read_only=True) as session:
@@ -210,13 +228,13 @@ def collect(
             today = badges.business_date(now, settings)
             data = data_health(session, settings, now, today)
 
-    problems += [problem for job in jobs for problem in job_problems(job)]
+    findings += [finding for job in jobs for finding in job_problems(job)]
     if data is not None:
-        problems += data_problems(data)
+        findings += data_problems(data, jobs)
     return StatusReport(
         now=now,
-        healthy=not problems,
-        problems=problems,
+        healthy=not findings,
+        problems=[finding.problem for finding in findings],
         database=DatabaseHealth(
             url, reachable=True, server_version=version, error=None, source=database_source
         ),
@@ -225,6 +243,7 @@ def collect(
         badge_date=today,
         jobs=jobs,
         data=data,
+        findings=findings,
     )
 
 
@@ -262,6 +281,7 @@ def job_health(
                 paused=state.paused,
                 paused_by=state.paused_by,
                 paused_at=state.paused_at,
+                paused_reason=state.paused_reason,
                 never_run=state.last_started_at is None,
                 last_outcome=state.last_outcome,
                 last_reason=state.last_reason,
@@ -306,30 +326,51 @@ FINDING_COUNTS = (
 )
 
 
-def job_problems(job: JobHealth) -> list[str]:
-    problems = []
+def job_problems(job: JobHealth) -> list[Finding]:
+    findings = []
+    run_it = f"`saathii-ops {job.command}` runs it now"
     if job.overdue:
         assert job.last_run_now is not None
-        problems.append(
-            f"{job.job} is overdue: due at {_moment(job.due_at)} ({job.schedule} in "
-            f"{job.timezone}), last ran as of {_moment(job.last_run_now)}"
+        if job.scheduled:
+            todo = f"cron has it: see cron's log and `saathii-ops jobs history {job.job}`; {run_it}"
+        else:
+            todo = f"`saathii-ops cron install` schedules it; {run_it}"
+        findings.append(
+            Finding(
+                f"{job.job} is overdue: due at {_moment(job.due_at)} ({job.schedule} in "
+                f"{job.timezone}), last ran as of {_moment(job.last_run_now)}",
+                todo,
+            )
         )
     if job.last_run_failed:
         assert job.last_started_at is not None
-        problems.append(
-            f"{job.job}'s last run failed (at {_moment(job.last_started_at)}): {job.last_error}"
+        findings.append(
+            Finding(
+                f"{job.job}'s last run failed (at {_moment(job.last_started_at)}): "
+                f"{job.last_error}",
+                f"`saathii-ops jobs history {job.job} --failed` lists its failures; "
+                f"`saathii-ops -v {job.command}{_DRY_RUN.get(job.job, ' --dry-run')}` "
+                "shows the traceback",
+            )
         )
-    if job.last_outcome == "ok" and job.last_reason == SOME_ROWS_FAILED:
+    if job.last_run_exited_1:
         assert job.last_started_at is not None
         found = ", ".join(
-            f"{name} {value}"
+            f"{count_name(name)} {value}"
             for name, value in (job.last_counts or {}).items()
             if name in FINDING_COUNTS and value
         )
-        problems.append(
-            f"{job.job}'s last run (at {_moment(job.last_started_at)}) exited 1: {found}"
+        findings.append(
+            Finding(
+                f"{job.job}'s last run (at {_moment(job.last_started_at)}) exited 1: {found}",
+                f"`saathii-ops {job.command}{_DRY_RUN.get(job.job, ' --dry-run')}` names each",
+            )
         )
-    return problems
+    return findings
+
+
+# how to re-run a job without changing anything (wallets audit only reads)
+_DRY_RUN = {"wallets-audit": ""}
 
 
 def _moment(value: datetime) -> str:
@@ -373,18 +414,54 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
     )
 
 
-def data_problems(data: DataHealth) -> list[str]:
-    problems = []
+def data_problems(data: DataHealth, jobs: list[JobHealth]) -> list[Finding]:
+    findings = []
     if data.billing_behind_calls:
-        problems.append(
-            f"billing is behind: {data.billing_behind_calls} ongoing calls owe coins for "
-            f"minutes that started over {_billing_grace_minutes()} minutes ago "
-            "(is coins-deduct running?)"
+        coins_deduct = next((job for job in jobs if job.job == BILLING_JOB), None)
+        n = data.billing_behind_calls
+        behind = (
+            f"{plural(n, 'ongoing call')} {'owes' if n == 1 else 'owe'} coins for minutes "
+            f"that started over {_billing_grace_minutes()} minutes ago"
         )
+        cause = billing_cause(coins_deduct) if coins_deduct else None
+        if coins_deduct is not None and coins_deduct.paused:
+            todo = f"`saathii-ops jobs resume {BILLING_JOB}`: its next run bills what is owed"
+        else:
+            todo = "`saathii-ops coins deduct` bills them now"
+        if cause:
+            findings.append(Finding(f"billing is behind because {cause}: {behind}", todo))
+        else:
+            findings.append(
+                Finding(f"billing is behind: {behind} (is {BILLING_JOB} running?)", todo)
+            )
     if data.unbillable_calls:
-        problems.append(
-            f"{data.unbillable_calls} ongoing calls cannot be billed (half-ended by the app, "
-            "settled before, or bad rows: `coins deduct --dry-run` names each): "
-            "coins deduct skips them"
+        findings.append(
+            Finding(
+                f"{plural(data.unbillable_calls, 'ongoing call')} cannot be billed (half-ended "
+                "by the app, settled before, or bad rows: `coins deduct --dry-run` names each): "
+                "coins deduct skips them",
+                "docs/running-beside-the-app.md says what to do with each kind",
+            )
         )
-    return problems
+    return findings
+
+
+BILLING_JOB = "coins-deduct"
+
+
+def billing_cause(job: JobHealth) -> str | None:
+    """What status knows keeps coins-deduct from billing, in a few words; None: nothing."""
+    if job.paused:
+        cause = f"{job.job} is paused since "
+        cause += _moment(job.paused_at) if job.paused_at else "?"
+        cause += f" by {job.paused_by}"
+        return f"{cause}: {job.paused_reason}" if job.paused_reason else cause
+    if job.never_run:
+        return f"{job.job} has never run"
+    if job.last_run_failed:
+        return f"{job.job}'s last run failed"
+    if job.overdue:
+        return f"{job.job} is overdue"
+    if job.scheduled is False:
+        return f"{job.job} is not in the installed cron block"
+    return None

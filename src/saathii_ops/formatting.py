@@ -1,0 +1,78 @@
+"""How times, durations and counts are written for people, in every command's output.
+
+Times always carry their timezone: UTC, unless a caller names another (the business
+timezone where the business day matters). Counts are written as words
+("calls charged 3"), the same in every command; `--json` keeps their field names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
+
+
+def moment(value: datetime, tz: tzinfo = UTC) -> str:
+    """2026-12-03 07:25:26 UTC"""
+    local = value.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+
+def minute(value: datetime, tz: tzinfo = UTC) -> str:
+    """2026-12-03 07:25 UTC"""
+    local = value.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def duration(seconds: float) -> str:
+    """< 0.01 s, 0.04 s, 0.6 s, 12 s, 3 min 5 s, 2 h 10 min"""
+    if seconds < 0.01:
+        return "< 0.01 s"
+    if seconds < 0.1:
+        return f"{seconds:.2f} s"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def relative(value: datetime, now: datetime) -> str:
+    """3 min ago, in 5 min, just now (within a minute), 2 h ago, 3 days ago."""
+    seconds = (value - now).total_seconds()
+    span = abs(seconds)
+    if span < 60:
+        return "just now" if seconds <= 0 else "within a minute"
+    if span < 3600:
+        amount = f"{int(span // 60)} min"
+    elif span < 48 * 3600:
+        hours, rest = divmod(int(span // 60), 60)
+        amount = f"{hours} h {rest} min" if rest and hours < 10 else f"{hours} h"
+    else:
+        amount = f"{int(span // 86400)} days"
+    return f"{amount} ago" if seconds < 0 else f"in {amount}"
+
+
+def count_name(name: str) -> str:
+    """A report's count field as words: calls_charged -> calls charged."""
+    return name.replace("_", " ")
+
+
+def counts(values: Mapping[str, int] | None, *, zeros: bool = False) -> str:
+    """calls charged 3, coins charged 90 (zeros left out unless asked for)."""
+    shown = [f"{count_name(k)} {v}" for k, v in (values or {}).items() if zeros or v]
+    if shown:
+        return ", ".join(shown)
+    return "all counts 0" if values else "-"
+
+
+def yes_no(value: bool | None, unknown: str = "unknown") -> str:
+    return unknown if value is None else ("yes" if value else "no")
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """1 problem, 2 problems."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"

@@ -1,0 +1,71 @@
+"""The small things of issue 14: a backfill shows its range and the badges' totals, not its
+first date's rows; `badges show` without --listener says so instead of "listener id: -";
+booleans read yes/no, not Python's True/False."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from saathii_ops.db import transaction
+from saathii_ops.models import ListenerBadge
+from tests.conftest import Cli
+from tests.factories import T0, add_call, add_user
+
+NOW = datetime(2026, 11, 28, 18, 31, tzinfo=UTC)
+
+
+def _listeners(engine: Engine, n: int) -> None:
+    with transaction(engine) as s:
+        for _ in range(n):
+            add_user(s, role="listener")
+        s.commit()
+
+
+def test_a_backfill_shows_its_range_and_totals(cli: Cli, engine: Engine) -> None:
+    _listeners(engine, 60)
+    result = cli(
+        "--now", NOW.isoformat(), "badges", "assign", "--from", "2026-01-01", "--to", "2026-03-31"
+    )
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "  dates: 2026-01-01 to 2026-03-31 (90 days)\n" in out
+    assert "  basic: 5400\n" in out and "  total: 5400\n" in out
+    assert "  assignments: 5400 (--json lists each)\n" in out
+    assert "listener_id=" not in out  # no rows of the first date
+    assert "(+" not in out
+    with transaction(engine) as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(ListenerBadge)) == 5400
+
+    one_day = cli("--now", NOW.isoformat(), "badges", "assign", "--date", "2026-04-01").stdout
+    assert "  dates: 2026-04-01\n" in one_day
+    assert "assignments:\n" in one_day and one_day.count("  listener_id=") == 50
+    assert "  (+10 more; --json shows all)" in one_day
+
+
+def test_badges_show_names_whose_badges_it_shows(cli: Cli, engine: Engine) -> None:
+    _listeners(engine, 2)
+    cli("--now", NOW.isoformat(), "badges", "assign")
+    every = cli("--now", NOW.isoformat(), "badges", "show").stdout
+    assert every.splitlines()[0] == "listener badges for 2026-11-29 (every listener)"
+    assert "listener_id: -" not in every and "listener id" not in every
+    with transaction(engine) as s:
+        listener = s.scalar(sa.select(sa.func.min(ListenerBadge.listener_id)))
+    one = cli("--now", NOW.isoformat(), "badges", "show", "--listener", str(listener)).stdout
+    assert one.splitlines()[0] == f"listener badges for 2026-11-29 (listener {listener})"
+    assert f"  listener_id: {listener}\n" in one
+
+
+def test_booleans_read_yes_and_no(cli: Cli, engine: Engine) -> None:
+    with transaction(engine) as s:
+        caller = add_user(s, balance=1000)
+        listener = add_user(s, role="listener", balance=0)
+        add_call(s, caller, listener, start=T0)
+        s.commit()
+    billed = cli("--now", T0.replace(minute=3).isoformat(), "coins", "deduct", "--dry-run")
+    assert billed.exit_code == 0, billed.stderr
+    text = billed.stdout + cli("db", "current").stdout + cli("db", "adopt").stdout
+    assert "True" not in text and "False" not in text
+    assert "already_adopted: yes" in text and "at_head: yes" in text

@@ -1,0 +1,197 @@
+"""`status` on a terminal (issue 14): the verdict and each problem first with what to do,
+one line per job that fits 80 columns, the data, the database; colour through Rich,
+off under NO_COLOR and when piped; `-v` every detail; `--watch` refreshes in place.
+
+A terminal is forced with Rich's TTY_COMPATIBLE=1 and its width with COLUMNS."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from saathii_ops import render_status
+from saathii_ops.jobs import JOBS
+from saathii_ops.services.scheduling import targets
+from tests.conftest import Cli
+
+NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=30)
+SGR = re.compile(r"\x1b\[([0-9;]*)m")
+ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain(text: str) -> list[str]:
+    return [line.rstrip() for line in ESCAPE.sub("", text).splitlines()]
+
+
+def colours(text: str) -> set[int]:
+    """The SGR colour parameters used (foreground/background 30-49, 90-107)."""
+    found = set()
+    for params in SGR.findall(text):
+        for p in params.split(";"):
+            if p and (30 <= int(p) <= 49 or 90 <= int(p) <= 107):
+                found.add(int(p))
+    return found
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """The demo's database, made at NOW, with no crontab to be found."""
+    monkeypatch.setenv("SAATHII_SERVER_TIMEZONE", "UTC")
+    monkeypatch.setattr(targets, "SYSTEM_CRONTAB", tmp_path / "no-system-crontab")
+    monkeypatch.setattr(targets.shutil, "which", lambda name: None)
+    cli = Cli(None)
+    assert cli("--now", NOW.isoformat(), "demo").exit_code == 0
+    return cli
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return monkeypatch
+
+
+def test_the_demo_half_an_hour_later_at_80_columns(demo: Cli, terminal: pytest.MonkeyPatch) -> None:
+    result = demo("--now", LATER.isoformat(), "status")
+    assert result.exit_code == 1
+    lines = plain(result.stdout)
+    # the verdict, then each problem (with what to do) in the first lines
+    assert lines[0] == "UNHEALTHY (4 problems)  status at 2026-11-29 06:30:00 UTC"
+    assert lines[1].startswith("✗ coins-deduct is overdue: due at 2026-11-29 06:28:00 UTC")
+    assert lines[3].startswith("  → `saathii-ops cron install` schedules it;")
+    problems = [line for line in lines if line.startswith("✗ ")]
+    assert [p.split(":")[0] for p in problems] == [
+        "✗ coins-deduct is overdue",
+        "✗ calls-cleanup is overdue",
+        "✗ presence-cleanup is overdue",
+        "✗ billing is behind because coins-deduct is overdue",
+    ]
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    # one line per job, its name whole
+    header = next(
+        n for n, line in enumerate(lines) if re.fullmatch(r"job +state +last run +next run", line)
+    )
+    rows = lines[header + 1 : header + 1 + len(JOBS)]
+    assert [row.split()[0] for row in rows] == [job.name for job in JOBS]
+    assert rows[0].split("  ")[0] == "coins-deduct"
+    assert re.fullmatch(
+        r"coins-deduct +OVERDUE +30 min ago, [<0-9.]+ [0-9.]* ?s +in 1 min", rows[0]
+    )
+    assert re.fullmatch(r"badges-assign +ok +30 min ago, .* s +18:31 UTC", rows[3]), rows[3]
+    assert rows[4].endswith("2026-11-30 01:00 UTC") or rows[4].endswith("01:00 UTC")
+    # then the data, then the database
+    data = lines.index("data (badge date 2026-11-29, business day)")
+    assert data > header
+    assert any(line.endswith("ongoing calls") for line in lines[data:])
+    assert any(line.startswith("database") for line in lines[data:])
+    # colour on: red verdict, green ok
+    assert "\x1b[1;31mUNHEALTHY (4 problems)" in result.stdout
+    assert "\x1b[32mok" in result.stdout
+    assert {31, 32, 36} <= colours(result.stdout)
+
+
+def test_at_160_columns_each_job_is_one_line(demo: Cli, terminal: pytest.MonkeyPatch) -> None:
+    terminal.setenv("COLUMNS", "160")
+    lines = plain(demo("--now", LATER.isoformat(), "status").stdout)
+    assert all(len(line) <= 160 for line in lines)
+    # a problem and its advice each on one line
+    assert lines[1].endswith("last ran as of 2026-11-29 06:00:00 UTC")
+    assert lines[2].startswith("  → ") and lines[3].startswith("✗ ")
+    header = next(n for n, line in enumerate(lines) if line.startswith("job "))
+    rows = lines[header + 1 : header + 1 + len(JOBS)]
+    assert [row.split()[0] for row in rows] == [job.name for job in JOBS]
+    assert lines[header + 1 + len(JOBS)] == ""
+
+
+def test_no_color_keeps_the_screen_without_colour(demo: Cli, terminal: pytest.MonkeyPatch) -> None:
+    terminal.setenv("NO_COLOR", "1")
+    result = demo("--now", LATER.isoformat(), "status")
+    assert colours(result.stdout) == set()
+    assert plain(result.stdout)[0] == "UNHEALTHY (4 problems)  status at 2026-11-29 06:30:00 UTC"
+
+
+def test_piped_status_is_plain_text_without_escape_codes(demo: Cli) -> None:
+    result = demo("--now", LATER.isoformat(), "status")
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == "status at 2026-11-29T06:30:00+00:00: UNHEALTHY (4 problems)"
+    row = next(line for line in lines if line.startswith("  job=coins-deduct "))
+    assert "last_run=ok at " in row and " UTC in " in row
+    assert "(as of --now 2026-11-29 06:00:00 UTC)" in row
+    assert "counts=calls charged 3, coins charged 90, minutes charged 9, calls ended 3, " in row
+    assert "next_run=2026-11-29 06:31 UTC" in row and row.endswith("state=OVERDUE")
+    assert lines[lines.index("problems:") + 1].startswith("  - coins-deduct is overdue")
+
+
+def test_verbose_shows_every_job_in_full(demo: Cli, terminal: pytest.MonkeyPatch) -> None:
+    for argv in (["status", "-v"], ["status", "--verbose"]):
+        lines = plain(demo("--now", LATER.isoformat(), *argv).stdout)
+        assert all(len(line) <= 80 for line in lines)
+        detail = lines.index("coins-deduct   OVERDUE")
+        assert lines[detail + 1].split() == ["schedule", "*", "*", "*", "*", "*", "(UTC)"]
+        assert lines[detail + 3].split()[:2] == ["paused", "no"]
+        assert lines[detail + 4].startswith("  last run     ok at ")
+        text = "\n".join(lines)
+        assert "  due at       2026-11-29 06:28:00 UTC" in text
+        assert "calls charged 3, coins charged 90" in text
+
+
+def test_a_paused_coins_deduct_on_the_screen(demo: Cli, terminal: pytest.MonkeyPatch) -> None:
+    pause = ("jobs", "pause", "coins-deduct", "--reason", "DB failover")
+    assert demo("--now", (NOW + timedelta(minutes=1)).isoformat(), *pause).exit_code == 0
+    lines = plain(demo("--now", LATER.isoformat(), "status").stdout)
+    text = "\n".join(lines)
+    behind = next(n for n, line in enumerate(lines) if line.startswith("✗ billing is behind"))
+    assert lines[behind].startswith(
+        "✗ billing is behind because coins-deduct is paused since 2026-11-29 06:01:00 UTC"
+    )
+    advice = " ".join(line.strip() for line in lines[behind + 1 : behind + 4])
+    assert "→ `saathii-ops jobs resume coins-deduct`: its next run bills what is owed" in advice
+    assert "coins-deduct is overdue" not in text  # paused, not late
+    row = next(line for line in lines if line.startswith("coins-deduct "))
+    assert row.split()[1] == "paused"
+    assert any(
+        line.startswith("coins-deduct is paused since 2026-11-29 06:01:00 UTC by ")
+        and line.endswith(": DB failover")
+        for line in lines
+    )
+
+
+def test_watch_refreshes_in_place_until_ctrl_c(demo: Cli, terminal: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    terminal.setattr(render_status.time, "sleep", sleep)
+    result = demo("--now", LATER.isoformat(), "status", "--watch")
+    assert result.exit_code == 0, result.stderr
+    assert sleeps == [5.0, 5.0]
+    # drawn once per refresh (and again as Live stops)
+    assert result.stdout.count("UNHEALTHY (4 problems)") >= 2
+    assert "every 5 s; Ctrl-C stops" in result.stdout
+    assert "\x1b[2K" in result.stdout or "\x1b[1A" in result.stdout  # redrawn in place
+
+    sleeps.clear()
+    again = demo("--now", LATER.isoformat(), "status", "--watch", "1.5")
+    assert (again.exit_code, sleeps) == (0, [1.5, 1.5])
+
+
+def test_watch_needs_a_terminal_and_the_screen(demo: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    piped = demo("status", "--watch")
+    assert (piped.exit_code, piped.stderr) == (
+        2,
+        "error: --watch refreshes a terminal: run it on one (or drop --watch)\n",
+    )
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    assert demo("status", "--watch", "--json").exit_code == 2
+    assert demo("status", "--watch", "--format", "prometheus").exit_code == 2
+    assert demo("status", "--watch", "0.1").exit_code == 2
