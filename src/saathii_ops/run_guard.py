@@ -28,6 +28,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from saathii_ops.errors import ExitCode
+
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -46,9 +48,11 @@ class Stop:
     signal: int | None = None  # the signal that stopped the run, if any
 
     @property
-    def exit_code(self) -> int | None:
+    def exit_code(self) -> ExitCode | None:
         """128 + the signal's number, as a shell reports a process killed by it."""
-        return None if self.signal is None else 128 + self.signal
+        if self.signal is None:
+            return None
+        return ExitCode.INTERRUPTED if self.signal == signal.SIGINT else ExitCode.TERMINATED
 
 
 class RunGuard:

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from saathii_ops import wiring
@@ -39,10 +38,11 @@ from saathii_ops.db import (
     database_now,
     disable_jit,
     is_sqlite,
+    lost_connection,
     set_statement_timeout,
     transaction,
 )
-from saathii_ops.errors import DatabaseUnavailable, Interrupted, OpsError
+from saathii_ops.errors import DatabaseUnavailable, ExitCode, Interrupted, OpsError
 from saathii_ops.jobs import Job
 from saathii_ops.masking import first_line
 from saathii_ops.models import SOME_ROWS_FAILED, JobRun
@@ -76,12 +76,12 @@ class RunResult:
     warning: str | None = None  # work after the commit that failed: reported, never raised
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         if self.outcome == "failed":
-            return 1
+            return ExitCode.FAILED
         if self.report is not None and self.report.failed_rows:
-            return 1
-        return 0
+            return ExitCode.FAILED
+        return ExitCode.OK
 
 
 # Each statement of a run's bookkeeping (its failure record, its reads after the
@@ -280,10 +280,11 @@ def _failed(
     it: a RunResult for a job that failed, the operator's error for anything else."""
     guard.disarm()
     exc, stop = failure.exc, guard.stop
+    lost = lost_connection(exc) is not None
     state_error = None if stop is not None else classify_database_error(exc)
     if stop is not None:
         error = stop.reason
-    elif _is_disconnect(exc):
+    elif lost:
         error = f"lost the database connection: {first_line(exc)}"
     else:
         error = f"{type(exc).__name__}: {first_line(exc)}"
@@ -294,7 +295,7 @@ def _failed(
     record = "recorded as failed" if recorded else "could not be recorded"
     if stop is not None and stop.exit_code is not None:
         raise Interrupted(f"{job.name} {stop.reason}, nothing applied; {record}", stop.exit_code)
-    if stop is None and _is_disconnect(exc):
+    if stop is None and lost:
         raise DatabaseUnavailable(
             f"{job.name} lost the database connection mid-run ({first_line(exc)}): "
             f"the server rolled it back, nothing applied; {record}"
@@ -321,10 +322,6 @@ def _after_commit(
         log.warning("%s %s (the run's changes stand)", job.name, warning)
         log.debug("%s after the commit", job.name, exc_info=True)
         return None, warning
-
-
-def _is_disconnect(exc: Exception) -> bool:
-    return isinstance(exc, OperationalError) and bool(exc.connection_invalidated)
 
 
 @contextmanager

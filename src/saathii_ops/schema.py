@@ -16,15 +16,13 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from saathii_ops.db import READ_ONLY, classify_database_error, display_url, is_sqlite
-from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
+from saathii_ops.db import READ_ONLY, classify_database_error, display_url, is_sqlite, unreachable
+from saathii_ops.errors import ExitCode, SchemaNotReady
 from saathii_ops.masking import first_line
 from saathii_ops.models import APP_TABLE_COLUMNS, APP_TABLES, table
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 APP_SCHEMA_REVISION = "0001"
-# SQLSTATEs of a statement cancelled by statement_timeout, and of a lock_timeout
-TIMED_OUT = ("57014", "55P03")
 
 
 def _config(connection: Connection | None = None, output: TextIO | None = None) -> Config:
@@ -59,6 +57,11 @@ class SchemaState:
         return self.current == self.head
 
     @property
+    def exit_code(self) -> ExitCode:
+        """`db current`: a schema not at head is not ready (SPEC §9)."""
+        return ExitCode.OK if self.at_head else ExitCode.UNAVAILABLE
+
+    @property
     def app_tables_missing(self) -> list[str]:
         """The app's tables gone from a database these migrations manage."""
         if self.current is None:
@@ -87,15 +90,7 @@ def inspect_schema(engine: Engine, *, timeout_seconds: float | None = None) -> S
             current = MigrationContext.configure(conn).get_current_revision()
             tables = set(sa.inspect(conn).get_table_names())
     except DBAPIError as exc:  # unreachable, or not a database at all (SQLite)
-        if getattr(exc.orig, "pgcode", None) in TIMED_OUT:
-            raise DatabaseUnavailable(
-                f"the database at {display_url(engine.url)} did not give its schema revision "
-                f"within {timeout_seconds:g} s (a migration or a DBA holding a lock on "
-                "alembic_version?)"
-            ) from exc
-        raise DatabaseUnavailable(
-            f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
-        ) from exc
+        raise unreachable(engine.url, exc, timeout_seconds) from exc
     present = sorted(name for name in APP_TABLE_COLUMNS if name in tables)
     return SchemaState(display_url(engine.url), current, head_revision(), present)
 
