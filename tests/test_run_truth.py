@@ -292,13 +292,13 @@ def test_a_badge_backfill_longer_than_its_deadline_ends_with_one_line_and_nothin
             add_user(s, role="listener")
         s.commit()
     monkeypatch.setattr(runner, "DEADLINE_RESERVE_SECONDS", 8.0)  # the work's deadline: 2 s
-    check = badges._check_against_the_badge_table
+    plan = badges.plan
 
     def slow_day(*args, **kwargs):  # type: ignore[no-untyped-def]
         time.sleep(0.05)  # once a day: 366 days, 18 s
-        return check(*args, **kwargs)
+        return plan(*args, **kwargs)
 
-    monkeypatch.setattr(badges, "_check_against_the_badge_table", slow_day)
+    monkeypatch.setattr(badges, "plan", slow_day)
     config = tmp_path / "ops.toml"
     config.write_text("run_deadline_seconds = 10\n")
     started = time.monotonic()
