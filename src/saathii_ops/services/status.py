@@ -6,7 +6,7 @@ the calls it would end, the badge plan the listeners without today's badge,
 presence's predicates the online and busy users. The database is read in one
 read-only transaction, with a handful of aggregate queries.
 
-Health rules:
+Health rules (the choices the SPEC leaves open: docs/decisions.md#status):
 - a job is overdue when it has run before, is not paused, and its last run
   worked as of an instant before F, the most recent firing of its schedule at
   or before now - OVERDUE_GRACE. "Worked as of" is the run's `run_now` (the database
