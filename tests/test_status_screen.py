@@ -85,7 +85,7 @@ def test_the_demo_half_an_hour_later_at_80_columns(demo: Cli, terminal: pytest.M
     assert re.fullmatch(r"badges-assign +ok +30 min ago, .* s +18:31 UTC", rows[3]), rows[3]
     assert rows[4].endswith("2026-11-30 01:00 UTC") or rows[4].endswith("01:00 UTC")
     # then the data, then the database
-    data = lines.index("data (badge date 2026-11-29, business day)")
+    data = lines.index("data (badge date 2026-11-29 in Asia/Kolkata)")
     assert data > header
     assert any(line.endswith("ongoing calls") for line in lines[data:])
     assert any(line.startswith("database") for line in lines[data:])

@@ -49,7 +49,7 @@ def render_status(console: Console, report: StatusReport, *, verbose: bool = Fal
             f.metadata["description"]: getattr(report.data, f.name)
             for f in dataclasses.fields(report.data)
         }
-        render_mapping(console, f"data (badge date {report.badge_date})", figures)
+        render_mapping(console, f"data (badge date {_badge_day(report)})", figures)
     if report.problems:
         console.print("problems:")
         for problem in report.problems:
@@ -71,6 +71,12 @@ def watch_status(
                 time.sleep(seconds)
     except KeyboardInterrupt:
         pass
+
+
+def _badge_day(report: StatusReport) -> str:
+    """2026-11-29 in Asia/Kolkata: the business day the badges are of."""
+    zone = f" in {report.business_timezone}" if report.business_timezone else ""
+    return f"{report.badge_date}{zone}"
 
 
 def _verdict(report: StatusReport) -> str:
@@ -169,7 +175,7 @@ def status_screen(report: StatusReport, *, verbose: bool = False) -> RenderableT
             parts.append(Text(f"{job.job} is paused {since}", style="yellow"))
     if report.data is not None:
         parts.append(Text())
-        parts.append(Text(f"data (badge date {report.badge_date}, business day)", style="bold"))
+        parts.append(Text(f"data (badge date {_badge_day(report)})", style="bold"))
         figures = Table.grid(padding=(0, 1))
         figures.add_column(justify="right", no_wrap=True)
         figures.add_column()

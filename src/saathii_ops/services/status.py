@@ -171,6 +171,8 @@ class StatusReport(Report):
     data: DataHealth | None
     # each problem with what to do, in the same order
     findings: list[Finding] = field(default_factory=list, metadata=INTERNAL)
+    # the zone `badge_date` is "today" in, for people
+    business_timezone: str | None = field(default=None, metadata=INTERNAL)
 
     @property
     def exit_code(self) -> int:
@@ -244,6 +246,7 @@ def collect(
         jobs=jobs,
         data=data,
         findings=findings,
+        business_timezone=settings.timezone,
     )
 
 
