@@ -1,4 +1,5 @@
-"""The output layer for the jobs' state: the `status` screen, `jobs list` and a pause."""
+"""The output layer for the jobs' state: `status` (the screen for people on a terminal,
+plain text elsewhere, `--watch`), `jobs list`, a pause or resume, `jobs history`."""
 
 from __future__ import annotations
 
@@ -293,12 +294,6 @@ def outcome_text(outcome: str | None, reason: str | None) -> str:
     return f"{text} ({reason})" if reason else text
 
 
-def styled_outcome(text: str | None, reason: str | None, *, outcome: str | None = None) -> Text:
-    """`text` (an outcome and its reason) in the colour of `outcome` (default: `text`)."""
-    style = OUTCOME_STYLES.get(outcome or text or "", "")
-    return Text(outcome_text(text, reason), style=style)
-
-
 def last_run(state: JobState) -> str:
     if state.last_started_at is None:
         return "never"
@@ -330,7 +325,8 @@ def render_jobs(console: Console, states: list[JobState], *, json_output: bool) 
         table.add_column("schedule", no_wrap=True)
         table.add_column("last run")
         for state, (job, schedule, paused, last) in zip(states, rows, strict=True):
-            table.add_row(job, schedule, styled_outcome(last, None, outcome=state.last_outcome))
+            style = OUTCOME_STYLES.get(state.last_outcome or "", "")
+            table.add_row(job, schedule, Text(last, style=style))
             if state.paused:
                 table.add_row("", "", Text(f"paused {paused}", style="yellow"))
         console.print(table, soft_wrap=False)
