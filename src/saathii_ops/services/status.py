@@ -352,8 +352,7 @@ def job_problems(job: JobHealth) -> list[Finding]:
                 f"{job.job}'s last run failed (at {_moment(job.last_started_at)}): "
                 f"{job.last_error}",
                 f"`saathii-ops jobs history {job.job} --failed` lists its failures; "
-                f"`saathii-ops -v {job.command}{_DRY_RUN.get(job.job, ' --dry-run')}` "
-                "shows the traceback",
+                f"`saathii-ops -v {job.command} --dry-run` shows the traceback",
             )
         )
     if job.last_run_exited_1:
@@ -366,14 +365,10 @@ def job_problems(job: JobHealth) -> list[Finding]:
         findings.append(
             Finding(
                 f"{job.job}'s last run (at {_moment(job.last_started_at)}) exited 1: {found}",
-                f"`saathii-ops {job.command}{_DRY_RUN.get(job.job, ' --dry-run')}` names each",
+                f"`saathii-ops {job.command} --dry-run` names each",
             )
         )
     return findings
-
-
-# how to re-run a job without changing anything (wallets audit only reads)
-_DRY_RUN = {"wallets-audit": ""}
 
 
 def _moment(value: datetime) -> str:
