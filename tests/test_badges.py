@@ -509,21 +509,6 @@ def test_the_registered_job_assigns_today_and_reports_each_date(engine: Engine) 
     assert done == [D, D + timedelta(1)]
 
 
-def test_a_plan_that_disagrees_with_the_badge_table_is_rolled_back(
-    cli: Cli, engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with transaction(engine) as s:
-        add_listener(s, 120)
-        s.commit()
-    monkeypatch.setattr(badges, "badge_for_minutes", lambda minutes, thresholds: "gold")
-    result = cli("--now", NOW.isoformat(), "badges", "assign")
-    assert result.exit_code == 1
-    assert "BadgeTableMismatch" in result.stdout
-    assert rows(engine) == {}
-    with transaction(engine) as s:
-        assert s.scalar(sa.select(JobRun.outcome)) == "failed"
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [

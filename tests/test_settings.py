@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from saathii_ops import settings as settings_module
 from saathii_ops.errors import UsageError
 from saathii_ops.settings import Settings, load_settings, resolve_database_url
 from tests.conftest import Cli
@@ -225,3 +226,23 @@ def test_sane_values_at_the_limits_are_accepted(tmp_path: Path) -> None:
     assert (s.statement_timeout_seconds, s.call_max_minutes) == (2147483, 527040)
     assert (s.coins_per_minute.audio, s.coins_per_minute.video) == (1, 10000)
     assert (s.badge_rates.gold.audio, s.badge_rates.gold.video) == (Decimal(2), Decimal("999.99"))
+
+
+def test_a_redis_url_without_the_redis_extra_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis is the optional extra saathii-ops[redis]: a Redis URL configured without it
+    stops every command before a billing run commits what the cache could not follow."""
+    real_find_spec = settings_module.find_spec
+    monkeypatch.setattr(
+        settings_module, "find_spec", lambda name: None if name == "redis" else real_find_spec(name)
+    )
+    monkeypatch.setenv("SAATHII_REDIS_URL", "redis://:S3cretPW@cache:6379/0")
+    result = Cli(f"sqlite:///{tmp_path / 'x.db'}")("coins", "deduct")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: invalid configuration: redis_url: Value error, it is set but the redis package "
+        "is not installed: pip install 'saathii-ops[redis]' (or unset redis_url)\n"
+    )
+    monkeypatch.delenv("SAATHII_REDIS_URL")
+    assert Cli(f"sqlite:///{tmp_path / 'x.db'}")("coins", "deduct").exit_code == 3  # no schema

@@ -176,6 +176,8 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "last_outcome": "ok",
             "last_reason": None,
             "last_started_at": started.isoformat(),
+            # status's jobs are job_control's JobState and more (issue 12)
+            "last_finished_at": (started + timedelta(seconds=1)).isoformat(),
             "last_run_now": started.isoformat(),
             "last_duration_seconds": 1.0,
             "last_counts": None,

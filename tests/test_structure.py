@@ -74,3 +74,21 @@ def test_no_module_level_import_cycle() -> None:
 
     for name in sorted(graph):
         visit(name, [])
+
+
+def test_every_registered_job_is_wired_and_its_command_resolves_in_the_cli() -> None:
+    """`cron install` writes `saathii-ops <job.command>` on every line: each must be a
+    command of the app, running the job of that name (its wiring resolves)."""
+    import typer
+
+    from saathii_ops import wiring
+    from saathii_ops.cli import app
+    from saathii_ops.jobs import JOBS
+
+    root = typer.main.get_command(app)
+    assert set(wiring.SERVICES) == {job.name for job in JOBS}
+    for job in JOBS:
+        assert callable(wiring.service(job)), job.name
+        assert (wiring.after_commit(job) is not None) == job.bills
+        group, name = job.command.split()
+        assert name in root.commands[group].commands, job.command  # type: ignore[attr-defined]

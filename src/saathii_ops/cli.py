@@ -30,7 +30,7 @@ from saathii_ops.commands import (
 )
 from saathii_ops.context import AppContext
 from saathii_ops.days import EARLIEST_DAY, LATEST_DAY
-from saathii_ops.errors import OpsError, UsageError
+from saathii_ops.errors import ExitCode, OpsError, UsageError
 from saathii_ops.masking import first_line, mask_secrets
 
 # Typer vendors click and exports only BadParameter, whose bases are click's
@@ -93,8 +93,8 @@ class OpsGroup(TyperGroup):
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         except typer.Abort:
             typer.echo("aborted", err=True)
-            sys.exit(130)
-        sys.exit(code if isinstance(code, int) else 0)
+            sys.exit(ExitCode.INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
 
 
 def short_usage(ctx: typer.Context) -> str:

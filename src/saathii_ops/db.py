@@ -145,14 +145,34 @@ _SCHEMA_CHANGED = ("42P01", "42703", "no such table", "no such column")
 _NOT_A_DATABASE = ("file is not a database",)
 
 
+# --- database errors as the operator's: the one home of their translation -------------
+# A command outside a job run takes `operator_error`; the runner tells a lost connection
+# (`lost_connection`) and the database's state (`classify_database_error`) from a failed
+# run (any other error, recorded); connecting takes `unreachable`.
+
+
 def operator_error(exc: BaseException) -> OpsError | None:
-    """The one translation of a database error into the operator's: the database's state
-    (see `classify_database_error`), else any OperationalError (the server went away, a
-    lock or statement timeout) as the database being unavailable."""
+    """A database error outside a job run: the database's state (see
+    `classify_database_error`), else any OperationalError (the server went away, a lock or
+    statement timeout) as the database being unavailable."""
     error = classify_database_error(exc)
     if error is None and isinstance(exc, OperationalError):
         error = DatabaseUnavailable(f"database error: {first_line(exc)}")
     return error
+
+
+def lost_connection(exc: BaseException) -> DatabaseUnavailable | None:
+    """The connection died under a run (the server went away): not the job's failure."""
+    if isinstance(exc, OperationalError) and exc.connection_invalidated:
+        return DatabaseUnavailable(f"lost the database: {first_line(exc)}")
+    return None
+
+
+def unreachable(url: URL, exc: BaseException) -> DatabaseUnavailable:
+    """Connecting failed: the server is down, or (SQLite) the file is not a database."""
+    return DatabaseUnavailable(
+        f"cannot reach the database at {display_url(url)}: {first_line(exc)}"
+    )
 
 
 def classify_database_error(exc: BaseException) -> OpsError | None:
@@ -190,9 +210,7 @@ def transaction(engine: Engine, *, read_only: bool = False) -> Iterator[Session]
     try:
         conn = engine.connect()
     except DBAPIError as exc:
-        raise DatabaseUnavailable(
-            f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
-        ) from exc
+        raise unreachable(engine.url, exc) from exc
     with conn:
         if read_only:
             conn = conn.execution_options(**{READ_ONLY: True})

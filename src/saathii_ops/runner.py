@@ -21,7 +21,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from saathii_ops import wiring
@@ -31,10 +30,11 @@ from saathii_ops.db import (
     database_now,
     disable_jit,
     is_sqlite,
+    lost_connection,
     set_statement_timeout,
     transaction,
 )
-from saathii_ops.errors import DatabaseUnavailable
+from saathii_ops.errors import DatabaseUnavailable, ExitCode
 from saathii_ops.jobs import Job
 from saathii_ops.masking import first_line
 from saathii_ops.models import SOME_ROWS_FAILED, JobRun
@@ -63,12 +63,12 @@ class RunResult:
     after_commit: Report | None = None  # what the job did outside the database afterwards
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         if self.outcome == "failed":
-            return 1
+            return ExitCode.FAILED
         if self.report is not None and self.report.failed_rows:
-            return 1
-        return 0
+            return ExitCode.FAILED
+        return ExitCode.OK
 
 
 def run_job(
@@ -150,8 +150,9 @@ def _run(
                 session.commit()
             except Exception as exc:
                 session.rollback()
-                if _is_disconnect(exc):
-                    raise DatabaseUnavailable(f"lost the database: {first_line(exc)}") from exc
+                lost = lost_connection(exc)
+                if lost is not None:
+                    raise lost from exc
                 log.debug("job %s failed", job.name, exc_info=True)
                 error = f"{type(exc).__name__}: {first_line(exc)}"
                 # the database's state (read-only, a table gone), not the job: its exit code
@@ -169,10 +170,6 @@ def _run(
     if state_error is not None:
         raise state_error
     return RunResult(job.name, "failed", run_now, time.monotonic() - started, error=error)
-
-
-def _is_disconnect(exc: Exception) -> bool:
-    return isinstance(exc, OperationalError) and bool(exc.connection_invalidated)
 
 
 @contextmanager

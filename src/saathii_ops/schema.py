@@ -16,8 +16,8 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from saathii_ops.db import READ_ONLY, classify_database_error, display_url, is_sqlite
-from saathii_ops.errors import DatabaseUnavailable, SchemaNotReady
+from saathii_ops.db import READ_ONLY, classify_database_error, display_url, is_sqlite, unreachable
+from saathii_ops.errors import ExitCode, SchemaNotReady
 from saathii_ops.masking import first_line
 from saathii_ops.models import APP_TABLE_COLUMNS, APP_TABLES, table
 
@@ -57,6 +57,11 @@ class SchemaState:
         return self.current == self.head
 
     @property
+    def exit_code(self) -> ExitCode:
+        """`db current`: a schema not at head is not ready (SPEC §9)."""
+        return ExitCode.OK if self.at_head else ExitCode.UNAVAILABLE
+
+    @property
     def app_tables_missing(self) -> list[str]:
         """The app's tables gone from a database these migrations manage."""
         if self.current is None:
@@ -79,9 +84,7 @@ def inspect_schema(engine: Engine) -> SchemaState:
             current = MigrationContext.configure(conn).get_current_revision()
             tables = set(sa.inspect(conn).get_table_names())
     except DBAPIError as exc:  # unreachable, or not a database at all (SQLite)
-        raise DatabaseUnavailable(
-            f"cannot reach the database at {display_url(engine.url)}: {first_line(exc)}"
-        ) from exc
+        raise unreachable(engine.url, exc) from exc
     present = sorted(name for name in APP_TABLE_COLUMNS if name in tables)
     return SchemaState(display_url(engine.url), current, head_revision(), present)
 

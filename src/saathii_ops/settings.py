@@ -13,6 +13,7 @@ import re
 import tomllib
 from decimal import Decimal
 from functools import cached_property
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -142,6 +143,12 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         if value is not None:
             check_url(value, ("redis", "rediss", "unix"))
+            # checked here, before a billing run commits what the cache then cannot follow
+            if find_spec("redis") is None:
+                raise ValueError(
+                    "it is set but the redis package is not installed: "
+                    "pip install 'saathii-ops[redis]' (or unset redis_url)"
+                )
         return value
 
     @cached_property

@@ -11,11 +11,12 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
 from saathii_ops.context import AppContext
+from saathii_ops.errors import ExitCode
 from saathii_ops.jobs import JOBS, get_job
 from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
 
@@ -41,6 +42,17 @@ def complete_job_name(incomplete: str) -> list[str]:
     return [job.name for job in JOBS if job.name.startswith(incomplete)]
 
 
+class Outcome(Protocol):
+    @property
+    def exit_code(self) -> ExitCode: ...
+
+
+def finish(outcome: Outcome) -> None:
+    """End a command with its outcome's exit code (its output already written)."""
+    if outcome.exit_code != ExitCode.OK:
+        raise typer.Exit(outcome.exit_code)
+
+
 def app_context(ctx: typer.Context, json_output: bool = False) -> AppContext:
     app = ctx.find_object(AppContext)
     assert app is not None, "the root callback sets the context"
@@ -64,8 +76,7 @@ def run_registered_job(
     job = get_job(job_name)
     result = run_job(app.engine, app.settings, job, now=app.now, dry_run=dry_run, service=service)
     render_run(stdout_console(), result, json_output=app.json_output, database=app.database)
-    if result.exit_code:
-        raise typer.Exit(result.exit_code)
+    finish(result)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from saathii_ops.commands.common import JsonOption, app_context
+from saathii_ops.commands.common import JsonOption, app_context, finish
 from saathii_ops.context import AppContext
 from saathii_ops.errors import UsageError
 from saathii_ops.render import stdout_console
@@ -206,7 +206,8 @@ def install(
     if check:
         state = use_cases.inspect(target, setup, app.settings, _now(app))
         _print_state(app, state, full=False)
-        raise typer.Exit(0 if state.up_to_date else 1)
+        finish(state)
+        return
     change = use_cases.install(target, setup, app.settings, _now(app), dry_run=dry_run)
     unseen = lines.environment_cron_cannot_see(setup.env_file)
     if unseen:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from saathii_ops.commands.common import JsonOption, app_context
+from saathii_ops.commands.common import JsonOption, app_context, finish
 from saathii_ops.render import emit_json, render_mapping, stdout_console, to_jsonable
 
 app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
@@ -69,8 +69,7 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
         "adopted": not state.unadopted,
     }
     _show("db current", data, app.json_output, app.database_source)
-    if not state.at_head:
-        raise typer.Exit(3)
+    finish(state)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from saathii_ops.commands.common import JsonOption, app_context
+from saathii_ops.commands.common import JsonOption, app_context, finish
 from saathii_ops.errors import UsageError
 from saathii_ops.masking import mask_secrets
 from saathii_ops.prometheus import prometheus_text
@@ -109,5 +109,4 @@ def status(
         console.file.write(prometheus_text(report))
     elif report.database.reachable:
         render_status(console, report, verbose=verbose or app.verbose)
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    finish(report)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from saathii_ops.db import is_sqlite
+from saathii_ops.errors import PlanChanged
 from saathii_ops.models import (
     ListenerBadge,
     Rate,
@@ -49,14 +50,6 @@ status = table(UserStatus)
 BADGES: tuple[Badge, ...] = ("gold", "silver", "bronze", "basic")
 
 T = TypeVar("T")
-
-
-class PlanChanged(Exception):
-    """The rows written differ from the plan read just before: the run is rolled back."""
-
-
-class BadgeTableMismatch(Exception):
-    """The SQL gave a badge or rate the badge table does not: the run is rolled back."""
 
 
 # --- the badge table ------------------------------------------------------------
@@ -300,7 +293,6 @@ def assign(
             )
             for row in planned_rows
         ]
-        _check_against_the_badge_table(rows, settings)
         if apply and sorted(written) != [(a.listener_id, a.badge) for a in rows]:
             raise PlanChanged(
                 f"the badges written for {day} differ from the plan; nothing was saved"
@@ -339,24 +331,6 @@ def _plan_and_upsert(
     rows = list(session.execute(statement))
     wrote = [(row.listener_id, row.written_badge) for row in rows if row.written_badge]
     return rows, wrote
-
-
-def _check_against_the_badge_table(rows: list[Assignment], settings: Settings) -> None:
-    """The SQL CASE and the Python table must agree on every row: rates are money."""
-    for row in rows:
-        badge = badge_for_minutes(row.previous_day_minutes, settings.badge_thresholds)
-        rates = rates_for(badge, settings)
-        if (row.badge, row.audio_rate_per_minute, row.video_rate_per_minute) != (
-            badge,
-            rates.audio,
-            rates.video,
-        ):
-            raise BadgeTableMismatch(
-                f"listener {row.listener_id}: the plan gives {row.badge} "
-                f"{row.audio_rate_per_minute}/{row.video_rate_per_minute} for "
-                f"{row.previous_day_minutes} minutes, the badge table {badge} "
-                f"{rates.audio}/{rates.video}"
-            )
 
 
 # --- listing --------------------------------------------------------------------

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import database_now, is_sqlite, local_date
+from saathii_ops.errors import PlanChanged
 from saathii_ops.models import (
     ListenerBadge,
     Money,
@@ -43,15 +44,6 @@ ledger = table(UserTransaction)
 status = table(UserStatus)
 badges = table(ListenerBadge)
 settlements = table(Settlement)
-
-
-class PlanChanged(RuntimeError):
-    """A guarded statement did not change exactly the rows the plan expected.
-
-    The job's row locks (PostgreSQL) or write lock (SQLite) make this impossible
-    unless something is badly wrong; the run is rolled back and the next run
-    computes afresh from what is really there.
-    """
 
 
 def expect(what: str, changed: int, planned: int) -> None:

@@ -31,7 +31,7 @@ Health rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -41,13 +41,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import database_now, disable_jit, display_url, is_sqlite, transaction
-from saathii_ops.errors import DatabaseUnavailable
+from saathii_ops.errors import DatabaseUnavailable, ExitCode
 from saathii_ops.formatting import count_name, plural
 from saathii_ops.jobs import JOBS
 from saathii_ops.models import SOME_ROWS_FAILED, UserCall, UserStatus, UserWallet, table
 from saathii_ops.reports import INTERNAL, Report
 from saathii_ops.schema import inspect_schema, not_ready_reason
 from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
+from saathii_ops.services.job_control import JobState
 from saathii_ops.services.scheduling.expressions import server_timezone
 from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs
 from saathii_ops.settings import Settings
@@ -84,26 +85,11 @@ class SchemaHealth:
 
 
 @dataclass
-class JobHealth:
-    job: str
-    command: str
-    schedule: str
-    timezone: str  # where the schedule is read: the business timezone or the server's
+class JobHealth(JobState):
+    """A job's state (`job_control.JobState`), and what status judges of it."""
+
     scheduled: bool | None  # a line in the installed cron block; None: no crontab to read
-    paused: bool
-    paused_by: str | None
-    paused_at: datetime | None
-    paused_reason: str | None
     never_run: bool
-    last_outcome: str | None
-    last_reason: str | None
-    last_started_at: datetime | None
-    last_run_now: datetime | None
-    last_duration_seconds: float | None
-    last_counts: dict[str, int] | None
-    last_error: str | None
-    last_failed_at: datetime | None
-    last_failure_error: str | None
     due_at: datetime  # F: the latest firing a run should have followed by now
     next_run_at: datetime
     overdue: bool
@@ -175,11 +161,11 @@ class StatusReport(Report):
     business_timezone: str | None = field(default=None, metadata=INTERNAL)
 
     @property
-    def exit_code(self) -> int:
-        """SPEC §9: 3 the database is unreachable, 1 something is unhealthy, else 0."""
+    def exit_code(self) -> ExitCode:
+        """SPEC §9: the database unreachable, something unhealthy, else OK."""
         if not self.database.reachable:
-            return 3
-        return 0 if self.healthy else 1
+            return ExitCode.UNAVAILABLE
+        return ExitCode.OK if self.healthy else ExitCode.FAILED
 
 
 def collect(
@@ -274,27 +260,12 @@ def job_health(
             tz = server_tz
         due = last_firing(state.schedule, tz, now - OVERDUE_GRACE)
         overdue = not state.paused and state.last_run_now is not None and state.last_run_now < due
+        known = {f.name: getattr(state, f.name) for f in fields(state)}
         health.append(
             JobHealth(
-                job=state.job,
-                command=state.command,
-                schedule=state.schedule,
-                timezone=tz.key,
+                **{**known, "timezone": tz.key},  # the server's timezone named, not "server"
                 scheduled=None if scheduled is None else state.job in scheduled,
-                paused=state.paused,
-                paused_by=state.paused_by,
-                paused_at=state.paused_at,
-                paused_reason=state.paused_reason,
                 never_run=state.last_started_at is None,
-                last_outcome=state.last_outcome,
-                last_reason=state.last_reason,
-                last_started_at=state.last_started_at,
-                last_run_now=state.last_run_now,
-                last_duration_seconds=state.last_duration_seconds,
-                last_counts=state.last_counts,
-                last_error=state.last_error,
-                last_failed_at=state.last_failed_at,
-                last_failure_error=state.last_failure_error,
                 due_at=due,
                 next_run_at=next_firing(state.schedule, tz, now),
                 overdue=overdue,

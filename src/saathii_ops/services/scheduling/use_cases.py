@@ -13,7 +13,7 @@ from pathlib import Path
 
 from crontab import CronTab
 
-from saathii_ops.errors import UsageError
+from saathii_ops.errors import ExitCode, UsageError
 from saathii_ops.services.scheduling.block import (
     find_block,
     installed_at,
@@ -105,6 +105,11 @@ class CrontabState:
     block: str | None
     diff: list[str] = field(default_factory=list)  # installed -> what install would write
     next_runs: list[JobRuns] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """`cron install --check` (SPEC §10): a block that install would change fails."""
+        return ExitCode.OK if self.up_to_date else ExitCode.FAILED
 
 
 def inspect(
