@@ -284,7 +284,9 @@ def _call_rows(
         c.c.call_type,
         c.c.start_time,
         c.c.end_time,
-        c.c.coins_spent,
+        elapsed_seconds(now, c.c.start_time).label("elapsed"),
+        coin_rate(c.c.call_type, settings).label("rate"),
+        sa.func.coalesce(c.c.coins_spent, 0).label("spent"),
     ).where(c.c.status == "ongoing")
     if end_rules is not None:
         scope_query = scope_query.where(_in_cleanup_scope(c, end_rules))
@@ -292,11 +294,11 @@ def _call_rows(
         scope_query = scope_query.where(_party(c).in_(parties))
     if lock:
         scope_query = scope_query.with_for_update(of=c, skip_locked=True)
-    scope = scope_query.cte("scope")
+    # MATERIALIZED: each expression is computed once per call, not once per use (an
+    # inlined CTE repeats its expressions wherever the next step uses them)
+    scope = scope_query.cte("scope").prefix_with("MATERIALIZED")
 
-    elapsed = elapsed_seconds(now, scope.c.start_time)
-    rate = coin_rate(scope.c.call_type, settings)
-    spent = sa.func.coalesce(scope.c.coins_spent, 0)
+    elapsed, rate, spent = scope.c.elapsed, scope.c.rate, scope.c.spent
     badge = settlement.badges.alias("badge")
     listener_wallet = wallets.alias("listener_wallet")
     rate_paise = settlement.listener_rate_paise(badge, scope.c.call_type, settings)
@@ -327,9 +329,9 @@ def _call_rows(
                     "bad_badge_rate",
                 ),
             ).label("row_problem"),
-            rate.label("rate"),
-            spent.label("spent"),
-            elapsed.label("elapsed"),
+            rate,
+            spent,
+            elapsed,
             coins_due(rate, elapsed).label("due"),
             rate_paise.label("rate_paise"),
             settlement.paise(listener_wallet.c.withdrawable_money).label("listener_money_paise"),
@@ -351,6 +353,7 @@ def _call_rows(
             )
         )
         .cte("call_facts")
+        .prefix_with("MATERIALIZED")
     )
 
     # The most the call can pay its listener: every minute paid or due at the rate
@@ -698,19 +701,19 @@ def _charge(
         .group_by(PLAN.c.wallet_id)
         .subquery()
     )
-    debited = session.execute(
+    # the rows changed are counted by the driver's rowcount: no row comes back
+    debited = session.connection().execute(
         sa.update(wallets)
         .where(
             wallets.c.wallet_id == per_wallet.c.wallet_id,
             wallets.c.balance_coins >= per_wallet.c.coins,  # never below zero
         )
         .values(balance_coins=wallets.c.balance_coins - per_wallet.c.coins, updated_at=now)
-        .returning(wallets.c.wallet_id)
-    ).all()
-    expect("wallets debited", len(debited), planned_wallets)
+    )
+    expect("wallets debited", debited.rowcount, planned_wallets)
 
     spent = sa.func.coalesce(calls.c.coins_spent, 0)
-    added = session.execute(
+    add = (
         sa.update(calls)
         .where(
             calls.c.call_id == PLAN.c.call_id,
@@ -719,10 +722,12 @@ def _charge(
             spent == PLAN.c.coins_spent,  # nobody charged it since the plan
         )
         .values(coins_spent=spent + PLAN.c.charge, updated_at=now)
-        .returning(calls.c.call_id, calls.c.coins_spent)
-    ).all()
-    expect("calls charged", len(added), planned_calls)
-    if cache_updates is not None:
+    )
+    if cache_updates is None:
+        expect("calls charged", session.connection().execute(add).rowcount, planned_calls)
+    else:
+        added = session.execute(add.returning(calls.c.call_id, calls.c.coins_spent)).all()
+        expect("calls charged", len(added), planned_calls)
         for call_id, coins_spent in added:
             cache_updates.extend((call_id, coins_spent))
 
