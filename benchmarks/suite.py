@@ -52,6 +52,8 @@ NOW = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
 SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # the per-row reference runs at most at this size: above it, it takes minutes a run
 REFERENCE_MAX = 10_000
+# a population of this many ongoing calls or more is copied file by file
+LARGE = 50_000
 IMPLEMENTATIONS = ("project", "reference", "floor")
 SAATHII_OPS = str(Path(sys.executable).parent / "saathii-ops")
 REPO = Path(__file__).resolve().parents[1]  # `python -m benchmarks.reference` runs from here
@@ -301,7 +303,8 @@ class Databases:
             self.drop(name)
 
     @contextmanager
-    def copy(self, template: str, dialect: str) -> Iterator[URL]:
+    def copy(self, template: str, dialect: str, *, large: bool = False) -> Iterator[URL]:
+        """`large`: copied file by file (one checkpoint) rather than through the WAL."""
         if dialect == "sqlite":
             path = self.workdir / "run.db"
             shutil.copyfile(template, path)
@@ -312,7 +315,8 @@ class Databases:
             return
         name = f"{self.prefix}run"
         self.drop(name)
-        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        strategy = " STRATEGY FILE_COPY" if large else ""
+        self._execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"{strategy}')
         try:
             yield self.server.set(database=name)
         finally:
@@ -439,7 +443,8 @@ def run_case(
         # alternating: each repetition starts with the next implementation
         shift = repetition % len(implementations)
         for implementation in implementations[shift:] + implementations[:shift]:
-            with databases.copy(template, case.dialect) as url:
+            large = case.population.ongoing >= LARGE
+            with databases.copy(template, case.dialect, large=large) as url:
                 timing = _timed(_argv(implementation, case, url, databases.workdir), log)
                 engine = make_engine(url)
                 try:

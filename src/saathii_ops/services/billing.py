@@ -7,28 +7,11 @@ whether the call ends and what its listener earns. A dry-run selects it. A real
 run stores it in a temporary table, applies it chunk by chunk with guarded
 set-based statements, and checks conservation before the runner commits.
 
-Decisions where the SPEC is silent:
-- coins_spent that is not a whole number of minutes (the app wrote it): when
-  the balance covers all that is owed, exactly that is charged; otherwise the
-  largest amount that brings coins_spent to a whole number of minutes within
-  the balance (possibly 0). Never more than owed, so never beyond coins due;
-  once charged, coins_spent is whole minutes again.
-- a caller with several ongoing calls: the balance goes to their calls in
-  order of start_time, call_id; each call sees what the earlier ones left (a
-  recursive CTE, so the common path and this one are the same query).
-- calls that cannot be billed (PROBLEMS: an end_time already set, a call
-  saathii-ops settled before, unknown or NULL call_type, negative coins_spent,
-  no listener, and every value that would overflow a column of the app's
-  schema or is absurd) are reported and skipped; the run still commits the
-  others and exits 1. The checks are in the plan's first step, so a dry-run
-  and `status` see exactly the calls a real run skips, and no statement ever
-  computes a value past a column's limit: one bad row never fails the run.
-- a listener_badges row with a negative rate, or one more than ten times the
-  highest rate of our badge table for its call type, is a bad row of
-  listener_badges: the calls it would pay are skipped (reported), not paid at
-  basic rates, so that nobody is paid a rate nobody chose.
-- a start_time in the future is not a bad row (SPEC §4: nothing is owed);
-  one so old that duration_seconds (INT) cannot hold the call's length is.
+Where the SPEC is silent (several calls of one caller, coins_spent off whole minutes,
+the rows billing cannot bill and skips, absurd badge rates, a future start_time), the
+decisions are in docs/decisions.md#billing; PROBLEMS names the kinds of skipped rows.
+The checks are in the plan's first step, so a dry-run and `status` see exactly the calls
+a real run skips, and no statement computes a value past a column's limit.
 
 Concurrency on PostgreSQL (real run): the plan is made without locks, so that
 row locks are held only while the plan is applied (the app waits for them).
@@ -284,7 +267,9 @@ def _call_rows(
         c.c.call_type,
         c.c.start_time,
         c.c.end_time,
-        c.c.coins_spent,
+        elapsed_seconds(now, c.c.start_time).label("elapsed"),
+        coin_rate(c.c.call_type, settings).label("rate"),
+        sa.func.coalesce(c.c.coins_spent, 0).label("spent"),
     ).where(c.c.status == "ongoing")
     if end_rules is not None:
         scope_query = scope_query.where(_in_cleanup_scope(c, end_rules))
@@ -292,11 +277,11 @@ def _call_rows(
         scope_query = scope_query.where(_party(c).in_(parties))
     if lock:
         scope_query = scope_query.with_for_update(of=c, skip_locked=True)
-    scope = scope_query.cte("scope")
+    # MATERIALIZED: each expression is computed once per call, not once per use (an
+    # inlined CTE repeats its expressions wherever the next step uses them)
+    scope = scope_query.cte("scope").prefix_with("MATERIALIZED")
 
-    elapsed = elapsed_seconds(now, scope.c.start_time)
-    rate = coin_rate(scope.c.call_type, settings)
-    spent = sa.func.coalesce(scope.c.coins_spent, 0)
+    elapsed, rate, spent = scope.c.elapsed, scope.c.rate, scope.c.spent
     badge = settlement.badges.alias("badge")
     listener_wallet = wallets.alias("listener_wallet")
     rate_paise = settlement.listener_rate_paise(badge, scope.c.call_type, settings)
@@ -327,9 +312,9 @@ def _call_rows(
                     "bad_badge_rate",
                 ),
             ).label("row_problem"),
-            rate.label("rate"),
-            spent.label("spent"),
-            elapsed.label("elapsed"),
+            rate,
+            spent,
+            elapsed,
             coins_due(rate, elapsed).label("due"),
             rate_paise.label("rate_paise"),
             settlement.paise(listener_wallet.c.withdrawable_money).label("listener_money_paise"),
@@ -351,6 +336,7 @@ def _call_rows(
             )
         )
         .cte("call_facts")
+        .prefix_with("MATERIALIZED")
     )
 
     # The most the call can pay its listener: every minute paid or due at the rate
@@ -698,19 +684,19 @@ def _charge(
         .group_by(PLAN.c.wallet_id)
         .subquery()
     )
-    debited = session.execute(
+    # the rows changed are counted by the driver's rowcount: no row comes back
+    debited = session.connection().execute(
         sa.update(wallets)
         .where(
             wallets.c.wallet_id == per_wallet.c.wallet_id,
             wallets.c.balance_coins >= per_wallet.c.coins,  # never below zero
         )
         .values(balance_coins=wallets.c.balance_coins - per_wallet.c.coins, updated_at=now)
-        .returning(wallets.c.wallet_id)
-    ).all()
-    expect("wallets debited", len(debited), planned_wallets)
+    )
+    expect("wallets debited", debited.rowcount, planned_wallets)
 
     spent = sa.func.coalesce(calls.c.coins_spent, 0)
-    added = session.execute(
+    add = (
         sa.update(calls)
         .where(
             calls.c.call_id == PLAN.c.call_id,
@@ -719,10 +705,12 @@ def _charge(
             spent == PLAN.c.coins_spent,  # nobody charged it since the plan
         )
         .values(coins_spent=spent + PLAN.c.charge, updated_at=now)
-        .returning(calls.c.call_id, calls.c.coins_spent)
-    ).all()
-    expect("calls charged", len(added), planned_calls)
-    if cache_updates is not None:
+    )
+    if cache_updates is None:
+        expect("calls charged", session.connection().execute(add).rowcount, planned_calls)
+    else:
+        added = session.execute(add.returning(calls.c.call_id, calls.c.coins_spent)).all()
+        expect("calls charged", len(added), planned_calls)
         for call_id, coins_spent in added:
             cache_updates.extend((call_id, coins_spent))
 

@@ -13,7 +13,7 @@ this one (or missing while such runs exist: Redis was down since our first
 run), every ongoing call's coins_spent is written again, a missing key is
 recreated whole with what is left of the app's TTL (Redis may have lost it
 while down), and the keys of the calls ended since MARKER (or since the first
-billing run on record) are deleted.
+billing run on record) are deleted (docs/decisions.md#the-redis-call-cache).
 """
 
 from __future__ import annotations
