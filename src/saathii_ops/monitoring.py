@@ -18,7 +18,6 @@ import json
 import logging
 import threading
 import time
-import urllib.request
 import uuid
 from typing import Any
 
@@ -73,6 +72,8 @@ class Pinger:
 
 
 def _post(url: str, payload: bytes) -> None:
+    import urllib.request  # only a run with a ping URL pays for http.client and ssl
+
     request = urllib.request.Request(
         url, data=payload, method="POST", headers={"Content-Type": "application/json"}
     )
