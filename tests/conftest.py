@@ -1,5 +1,8 @@
-"""Fixtures: every test gets a fresh database, on SQLite and, when
-SAATHII_TEST_POSTGRES_URL is set, again on PostgreSQL.
+"""Fixtures: every test gets a fresh database, on SQLite and, when PostgreSQL answers,
+again on PostgreSQL: at SAATHII_TEST_POSTGRES_URL, else (unset) the local server at
+LOCAL_POSTGRES. A newcomer's plain `pytest` thus runs the PostgreSQL tests that matter
+most (concurrency, locks, the app's schema) whenever a server is there; set the variable
+empty to run SQLite only.
 
 Fresh databases are copies of a template migrated once per session: a file
 copy on SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL.
@@ -9,11 +12,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -23,14 +29,47 @@ from saathii_ops import schema
 from saathii_ops.cli import app
 from saathii_ops.db import make_engine, parse_url
 
-POSTGRES_ADMIN_URL = os.environ.get("SAATHII_TEST_POSTGRES_URL")
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"  # trust auth, as on CI
 BACKENDS = ["sqlite", "postgresql"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _answers(url: str) -> bool:
+    """The server accepts a connection to `url` (a refused port fails at once)."""
+    parsed = parse_url(url)
+    try:
+        socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5432), 1).close()
+        psycopg2.connect(
+            host=parsed.host,
+            port=parsed.port,
+            user=parsed.username,
+            dbname=parsed.database,
+            connect_timeout=3,
+        ).close()
+    except (OSError, psycopg2.Error):
+        return False
+    return True
+
+
+def _postgres_admin_url() -> tuple[str | None, str]:
+    """The PostgreSQL server tests create their databases on, and where it came from."""
+    configured = os.environ.get("SAATHII_TEST_POSTGRES_URL")
+    if configured is not None:
+        return configured or None, f"SAATHII_TEST_POSTGRES_URL={configured!r}"
+    if _answers(LOCAL_POSTGRES):
+        return (
+            LOCAL_POSTGRES,
+            f"the local server {LOCAL_POSTGRES} (SAATHII_TEST_POSTGRES_URL unset)",
+        )
+    return None, f"none: SAATHII_TEST_POSTGRES_URL unset and nothing answers at {LOCAL_POSTGRES}"
+
+
+POSTGRES_ADMIN_URL, POSTGRES_SOURCE = _postgres_admin_url()
+NO_POSTGRES = "no PostgreSQL server (set SAATHII_TEST_POSTGRES_URL)"
+
+
 def pytest_report_header() -> str:
-    where = POSTGRES_ADMIN_URL or "not set: PostgreSQL tests are skipped"
-    return f"saathii-ops backends: sqlite, postgresql (SAATHII_TEST_POSTGRES_URL: {where})"
+    return f"saathii-ops backends: sqlite, postgresql ({POSTGRES_SOURCE})"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -47,6 +86,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"{backend}: " + ", ".join(f"{n} {o}" for o, n in sorted(by_outcome.items()))
         )
+    reasons = Counter(_skip_reason(r) for r in terminalreporter.stats.get("skipped", []))
+    if reasons:
+        terminalreporter.write_line(
+            "skipped: " + "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+        )
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # (path, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +167,7 @@ def databases(
 ) -> Iterator[Databases]:
     backend: str = request.param
     if backend == "postgresql" and not POSTGRES_ADMIN_URL:
-        pytest.skip("SAATHII_TEST_POSTGRES_URL is not set")
+        pytest.skip(NO_POSTGRES)
     made = Databases(backend, tmp_path_factory.mktemp(f"db-{backend}"))
     yield made
     made.drop_all()

@@ -11,11 +11,11 @@ import uuid
 import pytest
 from benchmarks import suite
 
-POSTGRES_ADMIN_URL = os.environ.get("SAATHII_TEST_POSTGRES_URL")
+from tests.conftest import NO_POSTGRES, POSTGRES_ADMIN_URL
 
 pytestmark = [
     pytest.mark.benchmark_smoke,
-    pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason="SAATHII_TEST_POSTGRES_URL is not set"),
+    pytest.mark.skipif(not POSTGRES_ADMIN_URL, reason=NO_POSTGRES),
     pytest.mark.skipif(shutil.which("psql") is None, reason="the floor runs with psql"),
     pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="peak RSS by GNU time"),
 ]

@@ -4,6 +4,7 @@ and what status says of a paused coins-deduct (issue 14)."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -260,3 +261,35 @@ def test_0004_sql_on_sqlite_is_a_plain_add_column_that_runs(tmp_path: Path) -> N
     with sqlite3.connect(path) as conn:
         conn.executescript(result.stdout)
     assert Cli(f"sqlite:///{path}")("db", "current").exit_code == 0
+
+
+def test_jobs_list_and_history_fit_an_80_column_terminal(
+    cli: Cli, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _some_runs(engine)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    reason = "the primary fails over to the replica in the other zone tonight"
+    cli("--now", NOW.isoformat(), "jobs", "pause", "coins-deduct", "--reason", reason)
+    listed = cli("jobs", "list").stdout
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip() for line in listed.splitlines()]
+    assert all(len(line) <= 80 for line in lines)
+    assert [line.split()[0] for line in lines[1:] if not line.startswith(" ")] == [
+        job.name for job in JOBS
+    ]
+    assert "\x1b[33mpaused since" in listed  # yellow
+    assert "tonight" in listed
+
+    history = cli("jobs", "history", "coins-deduct").stdout
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip() for line in history.splitlines()]
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[:5] == [
+        "runs of coins-deduct, newest first (4 runs; --limit 20)",
+        "2026-11-29 06:03:00 UTC  ok (some rows failed)     1.0 s",
+        "    host ops-2: skipped calls 2 (as of --now 2026-11-28 06:00:00 UTC)",
+        "2026-11-29 06:02:00 UTC  skipped (paused)          1.0 s",
+        "    host test-host",
+    ]
+    assert lines[6] == "    host test-host: error: OperationalError: the database is locked"
+    assert "\x1b[1;31mfailed" in history and "\x1b[32mok" in history

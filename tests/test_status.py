@@ -209,7 +209,7 @@ def test_people_see_each_job_and_figure(cli: Cli, engine: Engine, server_in_utc:
         "last_run=ok at 2026-11-28 18:31:02 UTC in 1.0 s  counts=-  last_failure=-  "
         "next_run=2026-11-29 18:31 UTC  state=ok"
     ) in lines
-    assert "data (badge date 2026-11-29)" in lines
+    assert "data (badge date 2026-11-29 in Asia/Kolkata)" in lines
     assert "  users marked online: 3" in lines
     assert "  active listeners without a badge for today (business date): 1" in lines
     assert "  wallets with a negative balance: 1" in lines

@@ -11,11 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from saathii_ops import render_status
+from saathii_ops.db import transaction
 from saathii_ops.jobs import JOBS
 from saathii_ops.services.scheduling import targets
 from tests.conftest import Cli
+from tests.factories import add_run
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=30)
@@ -85,7 +88,7 @@ def test_the_demo_half_an_hour_later_at_80_columns(demo: Cli, terminal: pytest.M
     assert re.fullmatch(r"badges-assign +ok +30 min ago, .* s +18:31 UTC", rows[3]), rows[3]
     assert rows[4].endswith("2026-11-30 01:00 UTC") or rows[4].endswith("01:00 UTC")
     # then the data, then the database
-    data = lines.index("data (badge date 2026-11-29, business day)")
+    data = lines.index("data (badge date 2026-11-29 in Asia/Kolkata)")
     assert data > header
     assert any(line.endswith("ongoing calls") for line in lines[data:])
     assert any(line.startswith("database") for line in lines[data:])
@@ -195,3 +198,38 @@ def test_watch_needs_a_terminal_and_the_screen(demo: Cli, monkeypatch: pytest.Mo
     assert demo("status", "--watch", "--json").exit_code == 2
     assert demo("status", "--watch", "--format", "prometheus").exit_code == 2
     assert demo("status", "--watch", "0.1").exit_code == 2
+
+
+def test_each_kind_of_problem_says_what_to_do(
+    cli: Cli, engine: Engine, terminal: pytest.MonkeyPatch
+) -> None:
+    terminal.setenv("COLUMNS", "160")
+    terminal.setenv("SAATHII_SERVER_TIMEZONE", "UTC")
+    with transaction(engine) as s:
+        for job in JOBS:
+            add_run(s, job.name, "ok", NOW - timedelta(seconds=30))
+        add_run(s, "presence-cleanup", "failed", NOW - timedelta(seconds=20), error="boom")
+        add_run(
+            s,
+            "coins-deduct",
+            "ok",
+            NOW - timedelta(seconds=10),
+            reason="some rows failed",
+            counts={"skipped_calls": 2},
+        )
+        s.commit()
+    lines = plain(cli("--now", NOW.isoformat(), "status", "--crontab-file", "/none").stdout)
+    assert lines[0].startswith("UNHEALTHY (2 problems)")
+    assert lines[1:5] == [
+        "✗ coins-deduct's last run (at 2026-11-29 05:59:50 UTC) exited 1: skipped calls 2",
+        "  → `saathii-ops coins deduct --dry-run` names each",
+        "✗ presence-cleanup's last run failed (at 2026-11-29 05:59:40 UTC): boom",
+        "  → `saathii-ops jobs history presence-cleanup --failed` lists its failures; "
+        "`saathii-ops -v presence cleanup --dry-run` shows the traceback",
+    ]
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in lines
+        if line.split()[:1] in (["coins-deduct"], ["presence-cleanup"])
+    }
+    assert rows == {"coins-deduct": "exit", "presence-cleanup": "FAILED"}

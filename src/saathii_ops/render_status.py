@@ -1,4 +1,5 @@
-"""The output layer for the jobs' state: the `status` screen, `jobs list` and a pause."""
+"""The output layer for the jobs' state: `status` (the screen for people on a terminal,
+plain text elsewhere, `--watch`), `jobs list`, a pause or resume, `jobs history`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -48,7 +50,7 @@ def render_status(console: Console, report: StatusReport, *, verbose: bool = Fal
             f.metadata["description"]: getattr(report.data, f.name)
             for f in dataclasses.fields(report.data)
         }
-        render_mapping(console, f"data (badge date {report.badge_date})", figures)
+        render_mapping(console, f"data (badge date {_badge_day(report)})", figures)
     if report.problems:
         console.print("problems:")
         for problem in report.problems:
@@ -70,6 +72,12 @@ def watch_status(
                 time.sleep(seconds)
     except KeyboardInterrupt:
         pass
+
+
+def _badge_day(report: StatusReport) -> str:
+    """2026-11-29 in Asia/Kolkata: the business day the badges are of."""
+    zone = f" in {report.business_timezone}" if report.business_timezone else ""
+    return f"{report.badge_date}{zone}"
 
 
 def _verdict(report: StatusReport) -> str:
@@ -168,7 +176,7 @@ def status_screen(report: StatusReport, *, verbose: bool = False) -> RenderableT
             parts.append(Text(f"{job.job} is paused {since}", style="yellow"))
     if report.data is not None:
         parts.append(Text())
-        parts.append(Text(f"data (badge date {report.badge_date}, business day)", style="bold"))
+        parts.append(Text(f"data (badge date {_badge_day(report)})", style="bold"))
         figures = Table.grid(padding=(0, 1))
         figures.add_column(justify="right", no_wrap=True)
         figures.add_column()
@@ -286,10 +294,6 @@ def outcome_text(outcome: str | None, reason: str | None) -> str:
     return f"{text} ({reason})" if reason else text
 
 
-def styled_outcome(outcome: str | None, reason: str | None) -> Text:
-    return Text(outcome_text(outcome, reason), style=OUTCOME_STYLES.get(outcome or "", ""))
-
-
 def last_run(state: JobState) -> str:
     if state.last_started_at is None:
         return "never"
@@ -315,12 +319,17 @@ def render_jobs(console: Console, states: list[JobState], *, json_output: bool) 
         for state in states
     ]
     if console.is_terminal:
-        table = Table(title="jobs", title_justify="left")
-        for column in ("job", "schedule", "paused", "last run"):
-            table.add_column(column, no_wrap=column == "job")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        # one line per job at 80 columns; a pause (who, why: any length) on a line of its own
+        table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
+        table.add_column("job", no_wrap=True)
+        table.add_column("schedule", no_wrap=True)
+        table.add_column("last run")
+        for state, (job, schedule, paused, last) in zip(states, rows, strict=True):
+            style = OUTCOME_STYLES.get(state.last_outcome or "", "")
+            table.add_row(job, schedule, Text(last, style=style))
+            if state.paused:
+                table.add_row("", "", Text(f"paused {paused}", style="yellow"))
+        console.print(table, soft_wrap=False)
         return
     console.print("jobs:")
     for job, schedule, paused, last in rows:
@@ -369,11 +378,12 @@ def _as_of(run: RunRecord) -> str:
     return ""
 
 
-def _details(run: RunRecord, *, verbose: bool) -> str:
-    text = formatting.counts(run.counts, zeros=verbose)
+def _details(run: RunRecord, *, verbose: bool, none: str = "-") -> str:
+    """A run's counts (or `none`) and error, and the instant it worked as of."""
+    text = formatting.counts(run.counts, zeros=verbose) if run.counts else none
     if run.error:
-        text = f"error: {run.error}" if text in ("-", "all counts 0") else f"{text}; {run.error}"
-    return text + _as_of(run)
+        text = f"error: {run.error}" if text in (none, "all counts 0") else f"{text}; {run.error}"
+    return (text + _as_of(run)).strip()
 
 
 def render_history(
@@ -392,26 +402,25 @@ def render_history(
     shown = formatting.plural(len(report.runs), "run")
     title = f"{what}, newest first ({shown}; --limit {report.limit})"
     if console.is_terminal:
-        table = Table(title=title, title_justify="left")
-        table.add_column("started", no_wrap=True)
-        if report.job is None:
-            table.add_column("job", no_wrap=True)
-        table.add_column("outcome")
-        table.add_column("took", justify="right", no_wrap=True)
-        table.add_column("counts / error")
-        table.add_column("host")
+        # one line per run at 80 columns; its host, counts or error indented on the next
+        console.print(Text(title, style="bold"), soft_wrap=False)
+        job_width = max(len(run.job) for run in report.runs)
+        outcome_width = max(len(outcome_text(run.outcome, run.reason)) for run in report.runs)
         for run in report.runs:
-            cells: list[str | Text] = [formatting.moment(run.started_at)]
+            line = Text(formatting.moment(run.started_at))
             if report.job is None:
-                cells.append(run.job)
-            cells += [
-                styled_outcome(run.outcome, run.reason),
-                formatting.duration(run.duration_seconds),
-                Text(_details(run, verbose=verbose), style="red" if run.error else ""),
-                run.host,
-            ]
-            table.add_row(*cells)
-        console.print(table)
+                line.append(f"  {run.job:<{job_width}}")
+            line.append("  ")
+            outcome = f"{outcome_text(run.outcome, run.reason):<{outcome_width}}"
+            line.append(outcome, style=OUTCOME_STYLES.get(run.outcome, ""))
+            line.append(f"  {formatting.duration(run.duration_seconds):>8}")
+            details = _details(run, verbose=verbose, none="")
+            separator = " " if details.startswith("(") else ": "
+            detail = Text(f"host {run.host}" + (separator + details if details else ""))
+            if run.error:
+                detail.stylize("red")
+            console.print(line, soft_wrap=False)
+            console.print(Padding(detail, (0, 0, 0, 4)), soft_wrap=False)
         return
     console.print(f"{title}:", markup=False)
     width = max(len(run.job) for run in report.runs)

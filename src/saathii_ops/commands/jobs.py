@@ -3,13 +3,13 @@ switches and their recent runs."""
 
 from __future__ import annotations
 
-import getpass
 import socket
 from typing import Annotated
 
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context, complete_job_name, read_only
+from saathii_ops.identity import user_name
 from saathii_ops.render import stdout_console
 from saathii_ops.render_status import render_history, render_jobs, render_pause
 
@@ -56,7 +56,7 @@ def _set_paused(
             job,
             paused=paused,
             now=app.now or database_now(session),
-            changed_by=f"{getpass.getuser()}@{socket.gethostname()}",
+            changed_by=f"{user_name()}@{socket.gethostname()}",
             reason=reason,
         )
         session.commit()

@@ -7,28 +7,11 @@ whether the call ends and what its listener earns. A dry-run selects it. A real
 run stores it in a temporary table, applies it chunk by chunk with guarded
 set-based statements, and checks conservation before the runner commits.
 
-Decisions where the SPEC is silent:
-- coins_spent that is not a whole number of minutes (the app wrote it): when
-  the balance covers all that is owed, exactly that is charged; otherwise the
-  largest amount that brings coins_spent to a whole number of minutes within
-  the balance (possibly 0). Never more than owed, so never beyond coins due;
-  once charged, coins_spent is whole minutes again.
-- a caller with several ongoing calls: the balance goes to their calls in
-  order of start_time, call_id; each call sees what the earlier ones left (a
-  recursive CTE, so the common path and this one are the same query).
-- calls that cannot be billed (PROBLEMS: an end_time already set, a call
-  saathii-ops settled before, unknown or NULL call_type, negative coins_spent,
-  no listener, and every value that would overflow a column of the app's
-  schema or is absurd) are reported and skipped; the run still commits the
-  others and exits 1. The checks are in the plan's first step, so a dry-run
-  and `status` see exactly the calls a real run skips, and no statement ever
-  computes a value past a column's limit: one bad row never fails the run.
-- a listener_badges row with a negative rate, or one more than ten times the
-  highest rate of our badge table for its call type, is a bad row of
-  listener_badges: the calls it would pay are skipped (reported), not paid at
-  basic rates, so that nobody is paid a rate nobody chose.
-- a start_time in the future is not a bad row (SPEC §4: nothing is owed);
-  one so old that duration_seconds (INT) cannot hold the call's length is.
+Where the SPEC is silent (several calls of one caller, coins_spent off whole minutes,
+the rows billing cannot bill and skips, absurd badge rates, a future start_time), the
+decisions are in docs/decisions.md#billing; PROBLEMS names the kinds of skipped rows.
+The checks are in the plan's first step, so a dry-run and `status` see exactly the calls
+a real run skips, and no statement computes a value past a column's limit.
 
 Concurrency on PostgreSQL (real run): the plan is made without locks, so that
 row locks are held only while the plan is applied (the app waits for them).

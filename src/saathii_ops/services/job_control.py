@@ -4,7 +4,7 @@ A pause is a row of `ops_job_controls`, in the database every host and every
 Kubernetes pod reads, so it holds everywhere at once; the runner records a run
 of a paused job as skipped. Pausing is not a job run: the command that calls
 `set_paused` commits its one upsert itself (there is no plan to preview and no
-run to record).
+run to record; docs/decisions.md#runs).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Order of a real run: the audit rows are deleted first and the files after, so
 that a database error stops the run before any file is touched. The files
 cannot be part of the transaction: if the commit itself then fails, the logs
 are gone but the rows are kept, which the next run prunes — log files are not
-money, and a failed prune loses nothing else.
+money, and a failed prune loses nothing else (docs/decisions.md#runs).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the calls it would end, the badge plan the listeners without today's badge,
 presence's predicates the online and busy users. The database is read in one
 read-only transaction, with a handful of aggregate queries.
 
-Health rules:
+Health rules (the choices the SPEC leaves open: docs/decisions.md#status):
 - a job is overdue when it has run before, is not paused, and its last run
   worked as of an instant before F, the most recent firing of its schedule at
   or before now - OVERDUE_GRACE. "Worked as of" is the run's `run_now` (the database
@@ -157,6 +157,8 @@ class StatusReport(Report):
     data: DataHealth | None
     # each problem with what to do, in the same order
     findings: list[Finding] = field(default_factory=list, metadata=INTERNAL)
+    # the zone `badge_date` is "today" in, for people
+    business_timezone: str | None = field(default=None, metadata=INTERNAL)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -230,6 +232,7 @@ def collect(
         jobs=jobs,
         data=data,
         findings=findings,
+        business_timezone=settings.timezone,
     )
 
 
@@ -320,8 +323,7 @@ def job_problems(job: JobHealth) -> list[Finding]:
                 f"{job.job}'s last run failed (at {_moment(job.last_started_at)}): "
                 f"{job.last_error}",
                 f"`saathii-ops jobs history {job.job} --failed` lists its failures; "
-                f"`saathii-ops -v {job.command}{_DRY_RUN.get(job.job, ' --dry-run')}` "
-                "shows the traceback",
+                f"`saathii-ops -v {job.command} --dry-run` shows the traceback",
             )
         )
     if job.last_run_exited_1:
@@ -334,14 +336,10 @@ def job_problems(job: JobHealth) -> list[Finding]:
         findings.append(
             Finding(
                 f"{job.job}'s last run (at {_moment(job.last_started_at)}) exited 1: {found}",
-                f"`saathii-ops {job.command}{_DRY_RUN.get(job.job, ' --dry-run')}` names each",
+                f"`saathii-ops {job.command} --dry-run` names each",
             )
         )
     return findings
-
-
-# how to re-run a job without changing anything (wallets audit only reads)
-_DRY_RUN = {"wallets-audit": ""}
 
 
 def _moment(value: datetime) -> str:

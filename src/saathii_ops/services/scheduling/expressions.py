@@ -12,7 +12,7 @@ while the two zones keep one offset between them at every firing: install
 checks every firing of the coming year and refuses when daylight saving time
 breaks it (CRON_TZ would do, but not every cron honours it), naming the ways
 out: run cron in UTC or in the business timezone, or use Kubernetes
-CronJobs, which take a timeZone.
+CronJobs, which take a timeZone (docs/decisions.md#scheduling).
 """
 
 from __future__ import annotations
