@@ -75,7 +75,12 @@ def make_engine(url: URL) -> Engine:
         _apply_pysqlite_recipe(engine)
     else:
         try:
-            engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            engine = sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                # the name shows in pg_stat_activity: a DBA sees which backends are ours
+                connect_args={"connect_timeout": 10, "application_name": "saathii-ops"},
+            )
         except NoSuchModuleError:  # pragma: no cover - psycopg2 is a dependency
             raise UsageError("the PostgreSQL driver psycopg2 is not installed") from None
         _apply_postgresql_session_setup(engine)
@@ -168,11 +173,23 @@ def lost_connection(exc: BaseException) -> DatabaseUnavailable | None:
     return None
 
 
-def unreachable(url: URL, exc: BaseException) -> DatabaseUnavailable:
-    """Connecting failed: the server is down, or (SQLite) the file is not a database."""
+def unreachable(
+    url: URL, exc: BaseException, timeout_seconds: float | None = None
+) -> DatabaseUnavailable:
+    """Connecting failed: the server is down, or (SQLite) the file is not a database; or
+    reading the schema's revision timed out (`timeout_seconds`), waiting for a lock."""
+    if getattr(getattr(exc, "orig", None), "pgcode", None) in TIMED_OUT:
+        return DatabaseUnavailable(
+            f"the database at {display_url(url)} did not give its schema revision within "
+            f"{timeout_seconds or 0:g} s (a migration or a DBA holding a lock on alembic_version?)"
+        )
     return DatabaseUnavailable(
         f"cannot reach the database at {display_url(url)}: {first_line(exc)}"
     )
+
+
+# SQLSTATEs of a statement cancelled by statement_timeout, and of a lock_timeout
+TIMED_OUT = ("57014", "55P03")
 
 
 def classify_database_error(exc: BaseException) -> OpsError | None:
@@ -231,6 +248,16 @@ def database_now(session: Session) -> datetime:
     return value.astimezone(UTC)
 
 
+def database_clock(session: Session) -> datetime:
+    """The database server's clock as it ticks (PostgreSQL `clock_timestamp()`, not the
+    transaction's `now()`): a run's start and end, so its duration is true."""
+    if is_sqlite(session):
+        return datetime.now(UTC)
+    value = session.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
 def disable_jit(session: Session) -> None:
     """PostgreSQL: no JIT in this transaction. The jobs' plans (subqueries over
     user_status and user_calls) are estimated far above jit_above_cost, and JIT
@@ -239,10 +266,19 @@ def disable_jit(session: Session) -> None:
         session.execute(sa.text("SET LOCAL jit = off"))
 
 
-def set_statement_timeout(session: Session, seconds: int) -> None:
+def set_statement_timeout(session: Session, seconds: float) -> None:
     """Bound every statement of this transaction, so a stuck run cannot hold its lock forever."""
     if not is_sqlite(session):
-        session.execute(sa.text(f"SET LOCAL statement_timeout = {int(seconds) * 1000}"))
+        session.execute(sa.text(f"SET LOCAL statement_timeout = {int(seconds * 1000)}"))
+
+
+def bound_statements(session: Session, seconds: float) -> None:
+    """Bound every statement of this transaction and every lock it waits for: the
+    bookkeeping around a run (its failure record, its reads after the commit)."""
+    if not is_sqlite(session):
+        milliseconds = max(1, int(seconds * 1000))
+        session.execute(sa.text(f"SET LOCAL statement_timeout = {milliseconds}"))
+        session.execute(sa.text(f"SET LOCAL lock_timeout = {milliseconds}"))
 
 
 # --- time arithmetic in SQL, the same on both dialects ---------------------------

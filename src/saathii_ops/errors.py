@@ -14,7 +14,8 @@ class ExitCode(IntEnum):
     FAILED = 1  # the job ran but some rows failed; status unhealthy; cron install --check: drift
     USAGE = 2  # a usage or configuration error
     UNAVAILABLE = 3  # the database is unreachable, or its schema is not ready
-    INTERRUPTED = 130  # Ctrl-C at a prompt (the shell's 128 + SIGINT)
+    INTERRUPTED = 130  # Ctrl-C at a prompt, SIGINT during a run (the shell's 128 + SIGINT)
+    TERMINATED = 143  # SIGTERM during a run (128 + SIGTERM): cron's kill, Kubernetes' deadline
 
 
 class OpsError(Exception):
@@ -47,3 +48,12 @@ class PlanChanged(RuntimeError):
     (PostgreSQL) or write lock (SQLite) make it impossible unless something is badly wrong,
     such as the app writing without them. Not the operator's doing, so not an OpsError:
     the run fails, is rolled back whole and recorded; the next run plans afresh."""
+
+
+class Interrupted(OpsError):
+    """A run stopped by a signal: exit 128 + the signal's number, as a shell reports a
+    process the signal ended (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: ExitCode) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,8 +1,13 @@
 """Monitoring pings in the style of healthchecks.io (SPEC §9).
 
-With a ping URL configured, a real run sends `<url>/start` when it begins, then
-`<url>` on success, `<url>/fail` on failure, or `<url>/log` when it was skipped
-— each with `?rid=<run id>` and a JSON body (job, outcome, duration, counts).
+With a ping URL configured, a real run that will run (it holds the job's lock and
+the job is not paused) sends `<url>/start`, then `<url>` when it succeeds (exit
+0), `<url>/1` when it committed but some rows failed (exit 1: healthchecks.io's
+exit-status form, which marks the check down), `<url>/fail` when it failed or was
+interrupted. A run that was skipped (lock taken, job paused) sends only
+`<url>/log`: an event in the check's log that changes neither its state nor its
+grace timer. Each ping carries `?rid=<run id>` and a JSON body (job, outcome,
+exit code, duration, counts). docs/operations.md has the table.
 Pings go out on background threads with a short timeout: a monitor that is
 down or slow never fails the job and delays it by at most PING_TIMEOUT.
 """
@@ -21,7 +26,17 @@ from saathii_ops.settings import Settings
 log = logging.getLogger(__name__)
 
 PING_TIMEOUT = 2.0
-ENDPOINTS = {"start": "/start", "ok": "", "failed": "/fail", "skipped": "/log"}
+START, SUCCESS, FAIL, LOG = "/start", "", "/fail", "/log"
+
+
+def result_endpoint(outcome: str, exit_code: int) -> str:
+    """The ping that ends a run: its outcome, or its exit code when it committed with
+    rows it could not process (never plain success for a run that exits 1)."""
+    if outcome == "skipped":
+        return LOG
+    if outcome == "failed":
+        return FAIL
+    return SUCCESS if exit_code == 0 else f"/{exit_code}"
 
 
 def ping_url(settings: Settings, job_name: str) -> str | None:
@@ -39,10 +54,11 @@ class Pinger:
         self.run_id = uuid.uuid4().hex
         self._threads: list[threading.Thread] = []
 
-    def send(self, event: str, body: dict[str, Any]) -> None:
+    def send(self, endpoint: str, body: dict[str, Any]) -> None:
+        """POST to `<url><endpoint>` (START, SUCCESS, FAIL, LOG, or `/<exit code>`)."""
         if self.url is None:
             return
-        target = f"{self.url}{ENDPOINTS[event]}?rid={self.run_id}"
+        target = f"{self.url}{endpoint}?rid={self.run_id}"
         payload = json.dumps(dict(body, run_id=self.run_id), default=str).encode()
         thread = threading.Thread(target=_post, args=(target, payload), daemon=True)
         thread.start()

@@ -121,6 +121,7 @@ def render_run(
         "now": result.now,
         "duration_seconds": round(result.duration_seconds, 3),
         "error": result.error,
+        "warning": result.warning,
     }
     if json_output:
         body = dict(header, report=to_jsonable(result.report) if result.report else None)

@@ -4,6 +4,12 @@ For any job it resolves "now", checks the schema, takes the job's lock, runs
 the service in one transaction (read-only for a dry-run, so a stray write fails
 loudly), records the run in the audit table and commits. Only the runner
 commits; a failed run is rolled back whole and recorded as failed.
+
+Every statement of a run is bounded: the run's own by statement_timeout, its
+bookkeeping by BOOKKEEPING_SECONDS, and the whole run by run_deadline_seconds
+(run_guard.py, which also turns SIGINT and SIGTERM into a rolled-back run
+recorded as failed). A run that hits a deadlock or a serialization failure is
+tried once more before it is reported failed.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,8 +31,10 @@ from sqlalchemy.orm import Session
 
 from saathii_ops import wiring
 from saathii_ops.db import (
+    bound_statements,
     classify_database_error,
     create_private_file,
+    database_clock,
     database_now,
     disable_jit,
     is_sqlite,
@@ -34,18 +42,22 @@ from saathii_ops.db import (
     set_statement_timeout,
     transaction,
 )
-from saathii_ops.errors import DatabaseUnavailable, ExitCode
+from saathii_ops.errors import DatabaseUnavailable, ExitCode, Interrupted, OpsError
 from saathii_ops.jobs import Job
 from saathii_ops.masking import first_line
 from saathii_ops.models import SOME_ROWS_FAILED, JobRun
-from saathii_ops.monitoring import Pinger, ping_url
+from saathii_ops.monitoring import FAIL, START, Pinger, ping_url, result_endpoint
 from saathii_ops.reports import Report
+from saathii_ops.run_guard import RunGuard
 from saathii_ops.runs import bind_run, bound_run_uuid
 from saathii_ops.schema import require_head
 from saathii_ops.services.job_control import is_paused
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# A dry-run's reason when the job is paused.
+PAUSED_DRY_RUN = "paused: a real run would be skipped"
 
 # PostgreSQL advisory locks are keyed by two int4; the first names this project.
 ADVISORY_LOCK_NAMESPACE = 0x5AA7
@@ -61,6 +73,7 @@ class RunResult:
     reason: str | None = None  # why a run was skipped: paused | locked
     error: str | None = None
     after_commit: Report | None = None  # what the job did outside the database afterwards
+    warning: str | None = None  # work after the commit that failed: reported, never raised
 
     @property
     def exit_code(self) -> ExitCode:
@@ -69,6 +82,16 @@ class RunResult:
         if self.report is not None and self.report.failed_rows:
             return ExitCode.FAILED
         return ExitCode.OK
+
+
+# Each statement of a run's bookkeeping (its failure record, its reads after the
+# commit) waits at most this long; the run's deadline keeps DEADLINE_RESERVE_SECONDS
+# of its time for that bookkeeping, so the whole run ends within its deadline.
+BOOKKEEPING_SECONDS = 2.0
+DEADLINE_RESERVE_SECONDS = 4.0
+# SQLSTATEs of a run retried once before it is reported failed: deadlock detected,
+# serialization failure (both roll the run back whole; the next attempt plans again)
+RETRIED_SQLSTATES = ("40P01", "40001")
 
 
 def run_job(
@@ -81,31 +104,86 @@ def run_job(
     service: wiring.JobService | None = None,
 ) -> RunResult:
     """Run `job` (or `service`, the job's service with options bound) once."""
-    if dry_run:
-        return _run(engine, settings, job, now=now, dry_run=True, service=service)
-    pinger = Pinger(ping_url(settings, job.name))
-    pinger.send("start", {"job": job.name})
-    try:
-        result = _run(
-            engine, settings, job, now=now, dry_run=False, service=service, run_uuid=pinger.run_id
-        )
-    except Exception as exc:
-        pinger.send("failed", {"job": job.name, "outcome": "failed", "error": str(exc)})
-        pinger.wait()
-        raise
-    pinger.send(
-        result.outcome,
-        {
-            "job": job.name,
-            "outcome": result.outcome,
-            "reason": result.reason,
-            "duration_seconds": round(result.duration_seconds, 3),
-            "counts": result.report.counts() if result.report else {},
-            "error": result.error,
-        },
+    deadline = settings.run_deadline_seconds
+    guard = RunGuard(
+        engine,
+        deadline - DEADLINE_RESERVE_SECONDS,
+        f"stopped at its deadline of {deadline} s (run_deadline_seconds): rolled back",
     )
-    pinger.wait()
+    if dry_run:
+        with guard:
+            return _dry_run(engine, settings, job, now=now, service=service, guard=guard)
+    pinger = Pinger(ping_url(settings, job.name))
+    with guard:
+        try:
+            result = _run(
+                engine, settings, job, now=now, service=service, pinger=pinger, guard=guard
+            )
+        except Exception as exc:
+            pinger.send(FAIL, {"job": job.name, "outcome": "failed", "error": str(exc)})
+            pinger.wait()
+            raise
+        pinger.send(
+            result_endpoint(result.outcome, result.exit_code),
+            {
+                "job": job.name,
+                "outcome": result.outcome,
+                "exit_code": result.exit_code,
+                "reason": result.reason,
+                "duration_seconds": round(result.duration_seconds, 3),
+                "counts": result.report.counts() if result.report else {},
+                "error": result.error,
+                "warning": result.warning,
+            },
+        )
+        pinger.wait()
+    stop = guard.stop
+    if stop is not None and stop.exit_code is not None:
+        raise Interrupted(
+            f"{job.name} {stop.reason} after its run ended ({result.outcome}, recorded)",
+            stop.exit_code,
+        )
     return result
+
+
+def _dry_run(
+    engine: Engine,
+    settings: Settings,
+    job: Job,
+    *,
+    now: datetime | None,
+    service: wiring.JobService | None,
+    guard: RunGuard,
+) -> RunResult:
+    service = service or wiring.service(job)
+    started = time.monotonic()
+    try:
+        require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
+        with transaction(engine, read_only=True) as session:
+            disable_jit(session)
+            set_statement_timeout(session, settings.statement_timeout_seconds)
+            run_now = now or database_now(session)
+            # what a real run would do first: a paused job's run is skipped
+            reason = PAUSED_DRY_RUN if is_paused(session, job.name) else None
+            report = service(session, run_now, settings, apply=False)
+    except Exception as exc:
+        stop = guard.stop
+        if stop is None:
+            raise
+        if stop.exit_code is not None:
+            raise Interrupted(f"{job.name} dry-run {stop.reason}", stop.exit_code) from exc
+        raise OpsError(f"{job.name} dry-run {stop.reason}") from exc
+    duration = time.monotonic() - started
+    return RunResult(job.name, "dry-run", run_now, duration, report, reason=reason)
+
+
+@dataclass
+class _Failure:
+    """An attempt that did not commit: what failed, and what the attempt had learnt."""
+
+    exc: Exception
+    run_now: datetime | None
+    started_at: datetime | None
 
 
 def _run(
@@ -114,33 +192,62 @@ def _run(
     job: Job,
     *,
     now: datetime | None,
-    dry_run: bool,
     service: wiring.JobService | None,
-    run_uuid: str | None = None,
+    pinger: Pinger,
+    guard: RunGuard,
 ) -> RunResult:
-    """`run_uuid` (a real run): the run's identifier, in its audit row and its settlements."""
+    """A real run: the pinger's run id is the run's identifier, in its audit row and its
+    settlements."""
     service = service or wiring.service(job)
-    require_head(engine)
     started = time.monotonic()
-    with transaction(engine, read_only=dry_run) as session:
-        disable_jit(session)
-        if run_uuid is not None:
-            bind_run(session, run_uuid)
-        run_now = now or database_now(session)
-        if dry_run:
-            report = service(session, run_now, settings, apply=False)
-            return RunResult(job.name, "dry-run", run_now, time.monotonic() - started, report)
+    try:
+        require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
+    except OpsError as exc:
+        if guard.stop is None:
+            raise
+        return _failed(engine, job, _Failure(exc, None, None), pinger.run_id, guard, started)
+    attempt: RunResult | _Failure
+    for first in (True, False):
+        attempt = _attempt(engine, settings, job, service, now, pinger, guard, started, first)
+        if not isinstance(attempt, _Failure):
+            return attempt
+        code = getattr(getattr(attempt.exc, "orig", None), "pgcode", None)
+        if not (first and guard.stop is None and code in RETRIED_SQLSTATES):
+            break
+        log.warning("%s: %s; trying once more", job.name, first_line(attempt.exc))
+    assert isinstance(attempt, _Failure)
+    return _failed(engine, job, attempt, pinger.run_id, guard, started)
 
-        started_at = database_now(session)
-        set_statement_timeout(session, settings.statement_timeout_seconds)
-        # The lock comes first: on SQLite it is a file lock taken before the
-        # transaction waits for the database's write lock.
-        with job_lock(session, job.lock_name(socket.gethostname())) as acquired:
-            if not acquired:
-                return _record_skip(session, job, run_now, started_at, started, "locked")
-            if is_paused(session, job.name):
-                return _record_skip(session, job, run_now, started_at, started, "paused")
-            try:
+
+def _attempt(
+    engine: Engine,
+    settings: Settings,
+    job: Job,
+    service: wiring.JobService,
+    now: datetime | None,
+    pinger: Pinger,
+    guard: RunGuard,
+    started: float,
+    first: bool,
+) -> RunResult | _Failure:
+    run_now: datetime | None = None
+    started_at: datetime | None = None
+    try:
+        with transaction(engine) as session:
+            set_statement_timeout(session, settings.statement_timeout_seconds)
+            disable_jit(session)
+            bind_run(session, pinger.run_id)
+            started_at = database_clock(session)
+            run_now = now or database_now(session)
+            # The lock comes first: on SQLite it is a file lock taken before the
+            # transaction waits for the database's write lock.
+            with job_lock(session, job.lock_name(socket.gethostname())) as acquired:
+                if not acquired:
+                    return _record_skip(session, job, run_now, started_at, started, "locked")
+                if is_paused(session, job.name):
+                    return _record_skip(session, job, run_now, started_at, started, "paused")
+                if first:  # only a run that will run says it started (SPEC §9)
+                    pinger.send(START, {"job": job.name})
                 report = service(session, run_now, settings, apply=True)
                 # the good rows commit; the audit row says that some did not
                 reason = SOME_ROWS_FAILED if report.failed_rows else None
@@ -148,28 +255,73 @@ def _run(
                     session, job, run_now, started_at, "ok", reason=reason, counts=report.counts()
                 )
                 session.commit()
-            except Exception as exc:
-                session.rollback()
-                lost = lost_connection(exc)
-                if lost is not None:
-                    raise lost from exc
-                log.debug("job %s failed", job.name, exc_info=True)
-                error = f"{type(exc).__name__}: {first_line(exc)}"
-                # the database's state (read-only, a table gone), not the job: its exit code
-                state_error = classify_database_error(exc)
-                if state_error is not None:
-                    state_error.__cause__ = exc
-            else:
-                after_commit = wiring.after_commit(job)
-                after = after_commit(engine, settings, report, run_now) if after_commit else None
-                duration = time.monotonic() - started
-                return RunResult(job.name, "ok", run_now, duration, report, after_commit=after)
+    except DatabaseUnavailable as exc:
+        if started_at is None and guard.stop is None:
+            raise  # never connected: nothing to roll back, nowhere to record it
+        return _Failure(exc, run_now, started_at)
+    except Exception as exc:
+        log.debug("job %s failed", job.name, exc_info=True)
+        return _Failure(exc, run_now, started_at)
+    guard.disarm()
+    after, warning = _after_commit(engine, settings, job, report, run_now)
+    duration = time.monotonic() - started
+    return RunResult(job.name, "ok", run_now, duration, report, after_commit=after, warning=warning)
 
+
+def _failed(
+    engine: Engine,
+    job: Job,
+    failure: _Failure,
+    run_uuid: str,
+    guard: RunGuard,
+    started: float,
+) -> RunResult:
+    """A run rolled back: record it failed (when the database can be reached) and report
+    it: a RunResult for a job that failed, the operator's error for anything else."""
+    guard.disarm()
+    exc, stop = failure.exc, guard.stop
+    lost = lost_connection(exc) is not None
+    state_error = None if stop is not None else classify_database_error(exc)
+    if stop is not None:
+        error = stop.reason
+    elif lost:
+        error = f"lost the database connection: {first_line(exc)}"
+    else:
+        error = f"{type(exc).__name__}: {first_line(exc)}"
+
+    recorded = False
     if not isinstance(state_error, DatabaseUnavailable):  # a read-only one records nothing
-        _record_failure(engine, job, run_now, started_at, error, run_uuid)
+        recorded = _record_failure(engine, job, failure, error, run_uuid)
+    record = "recorded as failed" if recorded else "could not be recorded"
+    if stop is not None and stop.exit_code is not None:
+        raise Interrupted(f"{job.name} {stop.reason}, nothing applied; {record}", stop.exit_code)
+    if stop is None and lost:
+        raise DatabaseUnavailable(
+            f"{job.name} lost the database connection mid-run ({first_line(exc)}): "
+            f"the server rolled it back, nothing applied; {record}"
+        ) from exc
     if state_error is not None:
-        raise state_error
+        raise state_error from exc
+    # stopped before its first statement: the host's clock
+    run_now = failure.run_now or failure.started_at or datetime.now(UTC)
     return RunResult(job.name, "failed", run_now, time.monotonic() - started, error=error)
+
+
+def _after_commit(
+    engine: Engine, settings: Settings, job: Job, report: Report, run_now: datetime
+) -> tuple[Report | None, str | None]:
+    """The job's work outside the database once the run committed: whatever goes wrong
+    there is a warning, never the run's failure (its changes stand, and are recorded ok)."""
+    after_commit = wiring.after_commit(job)
+    if after_commit is None:
+        return None, None
+    try:
+        return after_commit(engine, settings, report, run_now), None
+    except Exception as exc:
+        warning = f"after the commit: {type(exc).__name__}: {first_line(exc)}"
+        log.warning("%s %s (the run's changes stand)", job.name, warning)
+        log.debug("%s after the commit", job.name, exc_info=True)
+        return None, warning
 
 
 @contextmanager
@@ -225,7 +377,7 @@ def _record(
         JobRun(
             job=job.name,
             started_at=started_at,
-            finished_at=database_now(session),
+            finished_at=database_clock(session),
             outcome=outcome,
             reason=reason,
             counts=counts,
@@ -251,22 +403,21 @@ def _record_skip(
     return RunResult(job.name, "skipped", run_now, time.monotonic() - started, reason=reason)
 
 
-def _record_failure(
-    engine: Engine,
-    job: Job,
-    run_now: datetime,
-    started_at: datetime,
-    error: str,
-    run_uuid: str | None,
-) -> None:
-    """Record a failed run in a transaction of its own: the run's own was rolled back."""
+def _record_failure(engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str) -> bool:
+    """Record a failed run in a transaction of its own (the run's own was rolled back),
+    every statement bounded: a table locked by someone else must not hold the run.
+    Best effort: returns whether it was recorded."""
     try:
         with transaction(engine) as session:
-            if run_uuid is not None:
-                bind_run(session, run_uuid)
+            bound_statements(session, BOOKKEEPING_SECONDS)
+            bind_run(session, run_uuid)
+            started_at = failure.started_at or database_clock(session)
+            run_now = failure.run_now or started_at
             _record(session, job, run_now, started_at, "failed", error=error)
             session.commit()
-    except Exception as exc:  # the failure is reported anyway; the record is best effort
+        return True
+    except Exception as exc:  # the failure is reported anyway
         # one line: the statement's parameters are for -v only
         log.warning("could not record the failed run of %s: %s", job.name, first_line(exc))
         log.debug("recording the failed run of %s", job.name, exc_info=True)
+        return False

@@ -74,24 +74,30 @@ class SchemaState:
         return self.current is None and bool(self.app_tables_present)
 
 
-def inspect_schema(engine: Engine) -> SchemaState:
+def inspect_schema(engine: Engine, *, timeout_seconds: float | None = None) -> SchemaState:
+    """`timeout_seconds`: PostgreSQL, the longest any of its statements may take or wait
+    for a lock (a migration holding alembic_version must not hold a job run for ever)."""
     try:
         with engine.connect() as conn:
             # read-only: on SQLite a writer's transaction takes the database's write lock,
             # and a run checking the schema must not queue behind another run's write
             # before it can find that run's job lock taken (and record itself skipped)
             conn.execution_options(**{READ_ONLY: True})
+            if timeout_seconds is not None and not is_sqlite(conn):
+                milliseconds = max(1, int(timeout_seconds * 1000))
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
             current = MigrationContext.configure(conn).get_current_revision()
             tables = set(sa.inspect(conn).get_table_names())
     except DBAPIError as exc:  # unreachable, or not a database at all (SQLite)
-        raise unreachable(engine.url, exc) from exc
+        raise unreachable(engine.url, exc, timeout_seconds) from exc
     present = sorted(name for name in APP_TABLE_COLUMNS if name in tables)
     return SchemaState(display_url(engine.url), current, head_revision(), present)
 
 
-def require_head(engine: Engine) -> None:
+def require_head(engine: Engine, *, timeout_seconds: float | None = None) -> None:
     """Refuse to run a job on a database whose schema is not the one this code expects."""
-    reason = not_ready_reason(inspect_schema(engine))
+    reason = not_ready_reason(inspect_schema(engine, timeout_seconds=timeout_seconds))
     if reason is not None:
         raise SchemaNotReady(reason)
 

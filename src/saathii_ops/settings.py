@@ -12,7 +12,6 @@ import os
 import re
 import tomllib
 from decimal import Decimal
-from functools import cached_property
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +45,8 @@ MAX_MINUTES = 366 * 24 * 60
 MAX_DAYS = 3660
 MAX_STATEMENT_TIMEOUT_SECONDS = (2**31 - 1) // 1000
 MAX_COINS_PER_MINUTE = 10_000
+# a run's deadline leaves room for its bookkeeping (runner.BOOKKEEPING_SECONDS) and work
+MIN_RUN_DEADLINE_SECONDS = 10
 MINUTES_PER_DAY = 24 * 60
 
 
@@ -113,6 +114,10 @@ class Settings(BaseSettings):
     # the timezone cron runs in; None: this machine's (see services/scheduling/expressions.py)
     server_timezone: str | None = None
     statement_timeout_seconds: int = Field(50, ge=1, le=MAX_STATEMENT_TIMEOUT_SECONDS)
+    # the longest a whole run may take, its lock waits and bookkeeping included
+    run_deadline_seconds: int = Field(
+        300, ge=MIN_RUN_DEADLINE_SECONDS, le=MAX_STATEMENT_TIMEOUT_SECONDS
+    )
     ping_url: str | None = None  # healthchecks.io-style base URL; the job name is appended
     ping_urls: dict[str, str] = Field(default_factory=dict)  # per job, overrides ping_url
     redis_url: str | None = None  # the app's call cache (SPEC §14); none: not kept in sync
@@ -151,8 +156,10 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @cached_property
+    @property
     def business_tz(self) -> ZoneInfo:
+        # not cached on the instance: a copy (model_copy) with another timezone would keep
+        # it; zoneinfo caches its zones itself
         return ZoneInfo(self.timezone)
 
     @classmethod

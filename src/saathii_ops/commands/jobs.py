@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from saathii_ops.commands.common import JsonOption, app_context, complete_job_name, read_only
+from saathii_ops.identity import user_name
 from saathii_ops.render import stdout_console
 from saathii_ops.render_status import render_history, render_jobs, render_pause
 
@@ -41,7 +42,6 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
 def _set_paused(
     ctx: typer.Context, job: str, *, paused: bool, reason: str | None, json_output: bool
 ) -> None:
-    import getpass
     import socket
 
     from saathii_ops.db import database_now, transaction
@@ -57,7 +57,7 @@ def _set_paused(
             job,
             paused=paused,
             now=app.now or database_now(session),
-            changed_by=f"{getpass.getuser()}@{socket.gethostname()}",
+            changed_by=f"{user_name()}@{socket.gethostname()}",
             reason=reason,
         )
         session.commit()

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from saathii_ops.db import mask_url_text, transaction
+from saathii_ops.db import bound_statements, mask_url_text, transaction
+from saathii_ops.errors import OpsError
 from saathii_ops.jobs import JOBS
+from saathii_ops.masking import first_line
 from saathii_ops.models import JobRun, UserCall, table
 from saathii_ops.reports import Report
 from saathii_ops.services.billing import BillingReport
@@ -40,6 +43,10 @@ runs = table(JobRun)
 
 MARKER = "saathii-ops:call-cache:synced-at"
 TIMEOUT_SECONDS = 0.5
+# the reads after the commit: the missed-sync check is one index lookup; a repair reads
+# every ongoing call
+BOOKKEEPING_SECONDS = 2.0
+REPAIR_TIMEOUT_SECONDS = 30.0
 APP_KEY_TTL = timedelta(seconds=7200)  # the app sets it when the call starts
 KEYS_PER_SCRIPT = 5000  # keys per EVAL: bounds one command's size, not the round trips
 
@@ -119,19 +126,26 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
         socket_connect_timeout=TIMEOUT_SECONDS,
         decode_responses=True,
     )
+    problems: list[str] = []
     try:
-        stamp = client.get(MARKER)
-        marker = datetime.fromisoformat(str(stamp)) if stamp is not None else None
+        marker = _read_marker(client.get(MARKER), problems)
         pairs = report.cache_updates
         updates = dict(zip(pairs[::2], pairs[1::2], strict=True))
         ended = {call.call_id for call in report.ended}
-        since = _missed_since(engine, marker, run_now)
-        repaired = since is not None
         whole: dict[int, CallKey] = {}
-        if since is not None:
-            whole, ended_since = _repair_sets(engine, since)
-            updates = {**{c: k.coins_spent for c, k in whole.items()}, **updates}
-            ended |= ended_since
+        check_failed = False
+        try:
+            since = _missed_since(engine, marker, run_now)
+            if since is not None:
+                whole, ended_since = _repair_sets(engine, since)
+                updates = {**{c: k.coins_spent for c, k in whole.items()}, **updates}
+                ended |= ended_since
+        except (SQLAlchemyError, OpsError) as exc:
+            # this run's own changes still go to Redis; the marker stays where it was, so
+            # the next run finds the sync missed and repairs it
+            problems.append(f"could not check for a missed sync: {first_line(exc)}")
+            since, check_failed = None, True
+        repaired = since is not None
         call_ids = sorted(set(updates) - ended)
         pipe = client.pipeline(transaction=True)
         for start in range(0, len(call_ids), KEYS_PER_SCRIPT):
@@ -145,13 +159,17 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
             pipe.eval(SET_COINS_SPENT, len(part), *(key(c) for c in part), *arguments)
         if ended:
             pipe.delete(*(key(call_id) for call_id in sorted(ended)))
-        pipe.set(MARKER, run_now.isoformat())
+        if not check_failed:
+            pipe.set(MARKER, run_now.isoformat())
         results = pipe.execute()
-        scripts = results[: -(2 if ended else 1)]
+        scripts = results[: len(results) - bool(ended) - (not check_failed)]
         updated = sum(int(r[0]) for r in scripts)
         recreated = sum(int(r[1]) for r in scripts)
+        error = "; ".join(problems) or None
+        if error:
+            log.warning("Redis call cache: %s", error)
         return CacheSync(
-            updated, recreated, len(call_ids) - updated - recreated, len(ended), repaired
+            updated, recreated, len(call_ids) - updated - recreated, len(ended), repaired, error
         )
     except redis.RedisError as exc:
         error = f"Redis call cache at {mask_url_text(redis_url)} not updated: {exc}"
@@ -161,11 +179,25 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
         client.close()
 
 
+def _read_marker(stamp: object, problems: list[str]) -> datetime | None:
+    """The sync marker's time; one that cannot be read (not ISO-8601: someone else wrote
+    it) counts as no marker, so this sync repairs everything and writes a good one."""
+    if stamp is None:
+        return None
+    try:
+        marker = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        problems.append(f"the marker {MARKER} held {str(stamp)[:40]!r}, not a time: repaired")
+        return None
+    return marker if marker.tzinfo is not None else marker.replace(tzinfo=UTC)
+
+
 def _missed_since(engine: Engine, synced_at: datetime | None, run_now: datetime) -> datetime | None:
     """Since when the cache is behind: the last successful sync, when an earlier billing
     run committed after it; with no sync ever (Redis was down from our first run on),
     the first billing run on record. None when the cache is in step."""
     with transaction(engine, read_only=True) as session:
+        bound_statements(session, BOOKKEEPING_SECONDS)
         first_run, last_run = session.execute(
             sa.select(sa.func.min(runs.c.run_now), sa.func.max(runs.c.run_now)).where(
                 runs.c.job.in_([job.name for job in JOBS if job.bills]),
@@ -182,6 +214,7 @@ def _missed_since(engine: Engine, synced_at: datetime | None, run_now: datetime)
 
 def _repair_sets(engine: Engine, since: datetime) -> tuple[dict[int, CallKey], set[int]]:
     with transaction(engine, read_only=True) as session:
+        bound_statements(session, REPAIR_TIMEOUT_SECONDS)
         ongoing = {
             row.call_id: CallKey(
                 row.user_id, row.listener_id, row.call_type, row.start_time, row.coins_spent

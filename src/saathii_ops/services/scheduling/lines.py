@@ -3,7 +3,6 @@ and the marked block that holds them (python-crontab renders each entry, escapin
 
 from __future__ import annotations
 
-import getpass
 import os
 import shlex
 import shutil
@@ -17,6 +16,7 @@ from crontab import CronTab
 
 from saathii_ops.db import parse_url
 from saathii_ops.errors import UsageError
+from saathii_ops.identity import user_name
 from saathii_ops.jobs import JOBS, Job
 from saathii_ops.services.log_prune import log_path
 from saathii_ops.services.scheduling.block import BLOCK_BEGIN, BLOCK_END, INSTALLED_AT, OPTIONS_LINE
@@ -127,7 +127,7 @@ def cron_setup(
         config_file=Path(os.path.abspath(config_file)) if config_file else None,
         env_file=env_file,
         database_url=line_database_url(url, source, env_file=env_file),
-        user=user or (getpass.getuser() if system else None),
+        user=user or (user_name() if system else None),
     )
     given = {
         "--config": setup.config_file,

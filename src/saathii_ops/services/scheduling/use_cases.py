@@ -4,7 +4,6 @@ one, removed, or compared with what an install would write now."""
 from __future__ import annotations
 
 import difflib
-import getpass
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from pathlib import Path
 from crontab import CronTab
 
 from saathii_ops.errors import ExitCode, UsageError
+from saathii_ops.identity import user_name
 from saathii_ops.services.scheduling.block import (
     find_block,
     installed_at,
@@ -68,7 +68,7 @@ def make_log_dir(log_dir: Path, user: str | None) -> bool:
         return False
     try:
         log_dir.mkdir(mode=0o750, parents=True)
-        if user is not None and user != getpass.getuser():
+        if user is not None and user != user_name():
             shutil.chown(log_dir, user)
     except (OSError, LookupError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
