@@ -6,7 +6,6 @@ beside it: `render_status` (status, the jobs), `render_cron` (the crontab), `ren
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -44,6 +43,8 @@ def to_jsonable(value: Any) -> Any:
 
 
 def emit_json(console: Console, data: Any) -> None:
+    import json  # imported by the output that needs it: not at start-up
+
     console.file.write(json.dumps(to_jsonable(data), indent=2) + "\n")
 
 

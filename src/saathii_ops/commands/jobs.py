@@ -3,7 +3,6 @@ switches and their recent runs."""
 
 from __future__ import annotations
 
-import socket
 from typing import Annotated
 
 import typer
@@ -43,6 +42,8 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
 def _set_paused(
     ctx: typer.Context, job: str, *, paused: bool, reason: str | None, json_output: bool
 ) -> None:
+    import socket
+
     from saathii_ops.db import database_now, transaction
     from saathii_ops.schema import require_head
     from saathii_ops.services import job_control
