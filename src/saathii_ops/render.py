@@ -96,9 +96,11 @@ def render_rows(console: Console, title: str, rows: Sequence[Any]) -> None:
             table.add_row(*(format_value(row[c]) for c in columns))
         console.print(table)
     else:
-        console.print(f"{title}:")
-        for row in dicts:
-            console.print("  " + "  ".join(f"{c}={format_value(row[c])}" for c in columns))
+        # plain text (a cron log): written as it is, a line a row; Rich's print parses
+        # markup and measures every line (0.6 s for a cleanup's 10,000 ended calls)
+        lines = [f"{title}:"]
+        lines += ["  " + "  ".join(f"{c}={format_value(row[c])}" for c in columns) for row in dicts]
+        console.file.write("\n".join(lines) + "\n")
 
 
 def _is_records(value: Any) -> bool:
