@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -234,3 +235,22 @@ def ledger_stays_balanced(engine: Engine) -> Iterator[None]:
     assert_ledger_balanced(engine)
     yield
     assert_ledger_balanced(engine)
+
+
+# a database of its own, flushed around each test (parallel runs each set their own)
+REDIS_URL = os.environ.get("SAATHII_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """The Redis test database, flushed, and SAATHII_REDIS_URL naming it."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis at 127.0.0.1:6379 (.ci/run starts one)")
+    client.flushdb()
+    monkeypatch.setenv("SAATHII_REDIS_URL", REDIS_URL)
+    yield client
+    client.flushdb()
+    client.close()

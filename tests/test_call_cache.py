@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -15,26 +13,10 @@ from sqlalchemy.engine import Engine
 from saathii_ops.db import transaction
 from saathii_ops.models import UserCall
 from saathii_ops.services.call_cache import MARKER
-from tests.conftest import Cli
+from tests.conftest import REDIS_URL, Cli
 from tests.factories import T0, add_call, add_user
 
-# a database of its own, flushed around each test (parallel runs each set their own)
-REDIS_URL = os.environ.get("SAATHII_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DOWN_URL = "redis://:secret@127.0.0.1:1/0"
-
-
-@pytest.fixture
-def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379 (.ci/run starts one)")
-    client.flushdb()
-    monkeypatch.setenv("SAATHII_REDIS_URL", REDIS_URL)
-    yield client
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture

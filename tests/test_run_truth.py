@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -27,9 +28,10 @@ from saathii_ops.reports import Report
 from saathii_ops.runner import job_lock, run_job
 from saathii_ops.services import call_cache, presence
 from saathii_ops.settings import Settings
-from tests.conftest import Cli
+from tests.conftest import REDIS_URL, Cli
 from tests.factories import T0, add_call, add_user
 from tests.test_monitoring import Monitor
+from tests.test_runner import partly_failing_service
 
 NOW = T0 + timedelta(minutes=10)
 
@@ -101,23 +103,6 @@ def test_the_recorded_duration_is_the_measured_one(engine: Engine) -> None:
 # --- item 3: work after the commit --------------------------------------------------------
 
 
-@pytest.fixture
-def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    import redis
-
-    from tests.test_call_cache import REDIS_URL
-
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379 (.ci/run starts one)")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
-
-
 def _a_charged_call(engine: Engine) -> None:
     with transaction(engine) as s:
         listener = add_user(s, role="listener", balance=0)
@@ -126,46 +111,38 @@ def _a_charged_call(engine: Engine) -> None:
 
 
 def test_a_sync_marker_that_is_not_a_time_is_repaired_not_raised(
-    engine: Engine, redis_url: str, monitor: Monitor
+    engine: Engine, cache: redis.Redis, monitor: Monitor
 ) -> None:
-    import redis
-
     _a_charged_call(engine)
-    settings = Settings(redis_url=redis_url, ping_url=monitor.url)
+    settings = Settings(redis_url=REDIS_URL, ping_url=monitor.url)
     job = get_job("coins-deduct")
     assert run_job(engine, settings, job, now=T0, dry_run=False).exit_code == 0
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.set(call_cache.MARKER, "yesterday-ish")
+    cache.set(call_cache.MARKER, "yesterday-ish")
 
     result = run_job(engine, settings, job, now=T0 + timedelta(minutes=1), dry_run=False)
     assert (result.outcome, result.exit_code) == ("ok", 0)
     assert isinstance(result.after_commit, call_cache.CacheSync)
     assert result.after_commit.repaired
     assert "not a time" in (result.after_commit.error or "")
-    assert client.get(call_cache.MARKER) == (T0 + timedelta(minutes=1)).isoformat()
+    assert cache.get(call_cache.MARKER) == (T0 + timedelta(minutes=1)).isoformat()
     assert _ping_paths(monitor)[-1] == "/ping/coins-deduct"  # success, not /fail
-    client.close()
 
 
 def test_a_database_error_in_the_missed_sync_check_is_a_warning(
-    engine: Engine, redis_url: str, monitor: Monitor, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, cache: redis.Redis, monitor: Monitor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import redis
-
     _a_charged_call(engine)
 
     def database_gone(*args: object) -> None:
         raise OperationalError("SELECT min(run_now) …", {}, Exception("server closed"))
 
     monkeypatch.setattr(call_cache, "_missed_since", database_gone)
-    settings = Settings(redis_url=redis_url, ping_url=monitor.url)
+    settings = Settings(redis_url=REDIS_URL, ping_url=monitor.url)
     result = run_job(engine, settings, get_job("coins-deduct"), now=T0, dry_run=False)
     assert (result.outcome, result.exit_code) == ("ok", 0)
     assert isinstance(result.after_commit, call_cache.CacheSync)
     assert "could not check for a missed sync" in (result.after_commit.error or "")
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    assert client.get(call_cache.MARKER) is None  # left behind: the next run repairs
-    client.close()
+    assert cache.get(call_cache.MARKER) is None  # left behind: the next run repairs
     assert _runs(engine) == [("ok", None, None)]
     assert _ping_paths(monitor) == ["/ping/coins-deduct/start", "/ping/coins-deduct"]
 
@@ -227,22 +204,9 @@ def test_a_run_that_finds_the_lock_taken_sends_no_start(engine: Engine, monitor:
 def test_a_run_that_exits_1_pings_its_exit_status_not_success(
     engine: Engine, monitor: Monitor
 ) -> None:
-    from dataclasses import dataclass
-
-    @dataclass
-    class PartlyFailed(Report):
-        changed: int
-
-        @property
-        def failed_rows(self) -> int:
-            return 1
-
-    def service(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
-        return PartlyFailed(changed=3)
-
     result = run_job(
         engine, Settings(ping_url=monitor.url), get_job("presence-cleanup"), now=NOW,
-        dry_run=False, service=service,
+        dry_run=False, service=partly_failing_service,
     )  # fmt: skip
     assert result.exit_code == 1
     assert _ping_paths(monitor) == ["/ping/presence-cleanup/start", "/ping/presence-cleanup/1"]

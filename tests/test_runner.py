@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Engine
 from saathii_ops.db import transaction
 from saathii_ops.jobs import get_job
 from saathii_ops.models import JobControl, JobRun, UserStatus
+from saathii_ops.reports import Report
 from saathii_ops.runner import job_lock, run_job
 from saathii_ops.services import presence
 from saathii_ops.settings import Settings
@@ -150,24 +152,25 @@ def test_now_defaults_to_the_database_clock(engine: Engine) -> None:
     assert result.now.tzinfo is not None
 
 
+@dataclass
+class PartlyFailed(Report):
+    """A report of 3 rows changed and 1 that failed."""
+
+    changed: int
+
+    @property
+    def failed_rows(self) -> int:
+        return 1
+
+
+def partly_failing_service(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
+    return PartlyFailed(changed=3)
+
+
 def test_a_run_with_failed_rows_commits_the_good_ones_and_says_so(engine: Engine) -> None:
-    from dataclasses import dataclass
-
-    from saathii_ops.reports import Report
-
-    @dataclass
-    class PartlyFailed(Report):
-        changed: int
-
-        @property
-        def failed_rows(self) -> int:
-            return 1
-
-    def service(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
-        return PartlyFailed(changed=3)
-
     result = run_job(
-        engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False, service=service
-    )
+        engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False,
+        service=partly_failing_service,
+    )  # fmt: skip
     assert (result.outcome, result.exit_code) == ("ok", 1)
     assert _runs(engine) == [("ok", "some rows failed", None)]
