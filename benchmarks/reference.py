@@ -1,7 +1,8 @@
 """The per-row reference: each job as a team writes it first, and as the original system
 billed — load the rows, then per row a few queries, each its own statement, in one
 transaction. Dialect-neutral (SQLAlchemy Core on the project's tables), the SPEC's
-default settings, and the benchmark's population (one call per caller, no bad rows).
+default settings (the project's own Settings and badge table), and the benchmark's
+population (one call per caller, no bad rows).
 
     python -m benchmarks.reference JOB DATABASE_URL NOW
 """
@@ -28,6 +29,8 @@ from saathii_ops.models import (
     UserWallet,
     table,
 )
+from saathii_ops.services.badges import badge_for_minutes, rates_for
+from saathii_ops.settings import Settings
 
 calls = table(UserCall)
 wallets = table(UserWallet)
@@ -36,16 +39,14 @@ status = table(UserStatus)
 badges = table(ListenerBadge)
 roles = table(UserRole)
 
-TZ = ZoneInfo("Asia/Kolkata")
-COINS_PER_MINUTE = {"audio": 10, "video": 60}
-BASIC_RATES = {"audio": Decimal("1.00"), "video": Decimal("6.00")}
-# (badge, least minutes, audio, video), highest first
-BADGE_TABLE = (
-    ("gold", 180, Decimal("1.80"), Decimal("10.00")),
-    ("silver", 120, Decimal("1.50"), Decimal("8.50")),
-    ("bronze", 60, Decimal("1.25"), Decimal("7.00")),
-    ("basic", 0, Decimal("1.00"), Decimal("6.00")),
-)
+# the SPEC's defaults, and the project's one home of the badge table
+SETTINGS = Settings()
+TZ = SETTINGS.business_tz
+
+
+def _coins_per_minute(call_type: str) -> int:
+    rate: int = getattr(SETTINGS.coins_per_minute, call_type)
+    return rate
 
 
 def _elapsed(now: datetime, start: datetime) -> int:
@@ -55,7 +56,7 @@ def _elapsed(now: datetime, start: datetime) -> int:
 
 def _bill(conn: Connection, now: datetime, call: sa.Row[Any]) -> tuple[int, int]:
     """Charge what the call owes, as far as the balance goes: (coins_spent after, owed)."""
-    rate = COINS_PER_MINUTE[call.call_type]
+    rate = _coins_per_minute(call.call_type)
     elapsed = _elapsed(now, call.start_time)
     due = rate * (elapsed // 60 + 1) if elapsed >= 0 else 0
     owed = due - call.coins_spent
@@ -96,7 +97,7 @@ def _bill(conn: Connection, now: datetime, call: sa.Row[Any]) -> tuple[int, int]
 
 
 def _settle(conn: Connection, now: datetime, call: sa.Row[Any], coins_spent: int) -> None:
-    rate = COINS_PER_MINUTE[call.call_type]
+    rate = _coins_per_minute(call.call_type)
     elapsed = _elapsed(now, call.start_time)
     badge = conn.execute(
         sa.select(badges.c.audio_rate_per_minute, badges.c.video_rate_per_minute).where(
@@ -105,7 +106,7 @@ def _settle(conn: Connection, now: datetime, call: sa.Row[Any], coins_spent: int
         )
     ).first()
     if badge is None:
-        per_minute = BASIC_RATES[call.call_type]
+        per_minute = getattr(rates_for("basic", SETTINGS), call.call_type)
     else:
         per_minute = badge[0] if call.call_type == "audio" else badge[1]
     earnings = (Decimal(per_minute) * (coins_spent // rate)).quantize(Decimal("0.01"))
@@ -173,7 +174,7 @@ def coins_deduct(conn: Connection, now: datetime) -> None:
 
 
 def calls_cleanup(conn: Connection, now: datetime) -> None:
-    stale_before = now - timedelta(minutes=10)
+    stale_before = now - timedelta(minutes=SETTINGS.call_stale_minutes)
 
     def seen(user_id: int) -> Any:
         return conn.execute(
@@ -185,7 +186,7 @@ def calls_cleanup(conn: Connection, now: datetime) -> None:
         expired = (
             (caller is not None and caller.last_seen < stale_before)
             or (listener is not None and listener.last_seen < stale_before)
-            or _elapsed(now, call.start_time) > 240 * 60
+            or _elapsed(now, call.start_time) > SETTINGS.call_max_minutes * 60
             or (caller is not None and caller.wait_time is not None and caller.wait_time <= 0)
         )
         if expired:
@@ -194,7 +195,7 @@ def calls_cleanup(conn: Connection, now: datetime) -> None:
 
 
 def presence_cleanup(conn: Connection, now: datetime) -> None:
-    cutoff = now - timedelta(minutes=5)
+    cutoff = now - timedelta(minutes=SETTINGS.presence_inactive_minutes)
     on_a_call: set[int] = set()
     for caller, listener in conn.execute(
         sa.select(calls.c.user_id, calls.c.listener_id).where(calls.c.status == "ongoing")
@@ -238,16 +239,17 @@ def badges_assign(conn: Connection, now: datetime) -> None:
         minutes = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(calls.c.duration_minutes), 0)).where(
                 calls.c.listener_id == listener,
-                calls.c.status.in_(("completed", "dropped")),
+                calls.c.status.in_(SETTINGS.counted_call_statuses),
                 calls.c.start_time >= start,
                 calls.c.start_time < end,
             )
         ).scalar_one()
-        badge, _, audio, video = next(row for row in BADGE_TABLE if minutes >= row[1])
+        badge = badge_for_minutes(minutes, SETTINGS.badge_thresholds)
+        rates = rates_for(badge, SETTINGS)
         values = {
             "badge": badge,
-            "audio_rate_per_minute": audio,
-            "video_rate_per_minute": video,
+            "audio_rate_per_minute": rates.audio,
+            "video_rate_per_minute": rates.video,
             "assigned_at": now,
             "updated_at": now,
         }
