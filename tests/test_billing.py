@@ -480,6 +480,7 @@ def test_runs_are_recorded_with_their_counts(
         "skipped_calls": 0,
         "half_ended_calls": 0,
         "replanned_calls": 0,
+        "held_calls": 0,
     }
 
 

@@ -4,6 +4,11 @@ Each rule is one predicate used twice: selected for the plan (dry-run) and as
 the guard of the UPDATE … RETURNING that applies it, so a preview and the
 change cannot drift apart. The app may write presence at the same moment; a
 guarded UPDATE re-checks its predicate on the row it changes.
+
+A real run locks the rows it changes FOR UPDATE SKIP LOCKED: a row another session
+holds (the app's statement, a DBA's open transaction) is not waited for; it still
+matches its rule after the run's update, is named in `held_ids` ("held by another
+session; next run") and changed by the next run.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.db import is_sqlite
 from saathii_ops.models import UserCall, UserStatus, table
 from saathii_ops.reports import Report
 from saathii_ops.settings import Settings
@@ -32,6 +38,9 @@ class PresenceReport(Report):
     offline_ids: list[int] = field(default_factory=list)
     wait_time_ids: list[int] = field(default_factory=list)
     no_call_ids: list[int] = field(default_factory=list)
+    # rows another session held: left for the next run (not a failure)
+    held_by_another_session: int = 0
+    held_ids: list[int] = field(default_factory=list)
 
 
 def inactive_cutoff(now: datetime, settings: Settings) -> datetime:
@@ -96,16 +105,19 @@ def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool)
         sa.select(sa.func.count()).select_from(status).where(online())
     ).scalar_one()
 
+    held: set[int] = set()
+
     def change(where: sa.ColumnElement[bool], **values: object) -> list[int]:
         if not apply:
             return _ids(session, sa.select(status.c.user_id).where(where))
         # PostgreSQL: the rows are locked in user_id order before any is changed, so that
-        # an app statement updating several user_status rows cannot deadlock with this one
+        # an app statement updating several user_status rows cannot deadlock with this
+        # one; a row another session holds is skipped, not waited for
         locked = (
             sa.select(status.c.user_id)
             .where(where)
             .order_by(status.c.user_id)
-            .with_for_update()
+            .with_for_update(skip_locked=True)
             .correlate(None)
         )
         update = (
@@ -114,7 +126,11 @@ def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool)
             .values(updated_at=now, **values)
             .returning(status.c.user_id)
         )
-        return _ids(session, update)
+        changed = _ids(session, update)
+        if not is_sqlite(session):
+            # the rows changed match the rule no more; those that still do were held
+            held.update(_ids(session, sa.select(status.c.user_id).where(where)))
+        return changed
 
     offline = change(inactive_online(cutoff), is_online=False)
     wait_time = change(wait_time_expired(), is_busy=False, wait_time=None)
@@ -128,4 +144,6 @@ def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool)
         offline_ids=offline,
         wait_time_ids=wait_time,
         no_call_ids=no_call,
+        held_by_another_session=len(held),
+        held_ids=sorted(held),
     )
