@@ -42,10 +42,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.db import elapsed_seconds, is_sqlite
+from saathii_ops.db import elapsed_seconds, is_sqlite, local_date
 from saathii_ops.models import Money, Settlement, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.reports import INTERNAL, Report
 from saathii_ops.services import settlement
+from saathii_ops.services.badges import one_row_each
 from saathii_ops.services.settlement import expect, paise_to_decimal
 from saathii_ops.settings import Settings
 
@@ -303,7 +304,12 @@ def _call_rows(
     scope = scope_query.cte("scope").prefix_with("MATERIALIZED")
 
     elapsed, rate, spent = scope.c.elapsed, scope.c.rate, scope.c.spent
-    badge = settlement.badges.alias("badge")
+    # one badge row per listener and day (the app's table may hold two), of the days
+    # the calls started on
+    badge = one_row_each(
+        settlement.badges.c.date.in_(sa.select(local_date(scope.c.start_time, settings.timezone))),
+        "badge",
+    )
     listener_wallet = wallets.alias("listener_wallet")
     rate_paise = settlement.listener_rate_paise(badge, scope.c.call_type, settings)
     facts = (
@@ -567,7 +573,7 @@ def _lock_rows(
     kind: str,
     table_: sa.Table,
     order: sa.ColumnElement[Any],
-    users: sa.Select[Any],
+    users: sa.Select[Any] | sa.CompoundSelect[Any],
 ) -> None:
     """Lock the rows of `table_` of `users` not locked yet, in `order`, FOR UPDATE SKIP
     LOCKED (never waiting), and note in LOCKED the users whose row the run now holds."""
@@ -753,7 +759,7 @@ def bill_and_settle(
 
     PLAN.create(session.connection())
     session.execute(sa.insert(PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
-    replanned, held = 0, []
+    replanned, held = 0, list[HeldCall]()
     if not is_sqlite(session):
         # statistics for the statements that join the plan; then the row locks, held
         # until the runner commits
