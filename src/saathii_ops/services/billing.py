@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db import elapsed_seconds, is_sqlite, local_date
 from saathii_ops.models import Money, Settlement, UserCall, UserTransaction, UserWallet, table
-from saathii_ops.reports import INTERNAL, Report
+from saathii_ops.reports import INTERNAL, Report, SpooledRecords
 from saathii_ops.services import settlement
 from saathii_ops.services.badges import one_row_each
 from saathii_ops.services.settlement import expect, paise_to_decimal
@@ -147,6 +147,9 @@ class BillingReport(Report):
     ended: list[EndedCall] = field(default_factory=list)
     skipped: list[SkippedCall] = field(default_factory=list)
     held: list[HeldCall] = field(default_factory=list)
+    # a dry-run: every call it would charge (call_id, caller_id, coins_charged,
+    # minutes_charged), spooled, not held in memory; a real run counts them only
+    charged: SpooledRecords | None = field(default=None, compare=False)
     # For the Redis call cache only (SPEC §14), collected only when a Redis URL is
     # configured: (call_id, coins_spent after the run) of each call charged, flat in
     # one array of 8-byte integers. Not part of the report's output.
@@ -755,7 +758,9 @@ def bill_and_settle(
     """
     planned = _plan(now, settings, end_rules)
     if not apply:
-        return _report(session, planned, end_rules)
+        report = _report(session, planned, end_rules)
+        report.charged = _spool_charged(session, planned)
+        return report
 
     PLAN.create(session.connection())
     session.execute(sa.insert(PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
@@ -784,6 +789,27 @@ def bill_and_settle(
     )
     PLAN.drop(session.connection())
     return report
+
+
+def _spool_charged(session: Session, planned: sa.Subquery) -> SpooledRecords:
+    """Every call the plan charges, in call_id order, read through a server-side cursor."""
+    charged = SpooledRecords()
+    rows = session.execute(
+        sa.select(planned.c.call_id, planned.c.caller_id, planned.c.charge, planned.c.minutes)
+        .where(planned.c.problem.is_(None), planned.c.charge > 0)
+        .order_by(planned.c.call_id),
+        execution_options={"yield_per": CHUNK_SIZE},
+    )
+    for call_id, caller_id, coins, minutes in rows:
+        charged.add(
+            {
+                "call_id": call_id,
+                "caller_id": caller_id,
+                "coins_charged": int(coins),
+                "minutes_charged": int(minutes),
+            }
+        )
+    return charged
 
 
 def _chunks(session: Session) -> list[tuple[int, int]]:

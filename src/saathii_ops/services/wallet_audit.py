@@ -19,22 +19,32 @@ Set-based queries, each one pass over its table:
   BILLING_GRACE ago — coin deduction runs every minute, so a fresh minute is
   not yet owed by the books);
 - ongoing calls that billing cannot bill (its PROBLEMS, the half-ended and
-  settled-before calls above included), counted by billing's own `count_calls`.
+  settled-before calls above included), counted by billing's own `count_calls`;
+- listener_badges rows held twice for one listener and day (the app's table without
+  its key): each with the row every job reads (badges.one_row_each).
 Billing's own rules: `coin_rate`, `coins_due`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import elapsed_seconds
-from saathii_ops.models import Settlement, UserCall, UserTransaction, UserWallet, table
+from saathii_ops.models import (
+    ListenerBadge,
+    Settlement,
+    UserCall,
+    UserTransaction,
+    UserWallet,
+    table,
+)
 from saathii_ops.reports import Report
+from saathii_ops.services.badges import one_row_each
 from saathii_ops.services.billing import BILLING_GRACE, coin_rate, coins_due, count_calls
 from saathii_ops.settings import Settings
 
@@ -42,12 +52,17 @@ wallets = table(UserWallet)
 ledger = table(UserTransaction)
 calls = table(UserCall)
 settlements = table(Settlement)
+badges = table(ListenerBadge)
 
 # The ledger rows that move withdrawable_money (rupees). The app's 'purchase' rows
 # carry in money_change the rupees the customer paid for the coins: not wallet money.
 MONEY_TX_TYPES = ("earn", "withdraw")
 SETTLED_STATUS = "dropped"  # what settlement writes
 ENDED_AGAIN = "ended again after settlement — the listener may have been paid twice"
+DUPLICATE_BADGE = (
+    "several listener_badges rows for one listener and day (the table lacks its key): "
+    "the jobs read this one; delete the others"
+)
 
 
 @dataclass
@@ -104,6 +119,19 @@ class ChangedAfterSettlement:
 
 
 @dataclass
+class DuplicateBadge:
+    """Several listener_badges rows for one listener and day; the jobs read `badge`'s."""
+
+    listener_id: int
+    date: date
+    rows: int
+    badge: str | None  # of the row the jobs read
+    audio_rate_per_minute: Decimal
+    video_rate_per_minute: Decimal
+    finding: str = DUPLICATE_BADGE
+
+
+@dataclass
 class WalletAuditReport(Report):
     now: datetime
     wallets_off: int
@@ -112,10 +140,12 @@ class WalletAuditReport(Report):
     calls_overcharged: int
     calls_undercharged: int
     calls_unbillable: int  # every call billing skips (half-ended included): dry-run names each
+    duplicate_badge_days: int = 0  # listener-days with several listener_badges rows
     wallets: list[WalletDrift] = field(default_factory=list)
     changed_after_settlement: list[ChangedAfterSettlement] = field(default_factory=list)
     half_ended: list[HalfEndedCall] = field(default_factory=list)
     calls: list[CallDrift] = field(default_factory=list)
+    duplicate_badges: list[DuplicateBadge] = field(default_factory=list)
 
     @property
     def failed_rows(self) -> int:
@@ -126,6 +156,7 @@ class WalletAuditReport(Report):
             + self.calls_overcharged
             + self.calls_undercharged
             + self.calls_unbillable
+            + self.duplicate_badge_days
         )
 
 
@@ -134,6 +165,7 @@ def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditRep
     changed = _changed_after_settlement(session)
     half_ended = _half_ended(session)
     drifted_calls = _charge_drift(session, now, settings)
+    duplicates = _duplicate_badges(session)
     return WalletAuditReport(
         now=now,
         wallets_off=len(drifted_wallets),
@@ -146,6 +178,8 @@ def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditRep
         changed_after_settlement=changed,
         half_ended=half_ended,
         calls=drifted_calls,
+        duplicate_badge_days=len(duplicates),
+        duplicate_badges=duplicates,
     )
 
 
@@ -310,6 +344,50 @@ def _charge_drift(session: Session, now: datetime, settings: Settings) -> list[C
             coins_due_now=int(row.due_now),
             coins_due_by_now=int(row.due_by_now),
             drift="overcharged" if row.coins_spent > row.due_now else "undercharged",
+        )
+        for row in rows
+    ]
+
+
+def _duplicate_badges(session: Session) -> list[DuplicateBadge]:
+    key = (badges.c.listener_id, badges.c.date)
+    duplicated = (
+        sa.select(*key, sa.func.count().label("rows"))
+        .group_by(*key)
+        .having(sa.func.count() > 1)
+        .subquery("duplicated")
+    )
+    read = one_row_each(
+        sa.tuple_(*key).in_(sa.select(duplicated.c.listener_id, duplicated.c.date)), "read"
+    )
+    rows = session.execute(
+        sa.select(
+            duplicated.c.listener_id,
+            duplicated.c.date,
+            duplicated.c.rows,
+            read.c.badge,
+            read.c.audio_rate_per_minute,
+            read.c.video_rate_per_minute,
+        )
+        .select_from(
+            duplicated.join(
+                read,
+                sa.and_(
+                    read.c.listener_id == duplicated.c.listener_id,
+                    read.c.date == duplicated.c.date,
+                ),
+            )
+        )
+        .order_by(duplicated.c.date, duplicated.c.listener_id)
+    ).all()
+    return [
+        DuplicateBadge(
+            listener_id=row.listener_id,
+            date=row.date,
+            rows=int(row.rows),
+            badge=row.badge,
+            audio_rate_per_minute=_rupees(row.audio_rate_per_minute),
+            video_rate_per_minute=_rupees(row.video_rate_per_minute),
         )
         for row in rows
     ]
