@@ -19,11 +19,12 @@ Then the rows the plan changes are locked, each kind in one order: the wallets
 of both parties in wallet_id order, the calls, the user_status rows of the
 parties of the calls that end in user_id order; all FOR UPDATE SKIP LOCKED, so
 a run never waits for a row another session holds (the app's statement, a DBA's
-open transaction) and, waiting for nothing, cannot deadlock. A call whose row,
-caller's wallet, or (when it ends) listener's wallet or parties' user_status
+open transaction) and, waiting for nothing, cannot deadlock. A call whose
+caller's wallet, or (when it ends) listener's wallet or parties' user_status,
 another session holds is left out with all the calls of its caller (they share
-the balance) and named in the report as held; the next run bills it, catching
-up every minute it missed. A caller whose calls or balance changed between
+the balance); a call whose own row another session holds (the app ending it) is
+left out and its caller's other calls are planned again without it. Each is named
+in the report as held; the next run bills it, catching up every minute it missed. A caller whose calls or balance changed between
 planning and locking (another run, the app) is planned again, now under the
 locks. Every statement is still guarded (status, the coins_spent the plan saw,
 balance >= charge), and a statement that does not change exactly the planned
