@@ -24,11 +24,11 @@ caller's wallet, or (when it ends) listener's wallet or parties' user_status,
 another session holds is left out with all the calls of its caller (they share
 the balance); a call whose own row another session holds (the app ending it) is
 left out and its caller's other calls are planned again without it. Each is named
-in the report as held; the next run bills it, catching up every minute it missed. A caller whose calls or balance changed between
-planning and locking (another run, the app) is planned again, now under the
-locks. Every statement is still guarded (status, the coins_spent the plan saw,
-balance >= charge), and a statement that does not change exactly the planned
-rows rolls the whole run back.
+in the report as held; the next run bills it, catching up every minute it
+missed. A caller whose calls or balance changed between planning and locking
+(another run, the app) is planned again, now under the locks. Every statement is
+still guarded (status, the coins_spent the plan saw, balance >= charge), and a
+statement that does not change exactly the planned rows rolls the whole run back.
 """
 
 from __future__ import annotations
@@ -129,9 +129,11 @@ class HeldCall:
 class BillingReport(Report):
     """Counts of the whole run; the calls that matter (ended, skipped) in full.
 
-    The calls only charged are counted, never listed: a report (and the cron log
-    entry and the audit row made from it) stays the same size however many
-    calls are ongoing.
+    The calls only charged are counted, never listed, by a real run: a report (and
+    the cron log entry and the audit row made from it) stays the same size however
+    many calls are ongoing. A dry-run, which must name every id it would change,
+    lists them in `charged`: a file, which `--json` writes into its document a line at
+    a time.
     """
 
     calls_charged: int
@@ -149,7 +151,8 @@ class BillingReport(Report):
     skipped: list[SkippedCall] = field(default_factory=list)
     held: list[HeldCall] = field(default_factory=list)
     # a dry-run: every call it would charge (call_id, caller_id, coins_charged,
-    # minutes_charged), spooled, not held in memory; a real run counts them only
+    # minutes_charged), spooled to a file, not held in memory; only --json lists them.
+    # A real run: None (it counts them)
     charged: SpooledRecords | None = field(default=None, compare=False)
     # For the Redis call cache only (SPEC §14), collected only when a Redis URL is
     # configured: (call_id, coins_spent after the run) of each call charged, flat in
@@ -308,10 +311,13 @@ def _call_rows(
     scope = scope_query.cte("scope").prefix_with("MATERIALIZED")
 
     elapsed, rate, spent = scope.c.elapsed, scope.c.rate, scope.c.spent
-    # one badge row per listener and day (the app's table may hold two), of the days
-    # the calls started on
+    # one badge row per listener and day (the app's table may hold two), of the calls'
+    # listeners and days: a few rows through the table's key, not a scan of every day
+    b = settlement.badges
     badge = one_row_each(
-        settlement.badges.c.date.in_(sa.select(local_date(scope.c.start_time, settings.timezone))),
+        sa.tuple_(b.c.listener_id, b.c.date).in_(
+            sa.select(scope.c.listener_id, local_date(scope.c.start_time, settings.timezone))
+        ),
         "badge",
     )
     listener_wallet = wallets.alias("listener_wallet")
