@@ -5,10 +5,10 @@ the guard of the UPDATE … RETURNING that applies it, so a preview and the
 change cannot drift apart. The app may write presence at the same moment; a
 guarded UPDATE re-checks its predicate on the row it changes.
 
-A real run locks the rows it changes FOR UPDATE SKIP LOCKED: a row another session
-holds (the app's statement, a DBA's open transaction) is not waited for; it still
-matches its rule after the run's update, is named in `held_ids` ("held by another
-session; next run") and changed by the next run.
+A real run on PostgreSQL locks the rows it changes FOR UPDATE SKIP LOCKED, each rule
+in one statement: a row another session holds (the app's statement, a DBA's open
+transaction) is not waited for; it is named in `held_ids` ("held by another session;
+next run") and changed by the next run.
 """
 
 from __future__ import annotations
@@ -99,6 +99,44 @@ def _ids(session: Session, statement: sa.Select[tuple[int]] | sa.Update) -> list
     return sorted(session.execute(statement).scalars())
 
 
+def _change_unless_held(
+    session: Session, where: sa.ColumnElement[bool], now: datetime, values: dict[str, object]
+) -> tuple[list[int], list[int]]:
+    """PostgreSQL, one statement: the rows of the rule, locked in user_id order before
+    any is changed (so that an app statement updating several user_status rows cannot
+    deadlock with this one) and SKIP LOCKED (a row another session holds is not
+    waited for); the rows changed, and those skipped because another session held
+    them."""
+    candidate = (
+        sa.select(status.c.user_id).where(where).cte("candidate").prefix_with("MATERIALIZED")
+    )
+    locked = (
+        sa.select(status.c.user_id)
+        .where(status.c.user_id.in_(sa.select(candidate.c.user_id)))
+        .order_by(status.c.user_id)
+        .with_for_update(skip_locked=True)
+        .cte("locked")
+    )
+    updated = (
+        sa.update(status)
+        .where(status.c.user_id.in_(sa.select(locked.c.user_id)), where)
+        .values(updated_at=now, **values)
+        .returning(status.c.user_id)
+        .cte("updated")
+    )
+    rows = session.execute(
+        sa.select(
+            candidate.c.user_id,
+            candidate.c.user_id.in_(sa.select(updated.c.user_id)).label("changed"),
+            candidate.c.user_id.in_(sa.select(locked.c.user_id)).label("locked"),
+        ).order_by(candidate.c.user_id)
+    ).all()
+    return (
+        [row.user_id for row in rows if row.changed],
+        [row.user_id for row in rows if not row.locked],
+    )
+
+
 def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool) -> PresenceReport:
     cutoff = inactive_cutoff(now, settings)
     online_before = session.execute(
@@ -110,26 +148,16 @@ def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool)
     def change(where: sa.ColumnElement[bool], **values: object) -> list[int]:
         if not apply:
             return _ids(session, sa.select(status.c.user_id).where(where))
-        # PostgreSQL: the rows are locked in user_id order before any is changed, so that
-        # an app statement updating several user_status rows cannot deadlock with this
-        # one; a row another session holds is skipped, not waited for
-        locked = (
-            sa.select(status.c.user_id)
-            .where(where)
-            .order_by(status.c.user_id)
-            .with_for_update(skip_locked=True)
-            .correlate(None)
-        )
-        update = (
-            sa.update(status)
-            .where(status.c.user_id.in_(locked), where)
-            .values(updated_at=now, **values)
-            .returning(status.c.user_id)
-        )
-        changed = _ids(session, update)
-        if not is_sqlite(session):
-            # the rows changed match the rule no more; those that still do were held
-            held.update(_ids(session, sa.select(status.c.user_id).where(where)))
+        if is_sqlite(session):  # the run holds the database's write lock
+            update = (
+                sa.update(status)
+                .where(where)
+                .values(updated_at=now, **values)
+                .returning(status.c.user_id)
+            )
+            return _ids(session, update)
+        changed, skipped = _change_unless_held(session, where, now, values)
+        held.update(skipped)
         return changed
 
     offline = change(inactive_online(cutoff), is_online=False)
