@@ -4,14 +4,18 @@ minutes of the business day before it.
 The badge table lives here only: `badge_ladder` orders the thresholds, and both
 the pure `badge_for_minutes` and the SQL CASE of the plan are read off it. Per
 target date one plan (a SELECT) is read for the report and, in a real run,
-upserted with one INSERT … SELECT … ON CONFLICT; the rows written are checked
-against the plan before the runner commits.
+written: an UPDATE of the listeners' rows for the date, then an INSERT … SELECT of
+the listeners with none (no ON CONFLICT target: the app's table may lack its key and
+hold two rows for a listener and day, see `one_row_each`); the rows written are
+checked against the plan before the runner commits.
 
 A real run must read and write the same plan. On PostgreSQL, under READ COMMITTED,
 two statements would each see the calls and listeners committed by then (a call
-completing in between would change the rows written), so the plan, its upsert and
-the report are one statement: WITH plan, written AS (INSERT … RETURNING) SELECT.
-SQLite has no DML in a WITH, and needs none: a writing transaction holds the
+completing in between would change the rows written), so the plan, its writes and
+the report are one statement: WITH plan, locked, updated AS (UPDATE … RETURNING),
+inserted AS (INSERT … RETURNING) SELECT. Its rows for the date are locked FOR UPDATE
+SKIP LOCKED: a listener whose row another session holds is left, named, for the next
+run. SQLite has no DML in a WITH, and needs none: a writing transaction holds the
 database's write lock from its first statement, so nothing changes in between.
 """
 

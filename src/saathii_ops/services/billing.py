@@ -735,6 +735,8 @@ def _replan_changed(
     replanned = session.execute(
         sa.delete(PLAN).where(PLAN.c.party.in_(stale)).returning(PLAN.c.call_id)
     ).all()
+    # their wallets the run could lock stay as the plan sees them until commit (a caller
+    # whose wallet another session holds is left out afterwards)
     again = _plan(
         now, settings, end_rules, lock=True, parties=sa.select(sa.func.unnest(list(stale)))
     )
