@@ -18,6 +18,7 @@ from saathii_ops.reports import Report, output_fields
 
 if TYPE_CHECKING:
     from saathii_ops.runner import RunResult
+    from saathii_ops.services.reconcile import ReconcileReport
 
 MAX_IDS_SHOWN = 20
 MAX_ROWS_SHOWN = 50  # of a report's records, for people; --json has them all
@@ -157,3 +158,29 @@ def _render_headline(
     for key, value in report.as_dict().items():
         if _is_records(value):
             render_rows(console, key.replace("_", " "), value)
+
+
+def render_reconcile(console: Console, report: ReconcileReport, *, json_output: bool) -> None:
+    """`wallets reconcile`: the counts, then each finding and what was (or would be) done;
+    the rows before and after are in --json and `wallets audit --resolved`."""
+    if json_output:
+        emit_json(console, report)
+        return
+    what = "applied" if report.applied else "preview (nothing was changed)"
+    console.print(f"wallets reconcile: {what}: {report.headline()}", markup=False)
+    if report.reason is not None:
+        console.print(f"  reason: {report.reason}", markup=False)
+    if not report.items:
+        console.print("  nothing to correct", markup=False)
+        return
+    columns = ("finding", "action", "wallet_id", "call_id", "coins_change")
+    rows = [
+        {
+            **{name: getattr(item, name) for name in columns},
+            "uncollectable": item.uncollectable_coins,
+            "correction_id": item.correction_id,
+            "detail": item.detail,
+        }
+        for item in report.items
+    ]
+    render_rows(console, "findings", rows)

@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -214,6 +215,55 @@ def audit_job(session: Session, now: datetime, settings: Settings, *, apply: boo
     if apply:
         half_ended.record(session)
     return report
+
+
+@dataclass
+class ResolvedFinding:
+    """A finding `wallets reconcile --apply` resolved, and its correction."""
+
+    correction_id: int
+    corrected_at: datetime
+    corrected_by: str
+    reason: str
+    finding: str
+    action: str
+    wallet_id: int | None
+    call_id: int | None
+    coins_change: int
+    uncollectable_coins: int
+    transaction_id: int | None
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+@dataclass
+class ResolvedReport(Report):
+    resolved: int
+    corrections: list[ResolvedFinding] = field(default_factory=list)
+
+
+def resolved(session: Session) -> ResolvedReport:
+    """`wallets audit --resolved`: every correction, newest first."""
+    c = corrections.c
+    rows = session.execute(
+        sa.select(
+            c.correction_id,
+            c.corrected_at,
+            c.corrected_by,
+            c.reason,
+            c.finding,
+            c.action,
+            c.wallet_id,
+            c.call_id,
+            c.coins_change,
+            c.uncollectable_coins,
+            c.transaction_id,
+            c.before,
+            c.after,
+        ).order_by(c.correction_id.desc())
+    ).all()
+    found = [ResolvedFinding(**row._asdict()) for row in rows]
+    return ResolvedReport(resolved=len(found), corrections=found)
 
 
 def _resolved(finding: str, call: sa.ColumnElement[int]) -> sa.Exists:
