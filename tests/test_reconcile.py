@@ -397,3 +397,36 @@ def test_a_conservation_failure_rolls_everything_back(
     assert result.stderr.startswith("error: conservation violated, nothing was changed: coins")
     assert wallet(engine, caller)[1:] == (150, 140)
     assert corrections(engine) == []
+
+
+def test_apply_waits_for_a_billing_run_and_gives_up_with_exit_1(
+    cli: Cli, engine: Engine, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A billing run in progress (its job lock held, here by another session) keeps
+    `reconcile --apply` from changing anything; the preview does not wait for it."""
+    if backend != "postgresql":
+        pytest.skip("the advisory lock of another session: PostgreSQL")
+    import socket
+
+    from saathii_ops import runner
+    from saathii_ops.jobs import get_job
+
+    caller = erased_debit(cli, engine)
+    monkeypatch.setattr(runner, "LOCK_WAIT_SECONDS", 0.5)
+    key = runner._lock_key(get_job("calls-cleanup").lock_name(socket.gethostname()))
+    with engine.connect() as holder, holder.begin():
+        holder.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
+            {"ns": runner.ADVISORY_LOCK_NAMESPACE, "key": key},
+        )
+        result = cli("--now", LATER.isoformat(), "wallets", "reconcile", "--apply", "--reason", "x")
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "error: calls-cleanup held its lock for 0.5 s (a run in progress): nothing was "
+            "changed; try again\n"
+        )
+        assert run(cli, "reconcile")[0] == 0
+    assert wallet(engine, caller)[1:] == (150, 140)
+    assert corrections(engine) == []
+    code, applied = run(cli, "reconcile", "--apply", "--reason", "x")
+    assert (code, applied["corrections"]) == (0, 1)
