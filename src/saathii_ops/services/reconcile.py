@@ -152,8 +152,8 @@ def reconcile(
     if apply:
         assert reason and corrected_by, "an applied correction names who and why"
         if not is_sqlite(session):
-            _lock(session, items)
-            items = _plan(session, scope)  # under the locks: what is applied
+            # under the locks, what is applied: the locked rows' findings as they are now
+            items = _merge(_plan(session, scope, locked=_lock(session, items)), items)
         _apply(session, now, items, reason, corrected_by)
     return _report(now, apply, reason, items)
 
@@ -167,15 +167,20 @@ class _Parties:
     listener_wallet_id: int | None
 
 
-def _plan(session: Session, scope: Scope) -> list[PlannedCorrection]:
-    """Every finding in scope, with what to do; wallet findings first, then calls, each
-    in id order. Balances are followed through the plan: two corrections of one wallet
-    never take more than it holds."""
+def _plan(
+    session: Session, scope: Scope, *, locked: tuple[list[int], list[int]] | None = None
+) -> list[PlannedCorrection]:
+    """Every finding in scope (of the `locked` wallets and calls, when given), with what
+    to do; wallet findings first, then calls, each in id order. Balances are followed
+    through the plan: two corrections of one wallet never take more than it holds."""
     call_ids = [scope.call_id] if scope.call_id is not None else None
+    wallet_ids = [scope.wallet_id] if scope.wallet_id is not None else None
+    if locked is not None:  # within the scope still (a call's listener is locked too)
+        wallet_ids = [w for w in locked[0] if scope.wallet_id in (None, w)]
+        call_ids = [c for c in locked[1] if scope.call_id in (None, c)]
     items: list[PlannedCorrection] = []
     balances: dict[int, int] = {}
     if scope.call_id is None:
-        wallet_ids = [scope.wallet_id] if scope.wallet_id is not None else None
         for drift in wallet_drift(session, wallet_ids):
             before = _plain(drift)
             balances[drift.wallet_id] = drift.balance_coins
@@ -288,6 +293,22 @@ def _plan(session: Session, scope: Scope) -> list[PlannedCorrection]:
     return items
 
 
+def _merge(
+    under_locks: list[PlannedCorrection], first: list[PlannedCorrection]
+) -> list[PlannedCorrection]:
+    """The plan made under the locks, and the findings of the first plan it did not
+    cover (those only named: nothing of theirs was locked), in the plan's order."""
+
+    def key(item: PlannedCorrection) -> tuple[str, int | None, int | None]:
+        return item.finding, item.wallet_id, item.call_id
+
+    covered = {key(item) for item in under_locks}
+    merged = under_locks + [
+        i for i in first if i.action not in APPLIED_ACTIONS and key(i) not in covered
+    ]
+    return sorted(merged, key=lambda i: (i.call_id is not None, i.call_id or 0, i.wallet_id or 0))
+
+
 def _take(
     finding: str,
     action: str,
@@ -341,9 +362,10 @@ def _balances(session: Session, parties: dict[int, _Parties]) -> dict[int, int]:
     return {wallet_id: int(balance) for wallet_id, balance in rows}
 
 
-def _lock(session: Session, items: list[PlannedCorrection]) -> None:
+def _lock(session: Session, items: list[PlannedCorrection]) -> tuple[list[int], list[int]]:
     """PostgreSQL: lock the wallets, then the calls, the plan changes (ids in order, as
-    billing does: the two queue instead of deadlocking). The app waits for them."""
+    billing does: the two queue instead of deadlocking); the app waits for them. Returns
+    the ids locked (wallets, calls)."""
     acting = [item for item in items if item.action in APPLIED_ACTIONS]
     wallet_ids = sorted({item.wallet_id for item in acting if item.wallet_id is not None})
     call_ids = sorted({item.call_id for item in acting if item.call_id is not None})
@@ -361,6 +383,7 @@ def _lock(session: Session, items: list[PlannedCorrection]) -> None:
             .order_by(calls.c.call_id)
             .with_for_update()
         ).all()
+    return wallet_ids, call_ids
 
 
 # --- applying it ---------------------------------------------------------------------
