@@ -430,3 +430,35 @@ def test_apply_waits_for_a_billing_run_and_gives_up_with_exit_1(
     assert corrections(engine) == []
     code, applied = run(cli, "reconcile", "--apply", "--reason", "x")
     assert (code, applied["corrections"]) == (0, 1)
+
+
+def test_a_call_half_ended_twice_is_completed_and_its_second_payment_awaits_a_choice(
+    cli: Cli, engine: Engine
+) -> None:
+    """The app half-ends a call, then half-ends it again (paid twice, still 'ongoing'):
+    --apply completes it; the second payment stays named until --reverse or --accept."""
+    ids = half_ended_call(engine)
+    assert cli("--now", NOW.isoformat(), "coins", "deduct").exit_code == 1  # sees it
+    app_ends_call(engine, ids["call"], reason="ongoing", at=NOW, coins=10)
+
+    code, applied = run(cli, "reconcile", "--apply", "--reason", REASON)
+    assert code == 0, applied
+    assert [(i["finding"], i["action"]) for i in applied["items"]] == [
+        ("ended_again_after_half_end", "choose"),
+        ("half_ended", "completed"),
+    ]
+    code, report = audit(cli)
+    assert code == 1
+    assert (report["calls_half_ended"], report["calls_ended_again_after_half_end"]) == (0, 1)
+    (again,) = report["ended_again_after_half_end"]
+    assert (again["seen_status"], again["status_now"]) == ("completed", "completed")
+    assert again["end_time_now"] == NOW.isoformat()
+
+    listener_before = wallet(engine, ids["listener"])
+    code, applied = run(cli, "reconcile", "--apply", "--reverse", "--reason", REASON)
+    assert (code, applied["corrections"], applied["coins_reversed"]) == (0, 1, 10)
+    assert wallet(engine, ids["listener"])[1:] == (
+        listener_before[1] - 10,
+        listener_before[2] - 10,
+    )
+    assert audit(cli)[0] == 0

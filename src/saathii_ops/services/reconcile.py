@@ -171,7 +171,7 @@ def _plan(
     session: Session, scope: Scope, *, locked: tuple[list[int], list[int]] | None = None
 ) -> list[PlannedCorrection]:
     """Every finding in scope (of the `locked` wallets and calls, when given), with what
-    to do; wallet findings first, then calls, each in id order. Balances are followed
+    to do; wallet findings first, then calls, each in id order (`_in_order`). Balances are followed
     through the plan: two corrections of one wallet never take more than it holds."""
     call_ids = [scope.call_id] if scope.call_id is not None else None
     wallet_ids = [scope.wallet_id] if scope.wallet_id is not None else None
@@ -290,7 +290,7 @@ def _plan(
                     _plain(call),
                 )
             )
-    return items
+    return _in_order(items)
 
 
 def _merge(
@@ -303,10 +303,32 @@ def _merge(
         return item.finding, item.wallet_id, item.call_id
 
     covered = {key(item) for item in under_locks}
-    merged = under_locks + [
-        i for i in first if i.action not in APPLIED_ACTIONS and key(i) not in covered
-    ]
-    return sorted(merged, key=lambda i: (i.call_id is not None, i.call_id or 0, i.wallet_id or 0))
+    return _in_order(
+        under_locks
+        + [i for i in first if i.action not in APPLIED_ACTIONS and key(i) not in covered]
+    )
+
+
+# the order of a plan: wallets, then calls (a call's payment before its completion)
+FINDING_ORDER = (
+    ERASED_DEBIT,
+    COINS_BELOW_LEDGER,
+    RUPEES_OFF_LEDGER,
+    PAID_TWICE_AFTER_SETTLEMENT,
+    PAID_TWICE_AFTER_HALF_END,
+    HALF_ENDED,
+)
+
+
+def _in_order(items: list[PlannedCorrection]) -> list[PlannedCorrection]:
+    return sorted(
+        items,
+        key=lambda i: (
+            i.call_id is not None,
+            i.call_id if i.call_id is not None else i.wallet_id or 0,
+            FINDING_ORDER.index(i.finding),
+        ),
+    )
 
 
 def _take(
@@ -517,10 +539,17 @@ def _check_conservation(
         for d in wallet_drift(session, [w for w in collected if w is not None])
         if d.coins_difference
     ]
-    call_ids = [item.call_id for item in acting if item.call_id is not None]
-    left = [c.call_id for c in changed_after_settlement(session, call_ids)]
-    left += [c.call_id for c in ended_again_after_half_end(session, call_ids)]
-    left += [c.call_id for c in half_ended_now(session, call_ids)]
+
+    def corrected(finding: str) -> list[int]:
+        return [i.call_id for i in acting if i.finding == finding and i.call_id is not None]
+
+    left = [
+        c.call_id for c in changed_after_settlement(session, corrected(PAID_TWICE_AFTER_SETTLEMENT))
+    ]
+    left += [
+        c.call_id for c in ended_again_after_half_end(session, corrected(PAID_TWICE_AFTER_HALF_END))
+    ]
+    left += [c.call_id for c in half_ended_now(session, corrected(HALF_ENDED))]
     if still_off:
         problems.append(f"wallets still off their ledger: {still_off}")
     if left:
