@@ -394,7 +394,10 @@ def test_a_conservation_failure_rolls_everything_back(
     monkeypatch.setattr(reconcile, "_total_balance", off_by_one)
     result = cli("--now", LATER.isoformat(), "wallets", "reconcile", "--apply", "--reason", "x")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: conservation violated, nothing was changed: coins")
+    assert result.stderr == (
+        "error: conservation violated, nothing was changed: coins: planned -10, balances "
+        "changed -9, reversal rows 0 (planned 0)\n"
+    )
     assert wallet(engine, caller)[1:] == (150, 140)
     assert corrections(engine) == []
 

@@ -141,6 +141,8 @@ def reconcile(
             apply=apply,
             jobs=[get_job(name) for name in BILLING_JOBS],
         )
-    except (ConservationError, PlanChanged) as exc:
-        raise OpsError(f"{exc}: rolled back, nothing was changed") from exc
+    except ConservationError as exc:  # its message says nothing was changed
+        raise OpsError(str(exc)) from exc
+    except PlanChanged as exc:  # a row changed under the plan, despite the locks
+        raise OpsError(f"{exc}: rolled back, nothing was changed; run it again") from exc
     render_reconcile(stdout_console(), report, json_output=app.json_output)
