@@ -465,3 +465,27 @@ def test_a_call_half_ended_twice_is_completed_and_its_second_payment_awaits_a_ch
         listener_before[2] - 10,
     )
     assert audit(cli)[0] == 0
+
+
+def test_wallet_narrows_to_its_findings_and_its_owners_calls_only(cli: Cli, engine: Engine) -> None:
+    """--wallet of a caller takes the call paid twice (it reverses the listener's second
+    payment) but not the listener's own wallet finding, though its row is locked too."""
+    ids = _settled_then_ended_again(cli, engine)
+    caller_wallet = wallet(engine, ids["caller"])[0]
+    with transaction(engine) as s:  # the listener's wallet: 5 coins above its ledger
+        s.execute(
+            sa.update(UserWallet)
+            .where(UserWallet.user_id == ids["listener"])
+            .values(balance_coins=UserWallet.balance_coins + 5)
+        )
+        s.commit()
+    code, applied = run(
+        cli, "reconcile", "--apply", "--reverse", "--wallet", str(caller_wallet), "--reason", "x"
+    )
+    assert code == 0, applied
+    assert [(i["finding"], i["action"]) for i in applied["items"]] == [
+        ("ended_again_after_settlement", "reversed")
+    ]
+    assert wallet(engine, ids["listener"])[1:] == (12 - 3, 7 - 3)  # still 5 above
+    code, rest = run(cli, "reconcile")
+    assert [(i["finding"], i["coins_change"]) for i in rest["items"]] == [("erased_debit", -5)]
