@@ -49,6 +49,9 @@ def record(session: Session, call_ids: sa.Select[Any] | None = None) -> int:
         sa.func.coalesce(calls.c.coins_spent, 0),
         calls.c.listener_money_earned,
     ).where(*where, ~sa.exists().where(observed.c.call_id == calls.c.call_id))
+    # in call_id order: two runs inserting the same calls at once wait for each other in
+    # one order (a speculative insertion waits for the other's row), never deadlock
+    source = source.order_by(calls.c.call_id)
     insert: Any
     if is_sqlite(session):
         from sqlalchemy.dialects.sqlite import insert
