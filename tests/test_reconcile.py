@@ -50,9 +50,14 @@ def wallet(engine: Engine, user_id: int) -> tuple[int, int, int]:
     return wallet_id, balance, int(total)
 
 
-def ledger_rows(engine: Engine) -> int:
+def ledger_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    """Every ledger row, in full: history is never edited or deleted."""
     with transaction(engine) as s:
-        return int(s.scalar(sa.select(sa.func.count()).select_from(UserTransaction)) or 0)
+        rows = s.execute(sa.select(UserTransaction).order_by(UserTransaction.transaction_id))
+        return [
+            tuple(getattr(row, c.name) for c in UserTransaction.__table__.columns)
+            for row in rows.scalars()
+        ]
 
 
 def corrections(engine: Engine) -> list[dict[str, Any]]:
@@ -297,10 +302,13 @@ def test_a_call_paid_twice_awaits_a_choice_then_is_reversed(cli: Cli, engine: En
     assert (code, applied["corrections"], applied["awaiting_decision"]) == (0, 0, 1)
     assert corrections(engine) == []
 
+    history = ledger_rows(engine)
     code, applied = run(
         cli, "reconcile", "--apply", "--reverse", "--call", str(ids["call"]), "--reason", REASON
     )
     assert (code, applied["corrections"], applied["coins_reversed"]) == (0, 1, 3)
+    after = ledger_rows(engine)  # one row added, none changed
+    assert (after[: len(history)], len(after)) == (history, len(history) + 1)
     assert wallet(engine, ids["listener"])[1:] == (4, 4)  # the row and the balance: -3
     (recorded,) = corrections(engine)
     assert (recorded["finding"], recorded["action"], recorded["wallet_id"]) == (
