@@ -8,9 +8,11 @@ and sets status 'completed'. The app's writes are plain SQL here, as the app sen
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -169,3 +171,32 @@ def test_a_half_ended_call_the_app_ends_again_is_named_and_status_exits_1(
         and p.endswith("exited 1: calls ended again after half end 1")
         for p in problems
     ), problems
+
+
+def test_two_runs_recording_one_call_at_once_both_succeed_one_row(
+    engine: Engine, backend: str
+) -> None:
+    """PostgreSQL: a second run inserting the same observation waits for the first run's
+    uncommitted row, then records nothing (ON CONFLICT DO NOTHING), without an error."""
+    if backend != "postgresql":
+        pytest.skip("two writers at once: PostgreSQL")
+    from saathii_ops.services import half_ended
+
+    ids = half_ended_call(engine)
+    recorded: list[int] = []
+    with transaction(engine) as first:
+        assert half_ended.record(first) == 1
+
+        def second_run() -> None:
+            with transaction(engine) as second:
+                recorded.append(half_ended.record(second))
+                second.commit()
+
+        thread = threading.Thread(target=second_run)
+        thread.start()
+        thread.join(timeout=1)
+        assert thread.is_alive()  # waiting for the first run's row
+        first.commit()
+    thread.join(timeout=10)
+    assert recorded == [0]
+    assert observations(engine) == [(ids["call"], HALF_ENDED_AT, 100, 10)]
