@@ -157,7 +157,7 @@ def test_anything_raised_after_the_commit_is_a_warning_and_the_run_stands(
 
     from saathii_ops import wiring
 
-    monkeypatch.setattr(wiring, "after_commit", lambda job: broken)
+    monkeypatch.setattr(wiring, "after_commit", lambda job, settings: broken)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0, result.stderr
     assert "warning: after the commit: ValueError: Invalid isoformat string" in result.stdout

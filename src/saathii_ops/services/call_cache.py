@@ -22,7 +22,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -120,6 +119,8 @@ def key(call_id: int) -> str:
 
 def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetime) -> CacheSync:
     """Bring the cache in line with a committed billing run; never raises."""
+    import redis  # an optional extra (saathii-ops[redis]): imported only when configured
+
     client = redis.Redis.from_url(
         redis_url,
         socket_timeout=TIMEOUT_SECONDS,
