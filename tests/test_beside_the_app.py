@@ -210,6 +210,8 @@ class Workers:
         self.stop.set()
         for thread in self._threads:
             thread.join(120)
+        if any(thread.is_alive() for thread in self._threads):
+            self.errors.append(TimeoutError("a billing worker still runs 120 s after the stop"))
 
 
 @dataclass

@@ -149,8 +149,8 @@ def test_1_end_call_reads_then_writes_unguarded_and_answers_404_unless_ongoing(
     ended = app.end_call(second, after_read=lambda: _deduct(app_db))
     row = db.call(second)
     assert (row["status"], ended.status) == ("completed", "completed")
-    # paid twice: our 1.00 rupee (1 paid minute, basic) and the app's int(1.0 * 1) coin,
-    # twice now (the first call's and this one's)
+    # paid twice: our 1.00 rupee (1 paid minute, basic rate) and the app's int(1.0 * 1) coin;
+    # the listener's 2.00 rupees are our payments for both calls
     assert db.one("SELECT earnings FROM ops_settlements WHERE call_id = %(c)s", {"c": second}) == (
         Decimal("1.00"),
     )
