@@ -46,7 +46,6 @@ test compares `wallets audit` with (a top-up that erased one of our debits).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -314,13 +313,14 @@ class SimulatedApp:
         rupees: Decimal,
         tx_type: str = "purchase",
         *,
-        pause: float = 0.0,
+        after_read: Callable[[], None] | None = None,
         answers_500: bool = False,
     ) -> int:
         """Coins added: read the balance, write back read + coins, then the ledger row
         (coins_change = the coins, money_change = the rupees paid). Returns the new balance.
-        `pause`: seconds between the read and the write (the app's latency, or its wait on
-        our wallet lock); `answers_500`: the app answers HTTP 500 after committing it all."""
+        `after_read` (the tests' own) runs between the read and the write (the app's
+        latency, or its wait on our wallet lock); `answers_500`: the app answers HTTP 500
+        after committing it all."""
         with self._acquire() as conn:
             (is_customer,) = conn.one(
                 "SELECT EXISTS (SELECT 1 FROM user_roles "
@@ -342,8 +342,8 @@ class SimulatedApp:
                     {"u": user_id},
                 )
             wallet_id, read = wallet
-            if pause:
-                time.sleep(pause)
+            if after_read is not None:
+                after_read()
             new_balance = read + coins
             conn.run(
                 "UPDATE user_wallets SET balance_coins = %(b)s, updated_at = now() "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -25,7 +26,13 @@ from saathii_ops.services.billing import BillingReport
 from saathii_ops.services.wallet_audit import ENDED_AGAIN, WalletAuditReport
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
-from tests.simulated_app import AppError, SimulatedApp, create_app_schema, observe_app_writes
+from tests.simulated_app import (
+    AppError,
+    SimulatedApp,
+    create_app_schema,
+    libpq_dsn,
+    observe_app_writes,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -221,6 +228,7 @@ class Traffic:
 
     not_found: set[int] = field(default_factory=set)
     top_ups_on_a_call: int = 0
+    hang_ups: int = 0  # as the second minute fell due, by callers who could not pay it
 
 
 def _drive(app: SimulatedApp, callers: list[int], listeners: list[int], seconds: float) -> Traffic:
@@ -232,12 +240,14 @@ def _drive(app: SimulatedApp, callers: list[int], listeners: list[int], seconds:
     traffic = Traffic()
     on_call: dict[int, int] = {}  # caller -> call, as the client believes
     half_ended: dict[int, int] = {}  # caller -> call it ended with the reason 'ongoing'
+    peek = psycopg2.connect(libpq_dsn(app.url))  # the test's own reads, not the app's
+    peek.autocommit = True
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         idle = [c for c in callers if c not in on_call and c not in half_ended]
         op = rng.random()
         try:
-            if op < 0.25 and idle:
+            if op < 0.2 and idle:
                 caller = rng.choice(idle)
                 on_call[caller] = app.start_call(
                     caller,
@@ -245,23 +255,21 @@ def _drive(app: SimulatedApp, callers: list[int], listeners: list[int], seconds:
                     rng.choice(("audio", "audio", "video")),
                     started_ago=rng.uniform(0, 150),
                 ).call_id
-            elif op < 0.4 and idle:
-                # a call whose next minute falls due now: the client hangs up as billing,
+            elif op < 0.4 and (broke := _can_pay_one_minute_only(peek, idle)):
+                # the client hangs up as the second minute falls due, just as billing,
                 # finding the caller unable to pay it, drops the call
-                caller = rng.choice(idle)
                 call = app.start_call(
-                    caller,
-                    rng.choice(listeners),
-                    started_ago=60 * rng.randint(1, 3) - rng.uniform(0, 1.5),
+                    rng.choice(broke), rng.choice(listeners), started_ago=60 - rng.uniform(0, 0.5)
                 ).call_id
-                time.sleep(rng.uniform(0, 0.4))
-                work = rng.uniform(0.0, 0.3)
+                traffic.hang_ups += 1
+                time.sleep(rng.uniform(0, 0.5))
+                work = rng.uniform(0.05, 0.4)
                 try:
                     app.end_call(call, after_read=lambda w=work: time.sleep(w))
                 except AppError as error:
-                    assert error.status == 404, error
+                    assert error.status == 404, error  # we had ended it
                     traffic.not_found.add(call)
-            elif op < 0.48 and idle:
+            elif op < 0.5 and idle:
                 # a top-up as the call's next minute falls due: billing's debit commits
                 # between the app's read of the balance and its write
                 caller = rng.choice(idle)
@@ -271,8 +279,9 @@ def _drive(app: SimulatedApp, callers: list[int], listeners: list[int], seconds:
                     started_ago=60 * rng.randint(1, 3) - rng.uniform(0, 1.0),
                 ).call_id
                 traffic.top_ups_on_a_call += 1
-                app.purchase(caller, 20, Decimal("2.00"), pause=rng.uniform(0.2, 0.8))
-            elif op < 0.6 and on_call:
+                pause = rng.uniform(0.2, 0.8)
+                app.purchase(caller, 20, Decimal("2.00"), after_read=lambda p=pause: time.sleep(p))
+            elif op < 0.62 and on_call:
                 caller = rng.choice(list(on_call))
                 call = on_call[caller]
                 reason = rng.choice(("completed", "completed", "dropped", "ongoing", "coin_empty"))
@@ -280,20 +289,25 @@ def _drive(app: SimulatedApp, callers: list[int], listeners: list[int], seconds:
                 try:
                     app.end_call(call, reason, after_read=lambda w=work: time.sleep(w))
                 except AppError as error:
-                    if error.status == 404:
-                        traffic.not_found.add(call)
                     if error.status == 500:
                         continue  # coin_empty: still ongoing, both parties busy
+                    assert error.status == 404, error  # we had ended it
+                    traffic.not_found.add(call)
+                else:
+                    if reason == "ongoing":
+                        half_ended[caller] = call
                 del on_call[caller]
-                if reason == "ongoing":
-                    half_ended[caller] = call
-            elif op < 0.65 and half_ended:
+            elif op < 0.68 and half_ended:
                 caller = rng.choice(list(half_ended))
                 app.end_call(half_ended.pop(caller))  # the client ends it again
             elif op < 0.85 and on_call:
                 traffic.top_ups_on_a_call += 1
+                pause = rng.uniform(0, 0.5)
                 app.purchase(
-                    rng.choice(list(on_call)), 20, Decimal("2.00"), pause=rng.uniform(0, 0.5)
+                    rng.choice(list(on_call)),
+                    20,
+                    Decimal("2.00"),
+                    after_read=lambda p=pause: time.sleep(p),
                 )
             else:
                 caller = rng.choice(callers)
@@ -304,7 +318,19 @@ def _drive(app: SimulatedApp, callers: list[int], listeners: list[int], seconds:
         except AppError as error:
             assert error.status in (400, 409), error  # no coins, a party busy
         time.sleep(0.02)
+    peek.close()
     return traffic
+
+
+def _can_pay_one_minute_only(peek: Any, callers: list[int]) -> list[int]:
+    """The callers whose balance pays an audio call's first minute and not its second."""
+    with peek.cursor() as cursor:
+        cursor.execute(
+            "SELECT user_id FROM user_wallets WHERE user_id = ANY(%(c)s) "
+            "AND balance_coins BETWEEN 10 AND 19 ORDER BY user_id",
+            {"c": callers},
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 @pytest.mark.app_race
@@ -318,7 +344,7 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     callers = [app.sign_up(100 + n, "customer") for n in range(30)]
     rng = random.Random(1)
     for caller in callers:
-        app.purchase(caller, rng.choice((10, 20, 30, 60, 150)), Decimal("9.00"))
+        app.purchase(caller, rng.choice((10, 15, 20, 30, 60, 150)), Decimal("9.00"))
 
     with Workers(app_db) as workers:
         traffic = _drive(app, callers, listeners, seconds=25)
@@ -350,7 +376,8 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     print(
         f"\nraces: {races} end-calls of calls we settled ({len(traffic.not_found)} answered "
         f"404, {len(paid_twice_after_us)} written: paid twice), {traffic.top_ups_on_a_call} "
-        f"top-ups of callers on a call; double payments: {len(paid_twice_after_us)} after our "
+        f"top-ups of callers on a call, {traffic.hang_ups} hang-ups as billing drops the "
+        f"call; double payments: {len(paid_twice_after_us)} after our "
         f"settlement, {len(paid_twice_by_the_app)} by the app alone (a half-ended call ended "
         f"again); erased debits: {len(erased)} ({sum(erased.values())} coins); "
         f"{len(still_half_ended)} half-ended; {len(ended_by_us)} calls settled by us, "

@@ -3,8 +3,6 @@ writes, one test per fact of issue 19 item 1, with values worked out by hand."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -442,17 +440,15 @@ def test_13_purchase_reads_then_writes_back_and_can_answer_500_after_committing(
 ) -> None:
     caller, _ = _pair(app, 100)
     db.rows("UPDATE user_wallets SET updated_at = now() - interval '1 day'")
+
     # a debit that commits between the purchase's read and its write is erased
-    buyer = threading.Thread(
-        target=app.purchase, args=(caller, 50, Decimal("5.00")), kwargs={"pause": 0.5}
-    )
-    buyer.start()
-    time.sleep(0.2)
-    db.rows(
-        "UPDATE user_wallets SET balance_coins = balance_coins - 30 WHERE user_id = %(u)s",
-        {"u": caller},
-    )
-    buyer.join()
+    def debit() -> None:
+        db.rows(
+            "UPDATE user_wallets SET balance_coins = balance_coins - 30 WHERE user_id = %(u)s",
+            {"u": caller},
+        )
+
+    app.purchase(caller, 50, Decimal("5.00"), after_read=debit)
     assert db.coins(caller) == 150  # read 100 + 50: the debit of 30 is gone
     (fresh,) = db.one(
         "SELECT now() - updated_at < interval '1 minute' FROM user_wallets WHERE user_id = %(u)s",
