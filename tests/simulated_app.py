@@ -34,13 +34,15 @@ The facts it follows (issue 19 item 1), each checked by tests/test_simulated_app
 16. no transactions: autocommit statements on several pooled connections;
 17. the end-call's response says 'completed' for any reason but 'dropped'.
 
-The app's `listener_profile` table is not in the SPEC's schema: `create_app_schema` adds the
-two columns the app's start reads (LISTENER_PROFILE_SQL).
+The app's `listener_profile` table is not in the SPEC's schema: `create_app_schema` adds it,
+reduced to what sign-up, verification and start-call use (LISTENER_PROFILE_SQL).
 
-Two things are the tests' own, not the app's: `started_ago` backdates a call's start (a test
-cannot wait minutes), and `observe_app_writes` installs a trigger that records, for the
-app's connections only, the balance each of its wallet writes overwrote: the truth a race
-test compares `wallets audit` with (a top-up that erased one of our debits).
+Three things are the tests' own, not the app's: `started_ago` backdates a call's start (a
+test cannot wait minutes); `after_read` runs what a test needs between an endpoint's read and
+its first write (the app's latency, another session's commit); `observe_app_writes` installs
+a trigger that records, for the app's connections only, the balance each of its wallet
+writes overwrote: the truth a race test compares `wallets audit` with (a top-up that erased
+one of our debits).
 """
 
 from __future__ import annotations
