@@ -199,7 +199,7 @@ def plan(day: date, settings: Settings) -> sa.Subquery:
 
 
 def _written_values(
-    plan: sa.Subquery | sa.CTE, day: date, now: datetime
+    plan: sa.FromClause, day: date, now: datetime
 ) -> dict[str, sa.ColumnElement[Any]]:
     at = sa.literal(now, UTCDateTime())
     return {
@@ -215,7 +215,7 @@ def _written_values(
 
 
 def update_existing(
-    plan: sa.Subquery | sa.CTE, day: date, now: datetime, *, held: sa.Select[Any] | None = None
+    plan: sa.FromClause, day: date, now: datetime, *, held: sa.Select[Any] | None = None
 ) -> sa.Update:
     """UPDATE … FROM the plan: each listener's rows for `day` (every one, where the app's
     table without its key holds two) take the plan's badge; not those of `held`."""
@@ -235,7 +235,7 @@ def update_existing(
     return update.values({name: values[name] for name in replaced})
 
 
-def insert_missing(session: Session, plan: sa.Subquery | sa.CTE, day: date, now: datetime) -> Any:
+def insert_missing(session: Session, plan: sa.FromClause, day: date, now: datetime) -> Any:
     """INSERT … SELECT the plan's rows of the listeners with no row for `day`. No ON CONFLICT
     target: the app's table may lack its key; a row another session inserts meanwhile
     is left as it is (not written: the next run replaces it)."""
@@ -329,25 +329,12 @@ def assign(
                     continue
                 rows.append(_assignment(row, day, shared))
                 changed |= not (row.written_low == row.written_high == row.badge)
+        elif apply:
+            rows, changed = _plan_and_write_sqlite(session, day, now, settings, shared)
         else:
             planned = plan(day, settings)
             ordered = sa.select(planned).order_by(planned.c.listener_id)
             rows = [_assignment(row, day, shared) for row in _streamed(session, ordered)]
-            if apply:
-                # SQLite: the run holds the database's write lock; no row is held
-                session.execute(update_existing(planned, day, now))
-                session.execute(insert_missing(session, planned, day, now))
-                written = session.execute(
-                    sa.select(badges.c.listener_id, sa.func.min(badges.c.badge))
-                    .where(
-                        badges.c.date == day,
-                        badges.c.listener_id.in_(sa.select(planned.c.listener_id)),
-                    )
-                    .group_by(badges.c.listener_id)
-                    .having(sa.func.min(badges.c.badge) == sa.func.max(badges.c.badge))
-                    .order_by(badges.c.listener_id)
-                ).all()
-                changed = [tuple(w) for w in written] != [(a.listener_id, a.badge) for a in rows]
         if changed:
             raise PlanChanged(
                 f"the badges written for {day} differ from the plan; nothing was saved"
@@ -454,6 +441,46 @@ def _plan_and_write(
     # not a server-side cursor: PostgreSQL declares none over a data-modifying WITH;
     # the driver holds the rows, each becomes a Python row only as it is read
     return iter(session.execute(statement))
+
+
+# SQLite, real run: the plan of one date, stored once for its writes and its check
+SQLITE_PLAN = sa.Table(
+    "saathii_badge_plan",
+    sa.MetaData(),
+    sa.Column("listener_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("minutes", sa.BigInteger),
+    sa.Column("badge", sa.String(20)),
+    sa.Column("audio_rate_per_minute", Rate),
+    sa.Column("video_rate_per_minute", Rate),
+    sa.Column("replaces", sa.String(20)),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _plan_and_write_sqlite(
+    session: Session, day: date, now: datetime, settings: Settings, shared: dict[Any, Any]
+) -> tuple[list[Assignment], bool]:
+    """SQLite: the plan stored once, read, written (UPDATE, then INSERT) and checked
+    against the rows written. The run holds the database's write lock: no row is held,
+    nothing changes in between. Returns the assignments and whether the rows written
+    differ from them."""
+    planned = sa.select(plan(day, settings)).subquery()
+    SQLITE_PLAN.create(session.connection())
+    session.execute(sa.insert(SQLITE_PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
+    ordered = sa.select(SQLITE_PLAN).order_by(SQLITE_PLAN.c.listener_id)
+    rows = [_assignment(row, day, shared) for row in _streamed(session, ordered)]
+    session.execute(update_existing(SQLITE_PLAN, day, now))
+    session.execute(insert_missing(session, SQLITE_PLAN, day, now))
+    low, high = sa.func.min(badges.c.badge), sa.func.max(badges.c.badge)
+    written = session.execute(
+        sa.select(badges.c.listener_id, low)
+        .where(badges.c.date == day, badges.c.listener_id.in_(sa.select(SQLITE_PLAN.c.listener_id)))
+        .group_by(badges.c.listener_id)
+        .having(low == high)
+        .order_by(badges.c.listener_id)
+    ).all()
+    SQLITE_PLAN.drop(session.connection())
+    return rows, [tuple(w) for w in written] != [(a.listener_id, a.badge) for a in rows]
 
 
 # --- listing --------------------------------------------------------------------
