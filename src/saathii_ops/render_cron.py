@@ -23,12 +23,14 @@ def print_crontab(content: str) -> None:
 def render_change(
     console: Console, change: CrontabChange, *, verb: str, json_output: bool, dry_run: bool
 ) -> None:
-    """An install or a remove (`verb`): the document, the crontab a dry-run would leave,
-    or one line saying what changed."""
+    """An install or a remove (`verb`): the document, a dry-run's unified diff of the
+    crontab, or one line saying what changed."""
     if json_output:
         emit_json(console, change)
+    elif dry_run and change.changed:
+        print_crontab("".join(change.diff))
     elif dry_run:
-        print_crontab(change.content)
+        console.print(f"{change.target}: nothing would change", markup=False)
     elif not change.changed:
         if verb == "installed":
             console.print(f"{change.target} already holds this block: nothing changed")

@@ -82,7 +82,8 @@ ServerTimezoneOption = Annotated[
     ),
 ]
 CronDryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Print the resulting crontab; write nothing.")
+    bool,
+    typer.Option("--dry-run", help="Print what would change (a unified diff); write nothing."),
 ]
 
 
@@ -176,9 +177,21 @@ def install(
         str | None,
         typer.Option("--config-map", help="kubernetes: a ConfigMap of SAATHII_* variables."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace an installed schedule that runs another config file or database.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Install the schedule of every job as one marked block (re-installing replaces it)."""
+    """Install the schedule of every job as one marked block (re-installing replaces it).
+
+    The block goes above the crontab's other lines, so an environment line of the crontab
+    (MAILTO=, SHELL=) does not apply to it: each line sets its own PATH and appends its
+    output to its log, so cron has nothing to mail unless a line cannot start.
+    """
     from saathii_ops.services.scheduling import lines, use_cases
 
     app = app_context(ctx, json_output)
@@ -208,7 +221,7 @@ def install(
         _print_state(app, state, full=False)
         finish(state)
         return
-    change = use_cases.install(target, setup, app.settings, _now(app), dry_run=dry_run)
+    change = use_cases.install(target, setup, app.settings, _now(app), dry_run=dry_run, force=force)
     unseen = lines.environment_cron_cannot_see(setup.env_file)
     if unseen:
         typer.echo(

@@ -72,6 +72,7 @@ def status(
     Exit 0 healthy, 1 unhealthy (each reason named), 3 database unreachable.
     """
     from saathii_ops.services import status as status_service
+    from saathii_ops.services.scheduling.schedule_target import running_target
 
     app = app_context(ctx, json_output)
     if app.json_output and output_format is Format.prometheus:
@@ -85,6 +86,7 @@ def status(
             app.settings,
             now=app.now,
             crontab=crontab,
+            schedule_target=running_target(app.config_file, *app.database_url_and_source),
             database_source=app.database_source,
         )
 

@@ -50,6 +50,7 @@ from saathii_ops.schema import inspect_schema, not_ready_reason
 from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
 from saathii_ops.services.job_control import JobState
 from saathii_ops.services.scheduling.expressions import server_timezone
+from saathii_ops.services.scheduling.schedule_target import ScheduleTarget
 from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs
 from saathii_ops.settings import Settings
 
@@ -174,11 +175,13 @@ def collect(
     *,
     now: datetime | None,
     crontab: CrontabTarget | None,
+    schedule_target: ScheduleTarget | None = None,
     database_source: str | None = None,
 ) -> StatusReport:
     """The status at `now` (default: the database's clock). `crontab`: where to look for
-    the installed block (see `scheduling.targets.installed_target`); `database_source`: where the
-    database URL came from."""
+    the installed block (see `scheduling.targets.installed_target`), which counts only if it
+    targets `schedule_target` (this configuration and database); `database_source`: where
+    the database URL came from."""
     url = display_url(engine.url)
     crontab_source = crontab.description if crontab is not None else None
     try:
@@ -202,7 +205,7 @@ def collect(
     schema_problem = not_ready_reason(state)
     if schema_problem is not None:
         findings.append(Finding(f"{schema_problem} (jobs and data not read until then)"))
-    scheduled = installed_jobs(crontab)
+    scheduled = None if schedule_target is None else installed_jobs(crontab, schedule_target)
 
     with transaction(engine, read_only=True) as session:
         disable_jit(session)

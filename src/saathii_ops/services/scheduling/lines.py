@@ -131,7 +131,9 @@ def cron_setup(
     )
     given = {
         "--config": setup.config_file,
-        "--database-url": setup.database_url if database_url_option else None,
+        # the URL the lines carry, given or from this shell's environment: part of the
+        # block's target (schedule_target)
+        "--database-url": setup.database_url,
         "--executable": setup.executable if executable else None,
         "--log-dir": setup.log_dir if log_dir else None,
         "--env-file": setup.env_file,
