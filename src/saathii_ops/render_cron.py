@@ -52,7 +52,21 @@ def render_kubernetes(
         return
     import yaml
 
-    typer.echo(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True), nl=False)
+    class Dumper(yaml.SafeDumper):
+        """Every manifest written out in full (no &anchors for shared parts); a text of
+        several lines (the config file) as a literal block, as it reads in the file."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    typer.echo(
+        yaml.dump_all(manifests, Dumper=Dumper, sort_keys=False, explicit_start=True), nl=False
+    )
 
 
 def render_state(

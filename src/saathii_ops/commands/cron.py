@@ -171,11 +171,19 @@ def install(
     ] = None,
     secret: Annotated[
         str | None,
-        typer.Option("--secret", help="kubernetes: a Secret of SAATHII_* variables (the URL)."),
+        typer.Option(
+            "--secret",
+            help="kubernetes: a Secret of SAATHII_* variables (the database URL, passwords).",
+        ),
     ] = None,
     config_map: Annotated[
         str | None,
-        typer.Option("--config-map", help="kubernetes: a ConfigMap of SAATHII_* variables."),
+        typer.Option(
+            "--config-map",
+            help="kubernetes: the name of the ConfigMap made from --config "
+            "(default: saathii-ops-config).",
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[
         bool,
@@ -243,17 +251,25 @@ def _print_kubernetes(
 ) -> None:
     if not image:
         raise UsageError("--format kubernetes needs --image IMAGE")
-    from saathii_ops.services.scheduling import kubernetes
+    from saathii_ops.services.scheduling import kubernetes, lines
 
     manifests = kubernetes.kubernetes_manifests(
         app.settings,
         image=image,
         secret=secret,
+        config_file=app.config_file,
         config_map=config_map,
         # CronJobs are not on this machine: UTC unless a server timezone is stated
         server_tz=server_timezone or app.settings.server_timezone or "Etc/UTC",
         now=_now(app),
     )
+    unseen = lines.environment_cron_cannot_see(None)
+    if unseen:
+        typer.echo(
+            f"warning: the pods will not see {', '.join(unseen)} of this shell: "
+            "put them in the config file (the ConfigMap) or the Secret",
+            err=True,
+        )
     render_kubernetes(stdout_console(), manifests, json_output=app.json_output)
 
 
