@@ -631,6 +631,10 @@ def _expected_samples(doc: dict[str, Any]) -> dict[tuple[str, tuple[tuple[str, s
         if job["last_started_at"] is not None:
             figures["last_run_timestamp_seconds"] = stamp(job["last_started_at"])
             figures["last_run_duration_seconds"] = job["last_duration_seconds"]
+            # exit 1: failed, or rows it could not do ("some rows failed")
+            figures["last_exit_code"] = job["last_run_failed"] or job["last_reason"] == (
+                "some rows failed"
+            )
         if job["last_failed_at"] is not None:
             figures["last_failure_timestamp_seconds"] = stamp(job["last_failed_at"])
         for name, value in figures.items():
@@ -662,6 +666,8 @@ def test_prometheus_output_parses_and_carries_the_json_figures(
     # by hand, a few of them
     assert samples[("saathii_ops_healthy", ())] == 0.0
     assert samples[("saathii_ops_job_last_run_failed", (("job", "presence-cleanup"),))] == 1.0
+    assert samples[("saathii_ops_job_last_exit_code", (("job", "presence-cleanup"),))] == 1.0
+    assert samples[("saathii_ops_job_last_exit_code", (("job", "coins-deduct"),))] == 0.0
     assert samples[("saathii_ops_job_next_run_timestamp_seconds", (("job", "coins-deduct"),))] == (
         at(6, 11).timestamp()
     )

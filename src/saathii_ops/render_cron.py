@@ -12,6 +12,7 @@ from saathii_ops.services.scheduling.block import BLOCK_ID
 from saathii_ops.services.scheduling.targets import encode_crontab
 
 if TYPE_CHECKING:
+    from saathii_ops.services.scheduling.systemd import UnitsChange
     from saathii_ops.services.scheduling.use_cases import CrontabChange, CrontabState
 
 
@@ -42,6 +43,41 @@ def render_change(
         )
     else:
         console.print(f"removed the {BLOCK_ID} block from {change.target}")
+
+
+def render_units(
+    console: Console, change: UnitsChange, *, verb: str, json_output: bool, dry_run: bool
+) -> None:
+    """systemd units written or removed (`verb`): the document; a dry-run's units in full
+    (an install) or their names (a remove); else one line and what to run next."""
+    if json_output:
+        emit_json(console, change)
+        return
+    names = change.written if verb == "installed" else change.removed
+    where = change.directory
+    if dry_run and verb == "installed":
+        for name in names:
+            console.file.write(f"# {where}/{name}\n{change.units[name]}\n")
+        return
+    if not names:
+        console.print(f"no saathii-ops units in {where}: nothing changed", markup=False)
+        return
+    user = " --user" if "/systemd/user" in where else ""
+    timers = " ".join(name for name in names if name.endswith(".timer"))
+    if dry_run:
+        console.print(f"would remove from {where}: {' '.join(names)}", markup=False)
+    elif verb == "installed":
+        console.print(
+            f"wrote {len(names)} units into {where}; to start the timers:\n"
+            f"  systemctl{user} daemon-reload && systemctl{user} enable --now {timers}",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"removed {' '.join(names)} from {where}; to unload them:\n"
+            f"  systemctl{user} stop {timers}; systemctl{user} daemon-reload",
+            markup=False,
+        )
 
 
 def render_kubernetes(

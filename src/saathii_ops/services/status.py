@@ -205,7 +205,7 @@ def collect(
     schema_problem = not_ready_reason(state)
     if schema_problem is not None:
         findings.append(Finding(f"{schema_problem} (jobs and data not read until then)"))
-    scheduled = None if schedule_target is None else installed_jobs(crontab, schedule_target)
+    scheduled = None if schedule_target is None else scheduled_jobs(crontab, schedule_target)
 
     with transaction(engine, read_only=True) as session:
         disable_jit(session)
@@ -237,6 +237,24 @@ def collect(
         findings=findings,
         business_timezone=settings.timezone,
     )
+
+
+def scheduled_jobs(crontab: CrontabTarget | None, wanted: ScheduleTarget) -> frozenset[str] | None:
+    """The jobs a schedule of `wanted` (this config file and database) runs: the crontab's
+    block, and the systemd timers of the system's and this user's unit directories; None
+    when the crontab cannot be read and no timer of `wanted` is installed."""
+    from saathii_ops.services.scheduling import systemd
+
+    in_crontab = installed_jobs(crontab, wanted)
+    timers = frozenset().union(
+        *(
+            systemd.installed_jobs(directory, wanted)
+            for directory in (systemd.SYSTEM_UNITS, systemd.user_units_directory())
+        )
+    )
+    if in_crontab is None:
+        return timers or None
+    return in_crontab | timers
 
 
 def server_version(session: Session) -> str:
