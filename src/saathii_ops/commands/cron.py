@@ -1,5 +1,5 @@
-"""`saathii-ops cron install | show | remove`: the jobs' schedule in a crontab, or as
-Kubernetes CronJobs."""
+"""`saathii-ops cron install | show | remove`: the jobs' schedule in a crontab, as systemd
+timers, or as Kubernetes CronJobs."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from saathii_ops.services.scheduling.use_cases import CrontabState
 
 app = typer.Typer(
-    help="The jobs' schedule: a marked block in a crontab, or Kubernetes CronJobs.",
+    help="The jobs' schedule: a marked block in a crontab, systemd timers, or Kubernetes CronJobs.",
     no_args_is_help=True,
 )
 
@@ -58,8 +58,8 @@ UserOption = Annotated[
     str | None,
     typer.Option(
         "--user",
-        help="Lines with this user field (system crontab format); "
-        "with --system the default is the current user.",
+        help="The user the jobs run as: cron, the lines' user field (system crontab "
+        "format; with --system the default is the current user); systemd, User=.",
         show_default=False,
     ),
 ]
