@@ -249,10 +249,11 @@ def install(
     if image or secret or config_map:
         raise UsageError("--image, --secret and --config-map go with --format kubernetes")
     if output_format is Format.systemd:
-        if check or system or file or log_dir:
+        if check or system or file or log_dir or server_timezone:
             raise UsageError(
-                "--format systemd writes units (their output goes to journald): it takes "
-                "none of --check, --system, --file, --log-dir"
+                "--format systemd writes units (their output goes to journald, each timer "
+                "names its timezone): it takes none of --check, --system, --file, --log-dir, "
+                "--server-timezone"
             )
         _install_systemd(
             app, directory, user, env_file, executable, metrics_file, dry_run=dry_run, force=force
