@@ -14,6 +14,7 @@ import pytest
 from saathii_ops.jobs import JOBS
 from saathii_ops.services.scheduling.schedule_target import (
     ScheduleTarget,
+    comparable_url,
     env_file_database_url,
     recorded_target,
     running_target,
@@ -159,6 +160,14 @@ def test_status_counts_only_a_block_of_its_own_config_and_database(
     assert scheduled(cli, crontab, "--config", str(other)) == nothing
     assert scheduled(cli, crontab) == nothing
     assert prometheus_scheduled(cli, crontab) == {"0.0"}
+    # and says whose the block is
+    result = cli("--now", NOW.isoformat(), "status", "--json", "--crontab-file", str(crontab))
+    assert json.loads(result.stdout)["crontab"] == (
+        f"{crontab} (its block runs another target: --config {production}, database "
+        f"{comparable_url(db_url)})"
+    )
+    result = cli("--config", str(production), "--json", "status", "--crontab-file", str(crontab))
+    assert json.loads(result.stdout)["crontab"] == str(crontab)
 
     # a block for another database with the same config file
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"

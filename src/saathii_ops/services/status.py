@@ -51,7 +51,7 @@ from saathii_ops.services import badges, billing, call_cleanup, job_control, pre
 from saathii_ops.services.job_control import JobState
 from saathii_ops.services.scheduling.expressions import server_timezone
 from saathii_ops.services.scheduling.schedule_target import ScheduleTarget
-from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs
+from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs, other_target
 from saathii_ops.settings import Settings
 
 # A run starts a few seconds after its firing and takes a few more; two minutes
@@ -206,6 +206,10 @@ def collect(
     if schema_problem is not None:
         findings.append(Finding(f"{schema_problem} (jobs and data not read until then)"))
     scheduled = None if schedule_target is None else scheduled_jobs(crontab, schedule_target)
+    elsewhere = None if schedule_target is None else other_target(crontab, schedule_target)
+    if crontab_source is not None and elsewhere is not None:
+        # not scheduled here, and `cron install` would refuse: say whose the block is
+        crontab_source += f" (its block runs another target: {elsewhere.describe()})"
 
     with transaction(engine, read_only=True) as session:
         disable_jit(session)

@@ -160,6 +160,19 @@ def installed_jobs(target: CrontabTarget | None, wanted: ScheduleTarget) -> froz
     )
 
 
+def other_target(target: CrontabTarget | None, wanted: ScheduleTarget) -> ScheduleTarget | None:
+    """The target of the installed block when it is not `wanted` (None: no block, one of
+    `wanted`, or a crontab that cannot be read)."""
+    try:
+        span = None if target is None else find_block(target.read(), target.description)
+    except (OpsError, OSError):
+        return None
+    if span is None:
+        return None
+    installed = recorded_target(recorded_options(span.text))
+    return None if same_target(installed, wanted) else installed
+
+
 def lock_path() -> Path:
     from platformdirs import user_data_path
 
