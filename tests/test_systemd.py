@@ -63,7 +63,9 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path, executable: Path)
     env_file = tmp_path / "ops 100% env"
     env_file.write_text("SAATHII_DATABASE_URL=postgresql://ops:pw@db/saathii\n")
     units = tmp_path / "units"
-    out = install(units, executable, "--env-file", str(env_file), config=config)
+    out = install(
+        units, executable, "--env-file", str(env_file), "--user", "saathii", config=config
+    )
     names = sorted(p.name for p in units.iterdir())
     assert names == sorted(
         f"saathii-ops-{job.name}.{kind}" for job in JOBS for kind in ("service", "timer")
@@ -85,6 +87,7 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path, executable: Path)
         )
         assert unit_setting(service, "EnvironmentFile") == str(env_file).replace("%", "%%")
         assert unit_setting(service, "Type") == "oneshot"
+        assert unit_setting(service, "User") == "saathii"
         assert unit_setting(service, "SyslogIdentifier") == f"saathii-ops-{job.name}"
         assert "StandardOutput" not in service and ">>" not in service
         timer = (units / f"saathii-ops-{job.name}.timer").read_text()
