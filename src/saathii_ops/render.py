@@ -127,7 +127,7 @@ def render_run(
         "paused_by": result.paused_by,
         "paused_reason": result.paused_reason,
         "now": result.now,
-        "duration_seconds": round(result.duration_seconds, 3),
+        "duration_seconds": round(result.duration_seconds, 6),
         "error": result.error,
         "warning": result.warning,
     }
@@ -164,7 +164,8 @@ def run_log_line(result: RunResult, database: str | None) -> str:
         "job": result.job,
         "outcome": result.outcome,
         "exit_code": int(result.exit_code),
-        "duration_seconds": round(result.duration_seconds, 3),
+        # to the microsecond, as recorded: the very value `jobs history --json` shows
+        "duration_seconds": round(result.duration_seconds, 6),
         "now": result.now,
         "reason": result.reason,
         "paused_by": result.paused_by,
@@ -188,7 +189,7 @@ def error_log_line(job: str, error: str, exit_code: int, duration_seconds: float
         "job": job,
         "outcome": "failed",
         "exit_code": exit_code,
-        "duration_seconds": round(duration_seconds, 3),
+        "duration_seconds": round(duration_seconds, 6),
         "error": error,
     }
     return _logfmt(fields)
