@@ -246,4 +246,4 @@ def test_human_output_names_each_call_and_why(cli: Any, calls_by_fate: dict[str,
     assert ' summary="charged 0 calls 0 coins (0 minutes), ended 6 ' in result.stdout
     too_long = calls_by_fate["too_long"]
     assert f"call_id={too_long}" in result.stdout
-    assert 'reasons="caller_stale, listener_stale, too_long"' in result.stdout
+    assert " reasons=caller_stale,listener_stale,too_long " in result.stdout

@@ -6,7 +6,8 @@ beside it: `render_status` (status, the jobs), `render_cron` (the crontab), `ren
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -196,33 +197,75 @@ def error_log_line(job: str, error: str, exit_code: int, duration_seconds: float
 
 
 def _logfmt(fields: Mapping[str, Any]) -> str:
-    """key=value pairs (logfmt): a value with a space, a quote or an `=` is quoted as a
-    JSON string (control characters escaped); a field with no value is left out."""
+    """key=value pairs (logfmt); a field with no value is left out. Lists of ids are
+    shortened (`format_value`): the line stays one line of a readable size."""
+    return " ".join(
+        f"{key}={_quoted(_log_text(value, format_value))}"
+        for key, value in fields.items()
+        if value is not None
+    )
+
+
+# a value written as it is; anything else (a space, a quote, `=`, a control character,
+# nothing at all) is quoted as a JSON string
+_BARE = re.compile(r'[^\s"=\\\x00-\x1f\x7f-\x9f]+')
+
+
+def _quoted(text: str) -> str:
+    if _BARE.fullmatch(text):
+        return text
     import json
 
-    pairs = []
-    for key, value in fields.items():
-        if value is None:
-            continue
-        text = value.isoformat() if isinstance(value, datetime) else format_value(value)
-        if not text or any(c in text for c in ' "=\\') or not text.isprintable():
-            text = json.dumps(text, ensure_ascii=False)
-        pairs.append(f"{key}={text}")
-    return " ".join(pairs)
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _log_text(value: Any, lists: Callable[[Any], str]) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return lists(value)
+
+
+def _every_item(value: Any) -> str:
+    """A list in a record: every item, comma-separated (a record's lists are short)."""
+    if isinstance(value, list | tuple):
+        return ",".join(_log_text(item, str) for item in value)
+    return str(value)
 
 
 def _write_records(console: Console, report: Report) -> None:
     """A report's records, one indented key=value line each: all of them for a report
     with a headline (it keeps only the records that matter: ended and skipped calls),
-    the first MAX_ROWS_SHOWN of the others' (--json has them all)."""
+    the first MAX_ROWS_SHOWN of the others' (--json has them all). Written as text, a
+    line a record (a cleanup may end 10,000 calls)."""
     limit = None if report.headline() is not None else MAX_ROWS_SHOWN
     lines = []
     for key, value in report.for_people().items():
         if not _is_records(value):
             continue
         shown = value if limit is None else value[:limit]
-        lines += [f"  {key} {_logfmt(to_jsonable(row))}" for row in shown]
+        names = None if isinstance(shown[0], Mapping) else [f.name for f in output_fields(shown[0])]
+        lines += [f"  {key} {_record_pairs(row, names)}" for row in shown]
         if len(value) > len(shown):
             lines.append(f"  {key} (+{len(value) - len(shown)} more; --json shows all)")
     if lines:
         console.file.write("\n".join(lines) + "\n")
+
+
+def _record_pairs(row: Any, names: list[str] | None) -> str:
+    """A record (a dict, or a dataclass of the fields `names`) as key=value pairs."""
+    items = row.items() if names is None else ((name, getattr(row, name)) for name in names)
+    pairs = []
+    for key, value in items:
+        if value is None:
+            continue
+        if type(value) is int:  # most of a record: written as it is
+            pairs.append(f"{key}={value}")
+        else:
+            pairs.append(f"{key}={_quoted(_log_text(value, _every_item))}")
+    return " ".join(pairs)
