@@ -75,6 +75,7 @@ NEXT = {
 HEALTHY_DATA = {
     "online_users": 3,  # the caller, the listener on the call, the customer in debt
     "busy_users": 2,  # both parties of the call
+    "offline_seen_users": 0,  # the offline listeners were last seen at 06:00
     "ongoing_calls": 1,
     "owing_calls": 1,  # its third minute started at 06:10:10
     "billing_behind_calls": 0,  # at 06:08:30 it owed nothing
@@ -156,7 +157,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "error": None,
             "source": "--database-url",
         },
-        "schema": {"current": "0004", "head": "0004", "at_head": True},
+        "schema": {"current": "0005", "head": "0005", "at_head": True},
         "crontab": str(crontab),
         "badge_date": "2026-11-29",
         "data": HEALTHY_DATA,
@@ -199,7 +200,7 @@ def test_people_see_each_job_and_figure(cli: Cli, engine: Engine, server_in_utc:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "status at 2026-11-29T06:10:30+00:00: healthy"
-    assert "  schema: 0004 (at head)" in lines
+    assert "  schema: 0005 (at head)" in lines
     assert "  crontab: /nonexistent/crontab" in lines
     assert (
         "  job=coins-deduct  schedule=* * * * * (UTC)  scheduled=no  paused=no  "
@@ -402,6 +403,26 @@ def test_calls_cleanup_would_end_and_listeners_without_badge(engine: Engine) -> 
     assert (report.data.cleanup_due_calls, report.data.listeners_without_badge) == (1, 2)
 
 
+def test_users_marked_offline_but_seen_within_the_inactive_limit_are_shown_not_a_problem(
+    engine: Engine,
+) -> None:
+    """Issue 19: once presence cleanup marks a user offline, the app's heartbeat updates
+    only last_seen; status shows them (data), and stays healthy."""
+    _healthy(engine)
+    cutoff = NOW - timedelta(minutes=5)  # the inactive limit
+    with transaction(engine) as s:
+        add_user(s, online=False, last_seen=NOW - timedelta(seconds=30))  # shown
+        add_user(s, online=False, last_seen=cutoff)  # shown: at the limit is within it
+        add_user(s, online=False, last_seen=cutoff - timedelta(seconds=1))  # not: inactive
+        add_user(s, online=True, last_seen=NOW - timedelta(seconds=30))  # not: online
+        s.commit()
+    report = _collect(engine)
+    assert report.data is not None
+    assert (report.data.offline_seen_users, report.data.online_users) == (2, 4)
+    assert report.problems == []
+    assert report.exit_code == 0
+
+
 def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
     empty_db_url: str, server_in_utc: None
 ) -> None:
@@ -412,7 +433,7 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
         "the database has no schema yet: run `saathii-ops db upgrade` "
         "(jobs and data not read until then)"
     ]
-    assert doc["schema"] == {"current": None, "head": "0004", "at_head": False}
+    assert doc["schema"] == {"current": None, "head": "0005", "at_head": False}
     assert (doc["jobs"], doc["data"], doc["badge_date"]) == ([], None, None)
     assert doc["database"]["reachable"] is True
 
@@ -425,12 +446,12 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
     code, doc = _status(cli)
     assert code == 1
     assert doc["problems"] == [
-        "the schema is at revision 0001, this version needs 0004: run `saathii-ops db "
+        "the schema is at revision 0001, this version needs 0005: run `saathii-ops db "
         "upgrade` (jobs and data not read until then)"
     ]
     human = cli("--now", NOW.isoformat(), "status")
     assert human.exit_code == 1
-    assert "  schema: 0001 (head is 0004)" in human.stdout
+    assert "  schema: 0001 (head is 0005)" in human.stdout
     assert "jobs:" not in human.stdout
 
     prometheus = _families(cli("--now", NOW.isoformat(), "status", "--format", "prometheus"))

@@ -267,6 +267,7 @@ def test_the_audit_is_a_job_recorded_with_its_counts_and_status_sees_its_finding
     counts = {
         "wallets_off": 0,
         "calls_changed_after_settlement": 0,
+        "calls_ended_again_after_half_end": 0,
         "calls_half_ended": 0,
         "calls_overcharged": 0,
         "calls_undercharged": 0,

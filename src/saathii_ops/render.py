@@ -14,18 +14,39 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from saathii_ops.formatting import escape_controls
 from saathii_ops.reports import Report, output_fields
 
 if TYPE_CHECKING:
     from saathii_ops.runner import RunResult
+    from saathii_ops.services.reconcile import ReconcileReport
 
 MAX_IDS_SHOWN = 20
 MAX_ROWS_SHOWN = 50  # of a report's records, for people; --json has them all
 
 
+class VerbatimConsole(Console):
+    """The one console rule of every command's output: text is shown as written. Pause
+    reasons, user names, crontab lines and error text come from people or the database,
+    so nothing is read as Rich markup, emoji codes or highlighting, and control characters
+    are escaped (an ESC in a reason must not drive the terminal). Every string Rich
+    prints (table cells and titles included) passes through render_str."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        super().__init__(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(escape_controls(text), **kwargs)
+
+
 def stdout_console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return VerbatimConsole()
+
+
+def stderr_console() -> Console:
+    return VerbatimConsole(stderr=True)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -101,7 +122,7 @@ def render_rows(console: Console, title: str, rows: Sequence[Any]) -> None:
         # markup and measures every line (0.6 s for a cleanup's 10,000 ended calls)
         lines = [f"{title}:"]
         lines += ["  " + "  ".join(f"{c}={format_value(row[c])}" for c in columns) for row in dicts]
-        console.file.write("\n".join(lines) + "\n")
+        console.file.write(escape_controls("\n".join(lines)) + "\n")
 
 
 def _is_records(value: Any) -> bool:
@@ -139,7 +160,7 @@ def render_run(
         emit_json(console, body)
         return
     if not console.is_terminal:
-        console.file.write(run_log_line(result, database) + "\n")
+        console.file.write(escape_controls(run_log_line(result, database)) + "\n")
         if result.report is not None:
             _write_records(console, result.report)
         if result.after_commit is not None:
@@ -254,7 +275,7 @@ def _write_records(console: Console, report: Report) -> None:
         if len(value) > len(shown):
             lines.append(f"  {key} (+{len(value) - len(shown)} more; --json shows all)")
     if lines:
-        console.file.write("\n".join(lines) + "\n")
+        console.file.write(escape_controls("\n".join(lines)) + "\n")
 
 
 def _record_pairs(row: Any, names: list[str] | None) -> str:
@@ -269,3 +290,29 @@ def _record_pairs(row: Any, names: list[str] | None) -> str:
         else:
             pairs.append(f"{key}={_quoted(_log_text(value, _every_item))}")
     return " ".join(pairs)
+
+
+def render_reconcile(console: Console, report: ReconcileReport, *, json_output: bool) -> None:
+    """`wallets reconcile`: the counts, then each finding and what was (or would be) done;
+    the rows before and after are in --json and `wallets audit --resolved`."""
+    if json_output:
+        emit_json(console, report)
+        return
+    what = "applied" if report.applied else "preview (nothing was changed)"
+    console.print(f"wallets reconcile: {what}: {report.headline()}", markup=False)
+    if report.reason is not None:
+        console.print(f"  reason: {report.reason}", markup=False)
+    if not report.items:
+        console.print("  nothing to correct", markup=False)
+        return
+    columns = ("finding", "action", "wallet_id", "call_id", "coins_change")
+    rows = [
+        {
+            **{name: getattr(item, name) for name in columns},
+            "uncollectable": item.uncollectable_coins,
+            "correction_id": item.correction_id,
+            "detail": item.detail,
+        }
+        for item in report.items
+    ]
+    render_rows(console, "findings", rows)

@@ -19,11 +19,12 @@ import logging
 import socket
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -317,17 +318,68 @@ def _after_commit(
     engine: Engine, settings: Settings, job: Job, report: Report, run_now: datetime
 ) -> tuple[Report | None, str | None]:
     """The job's work outside the database once the run committed: whatever goes wrong
-    there is a warning, never the run's failure (its changes stand, and are recorded ok)."""
-    after_commit = wiring.after_commit(job)
-    if after_commit is None:
-        return None, None
+    there is a warning, never the run's failure (its changes stand, and are recorded ok).
+    Resolving the step (importing its module) is part of it."""
     try:
+        after_commit = wiring.after_commit(job, settings)
+        if after_commit is None:
+            return None, None
         return after_commit(engine, settings, report, run_now), None
     except Exception as exc:
         warning = f"after the commit: {type(exc).__name__}: {first_line(exc)}"
         log.warning("%s %s (the run's changes stand)", job.name, warning)
         log.debug("%s after the commit", job.name, exc_info=True)
         return None, warning
+
+
+T = TypeVar("T")
+
+# How long a change outside the registry (`wallets reconcile --apply`) waits for the job
+# locks it takes: a billing run holds its lock for seconds.
+LOCK_WAIT_SECONDS = 30.0
+LOCK_POLL_SECONDS = 0.2
+
+
+def run_exclusive(
+    engine: Engine,
+    settings: Settings,
+    work: Callable[[Session, datetime], T],
+    *,
+    now: datetime | None,
+    apply: bool,
+    jobs: Sequence[Job],
+) -> T:
+    """Work that is not a registered job (`wallets reconcile`), in one transaction: a
+    preview read-only; with `apply`, under the locks of `jobs` (so none of them runs
+    meanwhile, on any host), committed when `work` returns. Every statement is bounded by
+    statement_timeout; an error rolls it back whole."""
+    require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
+    with transaction(engine, read_only=not apply) as session, ExitStack() as locks:
+        if apply:  # on SQLite the locks are files, taken before the database's write lock
+            for job in jobs:
+                _wait_for_lock(locks, session, job)
+        set_statement_timeout(session, settings.statement_timeout_seconds)
+        disable_jit(session)
+        result = work(session, now or database_now(session))
+        if apply:
+            session.commit()
+    return result
+
+
+def _wait_for_lock(locks: ExitStack, session: Session, job: Job) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        attempt = ExitStack()
+        if attempt.enter_context(job_lock(session, job.lock_name(socket.gethostname()))):
+            locks.enter_context(attempt)
+            return
+        attempt.close()
+        if time.monotonic() >= deadline:
+            raise OpsError(
+                f"{job.name} held its lock for {LOCK_WAIT_SECONDS:g} s (a run in progress): "
+                "nothing was changed; try again"
+            )
+        time.sleep(LOCK_POLL_SECONDS)
 
 
 @contextmanager

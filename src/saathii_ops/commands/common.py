@@ -17,6 +17,7 @@ import typer
 
 from saathii_ops.context import AppContext
 from saathii_ops.errors import ExitCode, OpsError
+from saathii_ops.formatting import escape_controls
 from saathii_ops.jobs import JOBS, get_job
 from saathii_ops.masking import mask_secrets
 from saathii_ops.render import (
@@ -95,7 +96,7 @@ def run_registered_job(
             line = error_log_line(
                 job.name, mask_secrets(str(exc)), exc.exit_code, time.monotonic() - started
             )
-            console.file.write(line + "\n")
+            console.file.write(escape_controls(line) + "\n")
         raise
     render_run(console, result, json_output=app.json_output, database=app.database)
     finish(result)

@@ -112,6 +112,12 @@ class DataHealth:
 
     online_users: int = field(metadata=_figure("users marked online"))
     busy_users: int = field(metadata=_figure("users marked busy"))
+    offline_seen_users: int = field(
+        metadata=_figure(
+            "users marked offline but seen within the inactive limit (the app's heartbeat "
+            "never sets is_online again: not a problem by itself)"
+        )
+    )
     ongoing_calls: int = field(metadata=_figure("ongoing calls"))
     owing_calls: int = field(
         metadata=_figure("ongoing calls owing coins now (coins deduct bills them)")
@@ -319,6 +325,7 @@ FINDING_COUNTS = (
     "half_ended_calls",
     "wallets_off",
     "calls_changed_after_settlement",
+    "calls_ended_again_after_half_end",
     "calls_half_ended",
     "calls_overcharged",
     "calls_undercharged",
@@ -379,10 +386,12 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
         return sa.select(sa.func.count()).select_from(source).where(where).scalar_subquery()
 
     badge_plan = badges.plan(today, settings)
-    online, busy, ongoing, without_badge, negative = session.execute(
+    cutoff = presence.inactive_cutoff(now, settings)
+    online, busy, offline_seen, ongoing, without_badge, negative = session.execute(
         sa.select(
             count(user_status, presence.online()),
             count(user_status, presence.busy()),
+            count(user_status, presence.offline_but_seen(cutoff)),
             count(calls, calls.c.status == "ongoing"),
             # the badge job's own eligibility; a row for today already there is replaced
             count(badge_plan, badge_plan.c.replaces.is_(None)),
@@ -398,6 +407,7 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
     return DataHealth(
         online_users=online,
         busy_users=busy,
+        offline_seen_users=offline_seen,
         ongoing_calls=ongoing,
         owing_calls=billed_now.owing,
         billing_behind_calls=billed_before.owing,
