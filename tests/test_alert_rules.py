@@ -76,3 +76,35 @@ def test_the_rules_file_is_where_the_docs_say() -> None:
     operations = (REPO_ROOT / "docs" / "operations.md").read_text()
     assert str(RULES.relative_to(REPO_ROOT)) in operations
     assert Path(RULE_TESTS).exists()
+
+
+def test_an_audit_that_found_something_is_what_the_audit_alert_reads(
+    cli: Cli, engine: Engine
+) -> None:
+    """SaathiiOpsAuditFindings reads saathii_ops_job_last_exit_code{job="wallets-audit"}:
+    1 after an audit that found a wallet off its ledger (its run is recorded 'ok', with
+    the rows it found), 0 after a clean one."""
+    import sqlalchemy as sa
+
+    from saathii_ops.models import UserWallet
+    from tests.factories import add_user
+
+    def audit_exit_code() -> str:
+        result = cli("--now", T0.isoformat(), "status", "--format", "prometheus")
+        (line,) = [
+            line
+            for line in result.stdout.splitlines()
+            if line.startswith('saathii_ops_job_last_exit_code{job="wallets-audit"}')
+        ]
+        return line.rsplit(" ", 1)[1]
+
+    with transaction(engine) as s:
+        user = add_user(s, balance=100)
+        s.commit()
+    assert cli("--now", T0.isoformat(), "wallets", "audit").exit_code == 0
+    assert audit_exit_code() == "0.0"
+    with transaction(engine) as s:  # a debit erased: the balance is off its ledger
+        s.execute(sa.update(UserWallet).where(UserWallet.user_id == user).values(balance_coins=90))
+        s.commit()
+    assert cli("--now", T0.isoformat(), "wallets", "audit").exit_code == 1
+    assert audit_exit_code() == "1.0"
