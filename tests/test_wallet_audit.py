@@ -96,7 +96,7 @@ def test_drifted_wallets_and_calls_are_named_with_exit_1(cli: Cli, engine: Engin
 
     human = cli("--now", NOW.isoformat(), "wallets", "audit")
     assert human.exit_code == 1
-    assert "wallets_off: 2" in human.stdout
+    assert " wallets_off=2 " in human.stdout
     assert "drift=undercharged" in human.stdout
 
 

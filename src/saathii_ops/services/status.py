@@ -50,7 +50,8 @@ from saathii_ops.schema import inspect_schema, not_ready_reason
 from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
 from saathii_ops.services.job_control import JobState
 from saathii_ops.services.scheduling.expressions import server_timezone
-from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs
+from saathii_ops.services.scheduling.schedule_target import ScheduleTarget
+from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs, other_target
 from saathii_ops.settings import Settings
 
 # A run starts a few seconds after its firing and takes a few more; two minutes
@@ -180,11 +181,13 @@ def collect(
     *,
     now: datetime | None,
     crontab: CrontabTarget | None,
+    schedule_target: ScheduleTarget | None = None,
     database_source: str | None = None,
 ) -> StatusReport:
     """The status at `now` (default: the database's clock). `crontab`: where to look for
-    the installed block (see `scheduling.targets.installed_target`); `database_source`: where the
-    database URL came from."""
+    the installed block (see `scheduling.targets.installed_target`), which counts only if it
+    targets `schedule_target` (this configuration and database); `database_source`: where
+    the database URL came from."""
     url = display_url(engine.url)
     crontab_source = crontab.description if crontab is not None else None
     try:
@@ -208,7 +211,11 @@ def collect(
     schema_problem = not_ready_reason(state)
     if schema_problem is not None:
         findings.append(Finding(f"{schema_problem} (jobs and data not read until then)"))
-    scheduled = installed_jobs(crontab)
+    scheduled = None if schedule_target is None else scheduled_jobs(crontab, schedule_target)
+    elsewhere = None if schedule_target is None else other_target(crontab, schedule_target)
+    if crontab_source is not None and elsewhere is not None:
+        # not scheduled here, and `cron install` would refuse: say whose the block is
+        crontab_source += f" (its block runs another target: {elsewhere.describe()})"
 
     with transaction(engine, read_only=True) as session:
         disable_jit(session)
@@ -240,6 +247,24 @@ def collect(
         findings=findings,
         business_timezone=settings.timezone,
     )
+
+
+def scheduled_jobs(crontab: CrontabTarget | None, wanted: ScheduleTarget) -> frozenset[str] | None:
+    """The jobs a schedule of `wanted` (this config file and database) runs: the crontab's
+    block, and the systemd timers of the system's and this user's unit directories; None
+    when the crontab cannot be read and no timer of `wanted` is installed."""
+    from saathii_ops.services.scheduling import systemd
+
+    in_crontab = installed_jobs(crontab, wanted)
+    timers = frozenset().union(
+        *(
+            systemd.installed_jobs(directory, wanted)
+            for directory in (systemd.SYSTEM_UNITS, systemd.user_units_directory())
+        )
+    )
+    if in_crontab is None:
+        return timers or None
+    return in_crontab | timers
 
 
 def server_version(session: Session) -> str:
