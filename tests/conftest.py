@@ -197,6 +197,20 @@ def empty_db_url(databases: Databases) -> Iterator[str]:
 
 
 @pytest.fixture
+def app_db(empty_db_url: str, backend: str) -> str:
+    """A database the app created (its DDL, PostgreSQL), then `db adopt` and `db upgrade`."""
+    if backend != "postgresql":
+        pytest.skip("the app's DDL is PostgreSQL")
+    from tests.simulated_app import create_app_schema
+
+    create_app_schema(empty_db_url)
+    for command in (("db", "adopt"), ("db", "upgrade")):
+        result = Cli(empty_db_url)(*command)
+        assert result.exit_code == 0, result.stderr
+    return empty_db_url
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(parse_url(db_url))
     yield engine

@@ -36,7 +36,6 @@ from tests.conftest import Cli
 from tests.simulated_app import (
     AppError,
     SimulatedApp,
-    create_app_schema,
     libpq_dsn,
     observe_app_writes,
 )
@@ -46,16 +45,6 @@ from tests.simulated_app import (
 def _postgresql_only(backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("the app's DDL is PostgreSQL")
-
-
-@pytest.fixture
-def app_db(empty_db_url: str) -> str:
-    """A database the app created, then `db adopt` and `db upgrade`."""
-    create_app_schema(empty_db_url)
-    for command in (("db", "adopt"), ("db", "upgrade")):
-        result = Cli(empty_db_url)(*command)
-        assert result.exit_code == 0, result.stderr
-    return empty_db_url
 
 
 @pytest.fixture

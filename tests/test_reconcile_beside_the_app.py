@@ -16,20 +16,9 @@ import sqlalchemy as sa
 
 from saathii_ops.db import make_engine, parse_url
 from tests.conftest import Cli
-from tests.simulated_app import SimulatedApp, create_app_schema
+from tests.simulated_app import SimulatedApp
 
 APP_TODAY = date(2026, 12, 4)
-
-
-@pytest.fixture
-def app_db(empty_db_url: str, backend: str) -> str:
-    if backend != "postgresql":
-        pytest.skip("the app's DDL is PostgreSQL")
-    create_app_schema(empty_db_url)
-    for command in (("db", "adopt"), ("db", "upgrade")):
-        result = Cli(empty_db_url)(*command)
-        assert result.exit_code == 0, result.stderr
-    return empty_db_url
 
 
 @pytest.fixture

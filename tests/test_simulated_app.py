@@ -17,7 +17,6 @@ from tests.simulated_app import (
     APPLICATION_NAME,
     AppError,
     SimulatedApp,
-    create_app_schema,
     libpq_dsn,
 )
 
@@ -28,16 +27,6 @@ APP_TODAY = date(2026, 12, 4)  # the app server's date.today() in these tests
 def _postgresql_only(backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("the app's DDL is PostgreSQL")
-
-
-@pytest.fixture
-def app_db(empty_db_url: str) -> str:
-    """A database the app created, then `db adopt` and `db upgrade`."""
-    create_app_schema(empty_db_url)
-    for command in (("db", "adopt"), ("db", "upgrade")):
-        result = Cli(empty_db_url)(*command)
-        assert result.exit_code == 0, result.stderr
-    return empty_db_url
 
 
 @pytest.fixture
