@@ -174,6 +174,8 @@ def _render_headline(
     del header["job"], header["outcome"]
     context = " ".join(f"{k}={format_value(v)}" for k, v in header.items())
     console.print(f"{title}: {headline}; {context}")
-    for key, value in report.as_dict().items():
+    # the records as they are: copying each into a dict first (Report.as_dict) cost 0.15 s
+    # per 3,300 ended calls (benchmarks, issue 23)
+    for key, value in report.for_people().items():
         if _is_records(value):
             render_rows(console, key.replace("_", " "), value)
