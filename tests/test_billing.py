@@ -486,15 +486,15 @@ def test_runs_are_recorded_with_their_counts(
 def test_human_output_lists_each_call(cli: Any, calls_of_every_kind: dict[str, int]) -> None:
     result = cli("--now", NOW.isoformat(), "coins", "deduct", "--dry-run")
     assert result.exit_code == 0
-    assert "coins-deduct: dry-run (nothing was changed)" in result.stdout
-    # one line for the run, then each call that ends
-    (headline,) = [line for line in result.stdout.splitlines() if line.startswith("coins-deduct")]
-    assert headline.startswith(
-        "coins-deduct: dry-run (nothing was changed): charged 3 calls 200 coins (5 minutes), "
-        "ended 1 (listeners earned 3.00), skipped 0; "
+    # one line for the run, then each call that ends, indented
+    headline, *calls = result.stdout.splitlines()
+    assert headline.startswith("job=coins-deduct outcome=dry-run exit_code=0 ")
+    assert headline.endswith(
+        ' summary="charged 3 calls 200 coins (5 minutes), '
+        'ended 1 (listeners earned 3.00), skipped 0"'
     )
     cannot_pay = calls_of_every_kind["cannot_pay"]
-    assert f"call_id={cannot_pay}" in result.stdout
+    assert calls[0].startswith(f"  ended call_id={cannot_pay} ")
     assert "reasons=insufficient_balance" in result.stdout
 
 
@@ -531,8 +531,10 @@ def test_a_report_does_not_grow_with_the_calls_it_charges(cli: Any, engine: Engi
     # the counts gain a digit or two; a listed call would add hundreds of characters
     assert 0 <= len(json.dumps(many)) - len(json.dumps(few)) <= 10
     # a cron log entry: one line for the run, then the call that ends and the bad row
-    assert len(few_lines) == len(many_lines) == 5, many_lines
-    assert many_lines[0].startswith("coins-deduct: dry-run (nothing was changed): charged 60 ")
+    assert len(few_lines) == len(many_lines) == 3, many_lines
+    assert many_lines[0].startswith("job=coins-deduct outcome=dry-run exit_code=1 ")
+    assert ' summary="charged 60 calls ' in many_lines[0]
+    assert [line.split()[0] for line in many_lines[1:]] == ["ended", "skipped"]
 
 
 # --- conservation and guards: a failed run changes nothing ---------------------------

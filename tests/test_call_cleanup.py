@@ -242,7 +242,8 @@ def test_cli_dry_run_equals_the_real_run_and_a_second_run_changes_nothing(
 def test_human_output_names_each_call_and_why(cli: Any, calls_by_fate: dict[str, int]) -> None:
     result = cli("--now", NOW.isoformat(), "calls", "cleanup")
     assert result.exit_code == 0
-    assert "calls-cleanup: ok: charged 0 calls 0 coins (0 minutes), ended 6 " in result.stdout
+    assert result.stdout.startswith("job=calls-cleanup outcome=ok exit_code=0 ")
+    assert ' summary="charged 0 calls 0 coins (0 minutes), ended 6 ' in result.stdout
     too_long = calls_by_fate["too_long"]
     assert f"call_id={too_long}" in result.stdout
-    assert "reasons=caller_stale, listener_stale, too_long" in result.stdout
+    assert " reasons=caller_stale,listener_stale,too_long " in result.stdout

@@ -171,4 +171,5 @@ def test_two_runs_of_the_installed_line_leave_one_ok_and_one_skipped_row(
 
     assert recorded_runs(engine) == [("ok", None), ("skipped", "locked")]
     log = (log_dir / "coins-deduct.log").read_text()
-    assert log.count("coins-deduct: ok") == 1 and log.count("coins-deduct: skipped") == 1
+    assert log.count("job=coins-deduct outcome=ok ") == 1
+    assert log.count("job=coins-deduct outcome=skipped ") == 1

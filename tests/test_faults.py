@@ -331,8 +331,8 @@ def test_a_run_blocked_by_a_row_lock_ends_at_its_statement_timeout(
     elapsed = time.monotonic() - started
     assert done.returncode == 1, done.stderr
     assert elapsed < 20, elapsed  # 2 s, and the process's start
-    [error] = [line for line in done.stdout.splitlines() if "error:" in line]
-    assert error.endswith("canceling statement due to statement timeout"), done.stdout
+    [line] = [line for line in done.stdout.splitlines() if " error=" in line]
+    assert 'canceling statement due to statement timeout" ' in line, done.stdout
     assert rows(data.url) == before
     # its job lock went with its transaction: the next run (lock released) works
     lock.release()
@@ -386,7 +386,7 @@ def test_a_run_that_fails_with_the_audit_table_locked_ends_within_its_deadline(
     # the deadline counts from the run's start; the process starts a second or so before
     assert elapsed < 10 + 5, elapsed
     assert done.returncode == 1, done.stderr
-    assert "error: stopped at its deadline of 10 s (run_deadline_seconds): rolled back" in (
+    assert 'error="stopped at its deadline of 10 s (run_deadline_seconds): rolled back"' in (
         done.stdout
     )
     assert "could not record the failed run of coins-deduct" in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -55,6 +56,38 @@ def prometheus_text(report: StatusReport) -> str:
     return generate_latest(registry).decode()
 
 
+def write_textfile(path: Path, text: str) -> None:
+    """Replace `path` with `text` at once (a temporary file renamed over it), so that
+    node_exporter's textfile collector never reads half a file; the temporary file's
+    dot-name does not match its `*.prom`."""
+    import os
+    import tempfile
+
+    from saathii_ops.errors import UsageError
+
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(temporary, 0o644)  # node_exporter runs as its own user
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise UsageError(f"cannot write the metrics file {path}: {exc.strerror}") from None
+
+
+def last_exit_code(job: JobHealth) -> int:
+    """What the job's last run exited with, from its audit row: 1 when it failed or left
+    rows it could not do (an audit's findings), else 0 (ok, skipped)."""
+    from saathii_ops.models import SOME_ROWS_FAILED
+
+    failed = job.last_outcome == "failed" or job.last_reason == SOME_ROWS_FAILED
+    return int(failed)
+
+
 def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
     from prometheus_client.core import GaugeMetricFamily
 
@@ -66,6 +99,9 @@ def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
     never_run = family("never_run", "1 when the job has no recorded run")
     overdue = family("overdue", "1 when the job has missed its schedule")
     failed = family("last_run_failed", "1 when the job's last run failed")
+    exit_code = family(
+        "last_exit_code", "the exit code of the job's last run (1: failed, or rows it could not do)"
+    )
     last_run = family("last_run_timestamp_seconds", "when the job's last run started")
     duration = family("last_run_duration_seconds", "how long the job's last run took")
     last_failure = family(
@@ -85,6 +121,8 @@ def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
         never_run.add_metric(label, int(job.never_run))
         overdue.add_metric(label, int(job.overdue))
         failed.add_metric(label, int(job.last_run_failed))
+        if job.last_outcome is not None:
+            exit_code.add_metric(label, last_exit_code(job))
         if job.last_started_at is not None:
             last_run.add_metric(label, job.last_started_at.timestamp())
         if job.last_duration_seconds is not None:
@@ -100,6 +138,7 @@ def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
         never_run,
         overdue,
         failed,
+        exit_code,
         last_run,
         duration,
         last_failure,

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.db import elapsed_seconds, is_sqlite
 from saathii_ops.models import Money, Settlement, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.reports import INTERNAL, Report
-from saathii_ops.services import settlement
+from saathii_ops.services import half_ended, settlement
 from saathii_ops.services.settlement import expect, paise_to_decimal
 from saathii_ops.settings import Settings
 
@@ -630,6 +630,8 @@ def bill_and_settle(
         session.execute(sa.text(f"ANALYZE {PLAN.name}"))
         replanned = _lock_and_replan(session, now, settings, end_rules)
     report = _report(session, PLAN, end_rules, replanned)
+    # what the app wrote of the half-ended calls skipped, before it can end them again
+    half_ended.record(session, sa.select(PLAN.c.call_id).where(PLAN.c.problem == HALF_ENDED))
     before = _holdings(session)
     spend_coins, earn_money = 0, Decimal("0.00")
     cache_updates = report.cache_updates if settings.redis_url is not None else None

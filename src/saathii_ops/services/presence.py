@@ -50,6 +50,13 @@ def busy() -> sa.ColumnElement[bool]:
     return status.c.is_busy == sa.true()
 
 
+def offline_but_seen(cutoff: datetime) -> sa.ColumnElement[bool]:
+    """Marked offline, yet seen within the inactive limit: once this job marks a user
+    offline, the app's heartbeat updates only last_seen and never sets is_online again
+    (docs/running-beside-the-app.md). Data for `status`, not a problem by itself."""
+    return sa.and_(status.c.is_online == sa.false(), status.c.last_seen >= cutoff)
+
+
 def inactive_online(cutoff: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(online(), status.c.last_seen < cutoff)
 
