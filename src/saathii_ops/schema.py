@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # every revision of migrations/versions, oldest first: the last is the head this code needs
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD_REVISION = REVISIONS[-1]
 APP_SCHEMA_REVISION = REVISIONS[0]
 VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
