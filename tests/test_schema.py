@@ -254,3 +254,20 @@ def test_a_job_on_an_older_revision_is_told_to_upgrade(db_url: str) -> None:
         f"error: the schema is at revision {older}, this version needs {head}: "
         "run `saathii-ops db upgrade`\n",
     )
+
+
+def test_a_version_table_with_two_revisions_is_named_not_taken_for_a_newer_version(
+    db_url: str,
+) -> None:
+    """Alembic itself raised on such a table; the job's own check names it, exit 3."""
+    older, head = schema.REVISIONS[-2:]
+    engine = make_engine(parse_url(db_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES (:older)"), {"older": older})
+    engine.dispose()
+    result = Cli(db_url)("coins", "deduct")
+    assert (result.exit_code, result.stderr) == (
+        3,
+        f"error: alembic_version holds several revisions ({older}, {head}) where these "
+        "migrations keep one: leave only the revision the schema is at\n",
+    )

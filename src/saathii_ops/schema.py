@@ -47,8 +47,8 @@ def is_known_revision(revision: str) -> bool:
 
 
 def _current_revision(conn: Connection, tables: set[str]) -> str | None:
-    """What Alembic's MigrationContext.get_current_revision reads; several rows (branches
-    these migrations never make) are shown together, a revision this code does not know."""
+    """What Alembic's MigrationContext.get_current_revision reads; several rows (branches,
+    which these migrations never make) are shown together, comma-separated."""
     if VERSION_TABLE not in tables:
         return None
     rows = sorted(conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalars())
@@ -128,6 +128,11 @@ def not_ready_reason(state: SchemaState) -> str | None:
         )
     if state.current is None:
         return "the database has no schema yet: run `saathii-ops db upgrade`"
+    if ", " in state.current:
+        return (
+            f"{VERSION_TABLE} holds several revisions ({state.current}) where these "
+            "migrations keep one: leave only the revision the schema is at"
+        )
     if not is_known_revision(state.current):
         return (
             f"the schema is at revision {state.current}, which this version of saathii-ops "
