@@ -431,6 +431,21 @@ def test_dry_run_reports_what_the_real_run_does_and_changes_nothing(
     assert real.exit_code == 0, real.stderr
     dry_doc, real_doc = json.loads(dry.stdout), json.loads(real.stdout)
     assert (dry_doc["outcome"], real_doc["outcome"]) == ("dry-run", "ok")
+    # the dry-run names every call it would charge; the real run counts them
+    charged = dry_doc["report"].pop("charged")
+    assert real_doc["report"].pop("charged") is None
+    assert charged == [
+        {
+            "call_id": ids[kind],
+            "caller_id": call_row(engine, ids[kind]).user_id,
+            "coins_charged": coins,
+            "minutes_charged": minutes,
+        }
+        for kind, coins, minutes in sorted(
+            [("pays", 10, 1), ("video_behind", 180, 3), ("cannot_pay", 10, 1)],
+            key=lambda kind: ids[kind[0]],
+        )
+    ]
     assert dry_doc["report"] == real_doc["report"]
     report = real_doc["report"]
     # pays: 10; video_behind: due 300, spent 120 → 180; cannot_pay: owes 20, 15 cover 10
@@ -480,6 +495,7 @@ def test_runs_are_recorded_with_their_counts(
         "skipped_calls": 0,
         "half_ended_calls": 0,
         "replanned_calls": 0,
+        "held_calls": 0,
     }
 
 

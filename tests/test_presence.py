@@ -141,6 +141,7 @@ def test_a_dry_run_records_no_run_and_a_real_run_records_one(
         "cleared_wait_time": 2,
         "cleared_no_call": 3,
         "online_after": 8,
+        "held_by_another_session": 0,
     }
     assert runs[0].run_now == NOW
 

@@ -272,6 +272,7 @@ def test_the_audit_is_a_job_recorded_with_its_counts_and_status_sees_its_finding
         "calls_overcharged": 0,
         "calls_undercharged": 0,
         "calls_unbillable": 0,
+        "duplicate_badge_days": 0,
     }
     assert [tuple(r) for r in runs] == [
         ("ok", None, counts),

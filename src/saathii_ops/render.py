@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from saathii_ops.formatting import escape_controls
-from saathii_ops.reports import Report, output_fields
+from saathii_ops.reports import Report, SpooledRecords, output_fields
 
 if TYPE_CHECKING:
     from saathii_ops.runner import RunResult
@@ -65,9 +65,47 @@ def to_jsonable(value: Any) -> Any:
 
 
 def emit_json(console: Console, data: Any) -> None:
+    """One JSON document; the records of a SpooledRecords are written into it a line at a
+    time, never held together (the document is laid out with a placeholder string for each,
+    then written piece by piece)."""
     import json  # imported by the output that needs it: not at start-up
+    import uuid
 
-    console.file.write(json.dumps(to_jsonable(data), indent=2) + "\n")
+    spooled: dict[str, SpooledRecords] = {}
+    tag = uuid.uuid4().hex
+
+    def placeholder(value: Any) -> str:
+        if not isinstance(value, SpooledRecords):
+            raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        marker = f"<records {tag} {len(spooled)}>"
+        spooled[json.dumps(marker)] = value
+        return marker
+
+    text = json.dumps(to_jsonable(data), indent=2, default=placeholder)
+    out = console.file
+    done = 0
+    for marker, records in spooled.items():
+        at = text.index(marker, done)
+        line = text[text.rfind("\n", 0, at) + 1 : at]
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        out.write(text[done:at])
+        _write_json_list(out, records, indent)
+        done = at + len(marker)
+    out.write(text[done:] + "\n")
+
+
+def _write_json_list(out: Any, records: SpooledRecords, indent: str) -> None:
+    """The records as a JSON list, laid out as json.dumps(indent=2) lays out a field's list
+    at `indent` (each record on one line)."""
+    if not records.count:
+        out.write("[]")
+        return
+    out.write("[")
+    separator = "\n"
+    for line in records.json_lines():
+        out.write(f"{separator}{indent}  {line}")
+        separator = ",\n"
+    out.write(f"\n{indent}]")
 
 
 def format_value(value: Any) -> str:

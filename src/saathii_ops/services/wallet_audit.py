@@ -23,7 +23,9 @@ Set-based queries, each one pass over its table:
   BILLING_GRACE ago — coin deduction runs every minute, so a fresh minute is
   not yet owed by the books);
 - ongoing calls that billing cannot bill (its PROBLEMS, the half-ended and
-  settled-before calls above included), counted by billing's own `count_calls`.
+  settled-before calls above included), counted by billing's own `count_calls`;
+- listener_badges rows held twice for one listener and day (the app's table without
+  its key): each with the row every job reads (badges.one_row_each).
 Billing's own rules: `coin_rate`, `coins_due`.
 
 A finding `wallets reconcile --apply` resolved is not reported again: a call paid twice
@@ -36,7 +38,7 @@ The real run (not a dry-run) records the half-ended calls it sees (`half_ended.r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +49,7 @@ from saathii_ops.db import elapsed_seconds
 from saathii_ops.models import (
     Correction,
     HalfEndedObservation,
+    ListenerBadge,
     Settlement,
     UserCall,
     UserTransaction,
@@ -55,6 +58,7 @@ from saathii_ops.models import (
 )
 from saathii_ops.reports import Report
 from saathii_ops.services import half_ended
+from saathii_ops.services.badges import one_row_each
 from saathii_ops.services.billing import BILLING_GRACE, coin_rate, coins_due, count_calls
 from saathii_ops.settings import Settings
 
@@ -64,12 +68,17 @@ calls = table(UserCall)
 settlements = table(Settlement)
 observed = table(HalfEndedObservation)
 corrections = table(Correction)
+badges = table(ListenerBadge)
 
 # The ledger rows that move withdrawable_money (rupees). The app's 'purchase' rows
 # carry in money_change the rupees the customer paid for the coins: not wallet money.
 MONEY_TX_TYPES = ("earn", "withdraw")
 SETTLED_STATUS = "dropped"  # what settlement writes
 ENDED_AGAIN = "ended again after settlement — the listener may have been paid twice"
+DUPLICATE_BADGE = (
+    "several listener_badges rows for one listener and day (the table lacks its key): "
+    "the jobs read this one; delete the others"
+)
 ENDED_AGAIN_AFTER_HALF_END = (
     "ended again by the app after it half-ended it: the listener may have been paid twice"
 )
@@ -138,6 +147,19 @@ class ChangedAfterSettlement:
 
 
 @dataclass
+class DuplicateBadge:
+    """Several listener_badges rows for one listener and day; the jobs read `badge`'s."""
+
+    listener_id: int
+    date: date
+    rows: int
+    badge: str | None  # of the row the jobs read
+    audio_rate_per_minute: Decimal
+    video_rate_per_minute: Decimal
+    finding: str = DUPLICATE_BADGE
+
+
+@dataclass
 class EndedAgainAfterHalfEnd:
     """A half-ended call as saathii-ops first saw it, and as it is now."""
 
@@ -166,11 +188,13 @@ class WalletAuditReport(Report):
     calls_overcharged: int
     calls_undercharged: int
     calls_unbillable: int  # every call billing skips (half-ended included): dry-run names each
+    duplicate_badge_days: int = 0  # listener-days with several listener_badges rows
     wallets: list[WalletDrift] = field(default_factory=list)
     changed_after_settlement: list[ChangedAfterSettlement] = field(default_factory=list)
     ended_again_after_half_end: list[EndedAgainAfterHalfEnd] = field(default_factory=list)
     half_ended: list[HalfEndedCall] = field(default_factory=list)
     calls: list[CallDrift] = field(default_factory=list)
+    duplicate_badges: list[DuplicateBadge] = field(default_factory=list)
 
     @property
     def failed_rows(self) -> int:
@@ -182,6 +206,7 @@ class WalletAuditReport(Report):
             + self.calls_overcharged
             + self.calls_undercharged
             + self.calls_unbillable
+            + self.duplicate_badge_days
         )
 
 
@@ -191,6 +216,7 @@ def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditRep
     ended_again = ended_again_after_half_end(session)
     half_ended_calls = half_ended_now(session)
     drifted_calls = _charge_drift(session, now, settings)
+    duplicates = _duplicate_badges(session)
     return WalletAuditReport(
         now=now,
         wallets_off=len(drifted_wallets),
@@ -205,6 +231,8 @@ def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditRep
         ended_again_after_half_end=ended_again,
         half_ended=half_ended_calls,
         calls=drifted_calls,
+        duplicate_badge_days=len(duplicates),
+        duplicate_badges=duplicates,
     )
 
 
@@ -522,6 +550,50 @@ def _charge_drift(session: Session, now: datetime, settings: Settings) -> list[C
             coins_due_now=int(row.due_now),
             coins_due_by_now=int(row.due_by_now),
             drift="overcharged" if row.coins_spent > row.due_now else "undercharged",
+        )
+        for row in rows
+    ]
+
+
+def _duplicate_badges(session: Session) -> list[DuplicateBadge]:
+    key = (badges.c.listener_id, badges.c.date)
+    duplicated = (
+        sa.select(*key, sa.func.count().label("rows"))
+        .group_by(*key)
+        .having(sa.func.count() > 1)
+        .subquery("duplicated")
+    )
+    read = one_row_each(
+        sa.tuple_(*key).in_(sa.select(duplicated.c.listener_id, duplicated.c.date)), "read"
+    )
+    rows = session.execute(
+        sa.select(
+            duplicated.c.listener_id,
+            duplicated.c.date,
+            duplicated.c.rows,
+            read.c.badge,
+            read.c.audio_rate_per_minute,
+            read.c.video_rate_per_minute,
+        )
+        .select_from(
+            duplicated.join(
+                read,
+                sa.and_(
+                    read.c.listener_id == duplicated.c.listener_id,
+                    read.c.date == duplicated.c.date,
+                ),
+            )
+        )
+        .order_by(duplicated.c.date, duplicated.c.listener_id)
+    ).all()
+    return [
+        DuplicateBadge(
+            listener_id=row.listener_id,
+            date=row.date,
+            rows=int(row.rows),
+            badge=row.badge,
+            audio_rate_per_minute=_rupees(row.audio_rate_per_minute),
+            video_rate_per_minute=_rupees(row.video_rate_per_minute),
         )
         for row in rows
     ]
