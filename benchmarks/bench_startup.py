@@ -1,7 +1,10 @@
-"""Start-up cost of the CLI (issue 12): whole-process CPU time (user + system) of
-`saathii-ops --help`, `--version` and a completion, against importing Typer and Rich, as
-ratios measured in one run (best of N, so that the other processes on the machine count
-as little as possible). Run: `python -m benchmarks.bench_startup [runs]`.
+"""Start-up cost of the CLI (issue 12) and of a job run (issue 23): whole-process CPU time
+(user + system) of `saathii-ops --help`, `--version` and a completion, against importing
+Typer and Rich; and of `saathii-ops coins deduct` on an empty embedded database (migrated,
+no rows: a job's whole path with nothing to bill), against importing Typer, Rich,
+SQLAlchemy's ORM and psycopg2. Ratios measured in one run, the commands alternating (best
+of N, so that the other processes on the machine count as little as possible). Run:
+`python -m benchmarks.bench_startup [runs]`.
 
 `python -X importtime -c "import saathii_ops.cli"` shows where the remaining time goes.
 """
@@ -12,9 +15,12 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 BASELINE = [sys.executable, "-c", "import typer, rich.console"]
+# what any job needs loaded: the CLI's libraries, the ORM and the PostgreSQL driver
+JOB_BASELINE = [sys.executable, "-c", "import typer, rich, sqlalchemy.orm, psycopg2"]
 # the installed entry point, as cron and the shell run it
 CLI = [str(Path(sys.executable).with_name("saathii-ops"))]
 COMPLETION_ENV = {
@@ -38,22 +44,38 @@ def cpu_seconds(command: list[str], env: dict[str, str] | None = None) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def best(runs: int, command: list[str], env: dict[str, str] | None = None) -> float:
-    return min(cpu_seconds(command, env) for _ in range(runs))
-
-
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    baseline = best(runs, BASELINE)
-    print(f"import typer, rich.console: {baseline * 1000:.0f} ms CPU (best of {runs})")
-    cases = {
-        "--help": ([*CLI, "--help"], None),
-        "--version": ([*CLI, "--version"], None),
-        "jobs pause <Tab>": (CLI, COMPLETION_ENV),
-    }
-    for name, (command, env) in cases.items():
-        seconds = best(runs, command, env)
-        print(f"saathii-ops {name}: {seconds * 1000:.0f} ms CPU, {seconds / baseline:.2f}x")
+    with tempfile.TemporaryDirectory(prefix="saathii-startup-") as data_home:
+        # the embedded default lives in the user's data directory: a fresh one, migrated
+        embedded = {"XDG_DATA_HOME": data_home}
+        subprocess.run(
+            [*CLI, "db", "upgrade"],
+            env={**os.environ, **embedded},
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        cases = {
+            "import typer, rich.console": (BASELINE, None),
+            "--help": ([*CLI, "--help"], None),
+            "--version": ([*CLI, "--version"], None),
+            "jobs pause <Tab>": (CLI, COMPLETION_ENV),
+            "import typer, rich, sqlalchemy.orm, psycopg2": (JOB_BASELINE, None),
+            "coins deduct (empty embedded database)": ([*CLI, "coins", "deduct"], embedded),
+        }
+        # alternating: one run of each in turn, N times; the best of each
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(runs):
+            for name, (command, env) in cases.items():
+                times[name].append(cpu_seconds(command, env))
+    seconds = {name: min(t) for name, t in times.items()}
+    for name in cases:
+        if name.startswith("import"):
+            baseline = seconds[name]
+            print(f"{name}: {baseline * 1000:.0f} ms CPU (best of {runs})")
+        else:
+            ratio = seconds[name] / baseline
+            print(f"saathii-ops {name}: {seconds[name] * 1000:.0f} ms CPU, {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ scale and a "now":
 - every caller on one call (a shared balance is the plan's rare path, tested apart);
   callers billed up to now, every sixth a few minutes behind (unless not `behind`); 2% of
   them with 0 to 15 coins left, the others with 300 to 5300;
+- `short` (the settlement-heavy population of issue 23): every `short`-th caller also has
+  less than 7 minutes of its call's coins (0 to 69, video 0 to 419), so that a 7-minute
+  catch-up ends that call; with `short=7`, 5 past calls and the rest as above, 16.5% of
+  the calls end in a 7-minute catch-up (about one in six);
 - every balance backed by the ledger (a purchase, the spend so far; listeners' rupees
   by an earn row), so that the audit finds nothing;
 - a third of the listeners with a 'silver' listener_badges row for today (the rate
@@ -89,6 +93,11 @@ INSERT INTO user_wallets (wallet_id, user_id, balance_coins, withdrawable_money,
                           updated_at)
 SELECT user_id, user_id,
        CASE WHEN user_id <= :n THEN 0
+            -- short: less than 7 minutes of its call (caller n + i is on call i, video when
+            -- i % 5 = 0), so that a 7-minute catch-up ends the call
+            WHEN :short > 0 AND user_id > :n AND user_id <= 2 * :n
+                 AND (user_id - :n) % greatest(:short, 1) = 1
+            THEN ((user_id - :n) * 7919) % CASE WHEN (user_id - :n) % 5 = 0 THEN 420 ELSE 70 END
             WHEN user_id <= 2 * :n AND user_id % 50 = 0 THEN user_id % 16
             ELSE 300 + (user_id * 37) % 5000 END,
        earned, :now - interval '30 days', :now
@@ -141,6 +150,7 @@ def fill(
     past_calls: int = 3,
     expired: float = 0.0,
     behind: bool = True,
+    short: int = 0,
     timezone: str = "Asia/Kolkata",
 ) -> None:
     """`ongoing` calls and their population (see the module), then VACUUM ANALYZE."""
@@ -154,6 +164,7 @@ def fill(
         "day_start": datetime.combine(today - timedelta(days=1), time(), tz),
         "every": round(1 / expired) if expired else 0,
         "behind": behind,
+        "short": short,
     }
     with engine.begin() as conn:
         for statement in FILL.split(";"):

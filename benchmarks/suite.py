@@ -65,6 +65,7 @@ class Population:
     past_calls: int = 3
     expired: float = 0.0
     behind: bool = True
+    short: int = 0  # every short-th caller cannot pay 7 minutes (benchmarks.population)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,21 @@ def coins(n: int, minutes: int, dialect: str = "postgresql") -> Case:
         "ongoing calls",
         Population(n),
         later=timedelta(minutes=minutes),
+        dialect=dialect,
+    )
+
+
+def settling(n: int, dialect: str = "postgresql") -> Case:
+    """Issue 23's settlement-heavy catch-up: 3 users and 5 past calls per ongoing call, and
+    about one call in six runs out of coins in the 7 minutes and is settled."""
+    return Case(
+        "coins-deduct",
+        ("coins", "deduct"),
+        "coins deduct, 7-minute run (a sixth run out)",
+        n,
+        "ongoing calls",
+        Population(n, past_calls=5, short=7),
+        later=timedelta(minutes=7),
         dialect=dialect,
     )
 
@@ -162,6 +178,7 @@ SCALES: dict[str, list[Case]] = {
     "tiny": [
         coins(300, 1),
         coins(300, 7),
+        settling(300),
         cleanup(300),
         presence(900),
         badges(300),
@@ -189,6 +206,8 @@ SCALES: dict[str, list[Case]] = {
         coins(20_000, 7),
         coins(100_000, 1),
         coins(100_000, 7),
+        settling(20_000),
+        settling(100_000),
         cleanup(100_000),
         badges(100_000),
     ],
@@ -288,6 +307,7 @@ class Databases:
                 past_calls=pop.past_calls,
                 expired=pop.expired,
                 behind=pop.behind,
+                short=pop.short,
             )
             if dialect == "sqlite":
                 path = self.workdir / "template.db"

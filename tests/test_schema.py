@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from saathii_ops import schema
 from saathii_ops.db import make_engine, parse_url
 from saathii_ops.models import APP_TABLES, Base, table
 from tests.conftest import Cli
@@ -227,3 +228,46 @@ def test_a_schema_newer_than_this_code_says_so_instead_of_upgrading(db_url: str)
         result = cli(*command)
         assert result.exit_code == 3
         assert result.stderr == message
+
+
+def test_the_packages_revisions_are_alembics() -> None:
+    """A job run checks the schema against schema.REVISIONS without reading the migration
+    scripts: the list must be what Alembic computes from them, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(schema._config())
+    walked = [script.revision for script in scripts.walk_revisions()]
+    assert tuple(reversed(walked)) == schema.REVISIONS
+    assert scripts.get_heads() == [schema.HEAD_REVISION]
+    assert scripts.get_base() == schema.APP_SCHEMA_REVISION
+
+
+def test_a_job_on_an_older_revision_is_told_to_upgrade(db_url: str) -> None:
+    older, head = schema.REVISIONS[-2:]  # head: Alembic's (test above)
+    engine = make_engine(parse_url(db_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :older"), {"older": older})
+    engine.dispose()
+    result = Cli(db_url)("coins", "deduct")
+    assert (result.exit_code, result.stderr) == (
+        3,
+        f"error: the schema is at revision {older}, this version needs {head}: "
+        "run `saathii-ops db upgrade`\n",
+    )
+
+
+def test_a_version_table_with_two_revisions_is_named_not_taken_for_a_newer_version(
+    db_url: str,
+) -> None:
+    """Alembic itself raised on such a table; the job's own check names it, exit 3."""
+    older, head = schema.REVISIONS[-2:]
+    engine = make_engine(parse_url(db_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES (:older)"), {"older": older})
+    engine.dispose()
+    result = Cli(db_url)("coins", "deduct")
+    assert (result.exit_code, result.stderr) == (
+        3,
+        f"error: alembic_version holds several revisions ({older}, {head}) where these "
+        "migrations keep one: leave only the revision the schema is at\n",
+    )

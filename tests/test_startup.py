@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from saathii_ops.jobs import JOBS
+from tests.conftest import Cli
 
 HEAVY = (
     "sqlalchemy",
@@ -85,3 +86,51 @@ def test_completion_completes_job_names_without_the_heavy_libraries(command: str
 def test_completion_completes_commands() -> None:
     names, loaded = complete("saathii-ops jobs ")
     assert names == ["list", "pause", "resume", "history"] and loaded == []
+
+
+JOB_RUN = """
+import sys
+from saathii_ops.cli import app
+from saathii_ops.schema import MIGRATIONS_DIR
+
+opened = []
+def audit(event, args):
+    if event == "open" and isinstance(args[0], str) and args[0].startswith(str(MIGRATIONS_DIR)):
+        opened.append(args[0])
+sys.addaudithook(audit)
+try:
+    app({argv!r}, prog_name="saathii-ops")
+except SystemExit as exit:
+    code = exit.code
+print("exit:", code)
+print("opened:", *opened)
+print("loaded:", *sorted(m for m in sys.modules if m.startswith({unwanted!r})))
+"""
+# what a job run does without: Alembic and the migration scripts (the schema check reads
+# alembic_version), the schedules' libraries (`jobs list` shows schedules, a run does not)
+NOT_ON_A_JOB_RUN = ("alembic", "saathii_ops.migrations", "croniter", "crontab")
+
+
+def job_run(argv: list[str], unwanted: tuple[str, ...] = NOT_ON_A_JOB_RUN) -> list[str]:
+    """A job run in a fresh interpreter: its exit code, the migration files it opened and
+    the `unwanted` modules it imported, a line each."""
+    code = JOB_RUN.format(argv=argv, unwanted=unwanted)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()[-3:]
+
+
+def test_a_job_run_reads_no_alembic_nor_migration_script(db_url: str) -> None:
+    """The schema check stays (tests/test_schema.py), without Alembic: a job starts on
+    what it needs (issue 23)."""
+    lines = job_run(["--database-url", db_url, "coins", "deduct"])
+    assert [line.split() for line in lines] == [["exit:", "0"], ["opened:"], ["loaded:"]]
+
+
+def test_a_job_run_on_the_empty_embedded_database_reads_no_alembic() -> None:
+    # the embedded default (tests/conftest.py: a data directory of the test's own)
+    upgraded = Cli(None)("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    # nor, on SQLite, the PostgreSQL dialect
+    lines = job_run(["coins", "deduct"], (*NOT_ON_A_JOB_RUN, "sqlalchemy.dialects.postgresql"))
+    assert [line.split() for line in lines] == [["exit:", "0"], ["opened:"], ["loaded:"]]

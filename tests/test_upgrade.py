@@ -85,7 +85,7 @@ def test_sql_on_the_apps_adopted_database_prints_only_what_is_missing(
     result = Cli(url)("--json", "db", "upgrade", "--sql")
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
-    assert (document["before"], document["after"]) == ("0001", schema.head_revision())
+    assert (document["before"], document["after"]) == ("0001", schema.HEAD_REVISION)
     sql = document["sql"]
     assert "CREATE TABLE users" not in sql and "INSERT INTO alembic_version" not in sql
     assert "-- Running upgrade 0001 -> 0002" in sql
@@ -100,14 +100,14 @@ def test_sql_on_the_apps_adopted_database_prints_only_what_is_missing(
         subprocess.run(
             ["psql", "-v", "ON_ERROR_STOP=1", "-q", dsn], input=sql, text=True, check=True
         )
-        assert everything(url)["revision"] == schema.head_revision()
+        assert everything(url)["revision"] == schema.HEAD_REVISION
         assert Cli(url)("db", "current").exit_code == 0
 
 
 def test_sql_at_head_has_nothing_to_run(db_url: str) -> None:
     result = Cli(db_url)("db", "upgrade", "--sql")
     assert result.exit_code == 0
-    assert result.stdout == f"-- already at revision {schema.head_revision()}: nothing to run\n"
+    assert result.stdout == f"-- already at revision {schema.HEAD_REVISION}: nothing to run\n"
 
 
 def test_sql_refuses_an_unadopted_app_database_like_upgrade(
@@ -177,5 +177,5 @@ def test_an_upgrade_interrupted_while_building_an_index_can_be_run_again(
     assert result.exit_code == 0, result.stderr
     for name in OWN_INDEXES:
         assert index_state(engine, name) == (True, False), name
-    assert everything(url)["revision"] == schema.head_revision()
+    assert everything(url)["revision"] == schema.HEAD_REVISION
     engine.dispose()

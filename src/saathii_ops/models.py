@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,7 +39,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-TextArray = postgresql.ARRAY(sa.Text()).with_variant(sa.JSON(), "sqlite")
+# the generic ARRAY is PostgreSQL's on PostgreSQL; it keeps the PostgreSQL dialect unloaded
+# on SQLite (a job run's start-up)
+TextArray = sa.ARRAY(sa.Text()).with_variant(sa.JSON(), "sqlite")
 Money = sa.Numeric(12, 2)
 Rate = sa.Numeric(5, 2)
 NOW = sa.func.now()

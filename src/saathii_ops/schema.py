@@ -1,18 +1,19 @@
-"""Schema state and migrations: `db upgrade | current | adopt` and the runner's readiness check."""
+"""Schema state and migrations: `db upgrade | current | adopt` and the runner's readiness check.
+
+A job run checks the schema without Alembic: it reads `alembic_version` and compares it
+with REVISIONS, the package's own list of its migrations (tests/test_schema.py keeps it
+equal to what Alembic computes from the scripts). Alembic, and the scripts it reads, are
+imported only by `db upgrade | adopt` (start-up cost: docs/performance.md).
+"""
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -21,11 +22,20 @@ from saathii_ops.errors import ExitCode, SchemaNotReady
 from saathii_ops.masking import first_line
 from saathii_ops.models import APP_TABLE_COLUMNS, APP_TABLES, table
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-APP_SCHEMA_REVISION = "0001"
+# every revision of migrations/versions, oldest first: the last is the head this code needs
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+HEAD_REVISION = REVISIONS[-1]
+APP_SCHEMA_REVISION = REVISIONS[0]
+VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
 
 
 def _config(connection: Connection | None = None, output: TextIO | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config(output_buffer=output)
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
@@ -33,16 +43,16 @@ def _config(connection: Connection | None = None, output: TextIO | None = None) 
 
 
 def is_known_revision(revision: str) -> bool:
-    try:
-        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
-    except CommandError:
-        return False
+    return revision in REVISIONS
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None
-    return head
+def _current_revision(conn: Connection, tables: set[str]) -> str | None:
+    """What Alembic's MigrationContext.get_current_revision reads; several rows (branches,
+    which these migrations never make) are shown together, comma-separated."""
+    if VERSION_TABLE not in tables:
+        return None
+    rows = sorted(conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalars())
+    return ", ".join(rows) or None
 
 
 @dataclass
@@ -87,12 +97,12 @@ def inspect_schema(engine: Engine, *, timeout_seconds: float | None = None) -> S
                 milliseconds = max(1, int(timeout_seconds * 1000))
                 conn.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
                 conn.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
-            current = MigrationContext.configure(conn).get_current_revision()
             tables = set(sa.inspect(conn).get_table_names())
+            current = _current_revision(conn, tables)
     except DBAPIError as exc:  # unreachable, or not a database at all (SQLite)
         raise unreachable(engine.url, exc, timeout_seconds) from exc
     present = sorted(name for name in APP_TABLE_COLUMNS if name in tables)
-    return SchemaState(display_url(engine.url), current, head_revision(), present)
+    return SchemaState(display_url(engine.url), current, HEAD_REVISION, present)
 
 
 def require_head(engine: Engine, *, timeout_seconds: float | None = None) -> None:
@@ -118,6 +128,11 @@ def not_ready_reason(state: SchemaState) -> str | None:
         )
     if state.current is None:
         return "the database has no schema yet: run `saathii-ops db upgrade`"
+    if ", " in state.current:
+        return (
+            f"{VERSION_TABLE} holds several revisions ({state.current}) where these "
+            "migrations keep one: leave only the revision the schema is at"
+        )
     if not is_known_revision(state.current):
         return (
             f"the schema is at revision {state.current}, which this version of saathii-ops "
@@ -154,6 +169,8 @@ def upgrade(engine: Engine) -> UpgradeReport:
     transactions, so that a revision can build its indexes CONCURRENTLY outside one
     (what each revision locks: docs/operations.md)."""
     state = _upgradable(engine)
+    from alembic import command
+
     try:
         if is_sqlite(engine):
             with engine.begin() as conn:
@@ -188,6 +205,8 @@ def upgrade_sql(engine: Engine) -> UpgradeScript:
     state = _upgradable(engine)
     if state.at_head:
         return UpgradeScript(state.url, state.current, state.head, "")
+    from alembic import command
+
     output = io.StringIO()
     config = _config(output=output)
     config.attributes["dialect_name"] = engine.dialect.name
@@ -305,6 +324,8 @@ def adopt(engine: Engine) -> AdoptReport:
             + "; ".join(f"{key} unique ({key.without_it})" for key in required)
             + "; a DBA adds them (saathii-ops never changes the app's tables)"
         )
+    from alembic import command
+
     with engine.begin() as conn:
         command.stamp(_config(conn), APP_SCHEMA_REVISION)
     return AdoptReport(

@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import is_sqlite
@@ -239,6 +238,10 @@ def insert_missing(session: Session, plan: sa.FromClause, day: date, now: dateti
     """INSERT … SELECT the plan's rows of the listeners with no row for `day`. No ON CONFLICT
     target: the app's table may lack its key; a row another session inserts meanwhile
     is left as it is (not written: the next run replaces it)."""
+    # here, not at import: billing imports this module for its rates, and a job run's
+    # start-up should not load the PostgreSQL dialect on SQLite (docs/performance.md)
+    from sqlalchemy.dialects import postgresql, sqlite
+
     insert = sqlite.insert if is_sqlite(session) else postgresql.insert
     values = _written_values(plan, day, now)
     source = sa.select(*values.values()).where(

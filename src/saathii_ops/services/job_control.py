@@ -14,14 +14,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import is_sqlite
 from saathii_ops.jobs import JOBS, get_job
 from saathii_ops.models import JobControl, JobRun, table
 from saathii_ops.reports import Report
-from saathii_ops.services.scheduling.expressions import job_schedule
 from saathii_ops.settings import Settings
 
 controls = table(JobControl)
@@ -81,6 +79,9 @@ def set_paused(
     ).one_or_none()
     was_paused = bool(before and before.paused)
     reason = reason if paused else None
+    # here, not at import: a job run reads the switch only (start-up, docs/performance.md)
+    from sqlalchemy.dialects import postgresql, sqlite
+
     insert = (sqlite.insert if is_sqlite(session) else postgresql.insert)(controls)
     values = {"paused": paused, "changed_at": now, "changed_by": changed_by, "reason": reason}
     statement = insert.values(job=job.name, **values).on_conflict_do_update(
@@ -126,6 +127,9 @@ class JobState:
 def list_jobs(session: Session, settings: Settings) -> list[JobState]:
     """Every registered job, in registry order, with its pause switch, its last run and
     its last failure."""
+    # croniter and python-crontab: here, not at import, which every job run pays
+    from saathii_ops.services.scheduling.expressions import job_schedule
+
     names = [job.name for job in JOBS]
     paused = {
         row.job: row
