@@ -130,6 +130,17 @@ class Settings(BaseSettings):
             known_timezone(value)
         return value
 
+    @field_validator("log_dir")
+    @classmethod
+    def _log_directory(cls, value: Path) -> Path:
+        # relative, it would mean the install directory to `cron install` and the working
+        # directory (under cron, $HOME) to `logs prune`
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path, not {str(value)!r}")
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
+
     @field_validator("ping_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
