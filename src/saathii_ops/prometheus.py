@@ -32,6 +32,14 @@ def prometheus_text(report: StatusReport) -> str:
             len(report.problems),
         ),
     ]
+    if report.database.reachable:
+        families.append(
+            gauge(
+                "database_read_only",
+                "1 when no job can write to the database (read-only, or in recovery)",
+                int(report.database.read_only is not None),
+            )
+        )
     if report.schema is not None:
         families.append(
             gauge(
@@ -66,6 +74,10 @@ def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
     never_run = family("never_run", "1 when the job has no recorded run")
     overdue = family("overdue", "1 when the job has missed its schedule")
     failed = family("last_run_failed", "1 when the job's last run failed")
+    exit_code = family(
+        "last_exit_code",
+        "the exit code of the job's last run (1: failed, or ran and found something)",
+    )
     last_run = family("last_run_timestamp_seconds", "when the job's last run started")
     duration = family("last_run_duration_seconds", "how long the job's last run took")
     last_failure = family(
@@ -85,6 +97,8 @@ def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
         never_run.add_metric(label, int(job.never_run))
         overdue.add_metric(label, int(job.overdue))
         failed.add_metric(label, int(job.last_run_failed))
+        if job.last_exit_code is not None:
+            exit_code.add_metric(label, job.last_exit_code)
         if job.last_started_at is not None:
             last_run.add_metric(label, job.last_started_at.timestamp())
         if job.last_duration_seconds is not None:
@@ -100,6 +114,7 @@ def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
         never_run,
         overdue,
         failed,
+        exit_code,
         last_run,
         duration,
         last_failure,

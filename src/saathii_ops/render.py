@@ -131,7 +131,13 @@ def render_run(
             body["after_commit"] = to_jsonable(result.after_commit)
         emit_json(console, body)
         return
+    # what made it exit 1 is its headline, never "ok" (an audit that found something)
+    found = result.report.found() if result.report is not None else None
     title = f"{result.job}: {result.outcome}"
+    if found and result.outcome == "ok":
+        title = f"{result.job}: {found}"
+    elif found:
+        title += f": {found}"
     if result.outcome == "dry-run":
         title += " (nothing was changed)"
     summary: dict[str, Any] = {k: v for k, v in header.items() if v is not None}

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import elapsed_seconds
+from saathii_ops.formatting import plural
 from saathii_ops.models import Settlement, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.reports import Report
 from saathii_ops.services.billing import BILLING_GRACE, coin_rate, coins_due, count_calls
@@ -127,6 +128,21 @@ class WalletAuditReport(Report):
             + self.calls_undercharged
             + self.calls_unbillable
         )
+
+    def found(self) -> str | None:
+        found = [
+            plural(count, noun) + what
+            for count, noun, what in (
+                (self.wallets_off, "wallet", " off the ledger"),
+                (self.calls_changed_after_settlement, "call", " changed after settlement"),
+                (self.calls_half_ended, "half-ended call", ""),
+                (self.calls_overcharged, "ongoing call", " charged more than due"),
+                (self.calls_undercharged, "ongoing call", " charged less than due"),
+                (self.calls_unbillable, "ongoing call", " billing cannot bill"),
+            )
+            if count
+        ]
+        return f"found {', '.join(found)}" if found else None
 
 
 def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditReport:
