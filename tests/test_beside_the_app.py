@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -25,7 +26,13 @@ from saathii_ops.services.billing import BillingReport
 from saathii_ops.services.wallet_audit import ENDED_AGAIN, WalletAuditReport
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
-from tests.simulated_app import SimulatedApp, create_app_schema
+from tests.simulated_app import (
+    AppError,
+    SimulatedApp,
+    create_app_schema,
+    libpq_dsn,
+    observe_app_writes,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -71,30 +78,37 @@ def test_the_apps_purchases_and_coin_earnings_audit_clean_until_it_re_ends_a_set
 ) -> None:
     cli = Cli(app_db)
     listener = app.sign_up(1, "listener")
+    app.verify_listener(listener)
     payer, broke = app.sign_up(2, "customer"), app.sign_up(3, "customer")
     app.purchase(payer, 500, Decimal("49.00"))  # the rupees the customer paid
     app.purchase(broke, 10, Decimal("1.00"))
-    # the app ends a call itself, paying the listener in coins (int(1.00 * 2) = 2)
-    finished = app.start_call(payer, listener, started_ago=90)
-    assert finished is not None
+    # the app ends a call itself, paying the listener in coins (int(1.0 * 2) = 2)
+    finished = app.start_call(payer, listener, started_ago=90).call_id
     assert cli("coins", "deduct").exit_code == 0  # bills its second minute
-    app.end_call(finished)
+    assert app.end_call(finished).listener_money_earned == 2
     # an ongoing call whose caller paid the first minute and cannot pay the second
-    unpaid = app.start_call(broke, listener, started_ago=70)
-    assert unpaid is not None
+    unpaid = app.start_call(broke, listener, started_ago=70).call_id
 
     clean = cli("--json", "wallets", "audit")
     assert clean.exit_code == 0, clean.stdout
     assert _json(clean)["report"]["wallets_off"] == 0
 
-    deducted = cli("--json", "coins", "deduct")
+    # the client's end reads the call; our run settles it before the app writes
+    ours: list[Any] = []
+
+    def coins_deduct_then_audit() -> None:
+        ours.extend([cli("--json", "coins", "deduct"), cli("wallets", "audit")])
+
+    re_ended = app.end_call(unpaid, after_read=coins_deduct_then_audit)
+    deducted, audited_between = ours
     assert deducted.exit_code == 0, deducted.stderr
     (bill,) = _json(deducted)["report"]["ended"]
     assert (bill["call_id"], bill["listener_earnings"]) == (unpaid, "1.00")
-    assert cli("wallets", "audit").exit_code == 0
-
-    re_ended = app.end_call(unpaid)  # the client's end arrives after our settlement
-    assert (re_ended.status_before, re_ended.status) == ("dropped", "completed")
+    assert audited_between.exit_code == 0
+    assert (re_ended.status, re_ended.listener_money_earned) == ("completed", 1)
+    with pytest.raises(AppError) as late:  # a later end finds it ended: 404, nothing written
+        app.end_call(unpaid)
+    assert late.value.status == 404
 
     audit = cli("--json", "wallets", "audit")
     assert audit.exit_code == 1
@@ -128,10 +142,10 @@ def test_coins_deduct_leaves_a_half_ended_call_alone_and_names_it(
     listener = app.sign_up(1, "listener")
     caller = app.sign_up(2, "customer")
     app.purchase(caller, 100, Decimal("10.00"))
-    call = app.start_call(caller, listener, started_ago=200)
-    assert call is not None
+    app.verify_listener(listener)
+    # started over 240 minutes ago, so that calls cleanup's longest-call rule holds for it too
+    call = app.start_call(caller, listener, started_ago=241 * 60).call_id
     app.end_call(call, reason="ongoing")  # end_time set, listener paid, still 'ongoing'
-    app.wait_time_up(caller)  # so that calls cleanup's rules hold for it too
 
     def state() -> tuple[Any, ...]:
         with transaction(app_engine) as s:
@@ -203,56 +217,137 @@ class Workers:
         self.stop.set()
         for thread in self._threads:
             thread.join(120)
+        if any(thread.is_alive() for thread in self._threads):
+            self.errors.append(TimeoutError("a billing worker still runs 120 s after the stop"))
 
 
-def _drive(app: SimulatedApp, callers: list[int], listeners: list[int], seconds: float) -> None:
-    """The app's traffic: calls starting and ending (some with the reason 'ongoing'),
-    wait times running out just as the client hangs up, top-ups and purchases."""
+@dataclass
+class Traffic:
+    """What the client did: the calls it tried to end after we had settled them (404), the
+    top-ups of callers on a call."""
+
+    not_found: set[int] = field(default_factory=set)
+    top_ups_on_a_call: int = 0
+    hang_ups: int = 0  # as the second minute fell due, by callers who could not pay it
+
+
+def _drive(app: SimulatedApp, callers: list[int], listeners: list[int], seconds: float) -> Traffic:
+    """The app's traffic: calls starting and ending (some with the reason 'ongoing', ended
+    again later, some with 'coin_empty'), a few milliseconds of the app's own work between
+    its read of a call and its write, top-ups of callers on a call (the app waiting on our
+    wallet lock between its read and its write), purchases answered with 500 and retried."""
     rng = random.Random(9)
-    on_call: dict[int, int] = {}  # caller -> call, as the app believes
+    traffic = Traffic()
+    on_call: dict[int, int] = {}  # caller -> call, as the client believes
+    half_ended: dict[int, int] = {}  # caller -> call it ended with the reason 'ongoing'
+    peek = psycopg2.connect(libpq_dsn(app.url))  # the test's own reads, not the app's
+    peek.autocommit = True
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        idle = [c for c in callers if c not in on_call]
-        busy = list(on_call)
+        idle = [c for c in callers if c not in on_call and c not in half_ended]
         op = rng.random()
-        if op < 0.25 and idle:
-            caller = rng.choice(idle)
-            call = app.start_call(
-                caller,
-                rng.choice(listeners),
-                rng.choice(("audio", "audio", "video")),
-                started_ago=rng.uniform(0, 150),
-            )
-            if call is not None:
-                on_call[caller] = call
-        elif op < 0.45 and busy:
-            caller = rng.choice(busy)
-            reason = rng.choice(("completed", "completed", "dropped", "ongoing"))
-            app.end_call(on_call.pop(caller), reason=reason)
-        elif op < 0.6 and busy:
-            caller = rng.choice(busy)
-            app.wait_time_up(caller)  # calls cleanup ends it; the client hangs up too
-            time.sleep(rng.uniform(0.0, 0.6))
-            app.end_call(on_call.pop(caller), reason="completed")
-        elif op < 0.9 and busy:
-            app.top_up(rng.choice(busy), 100, Decimal("10.00"), pause=rng.uniform(0.2, 1.0))
-        else:
-            app.purchase(rng.choice(callers), 50, Decimal("5.00"))
+        try:
+            if op < 0.2 and idle:
+                caller = rng.choice(idle)
+                on_call[caller] = app.start_call(
+                    caller,
+                    rng.choice(listeners),
+                    rng.choice(("audio", "audio", "video")),
+                    started_ago=rng.uniform(0, 150),
+                ).call_id
+            elif op < 0.4 and (broke := _can_pay_one_minute_only(peek, idle)):
+                # the client hangs up as the second minute falls due, just as billing,
+                # finding the caller unable to pay it, drops the call
+                call = app.start_call(
+                    rng.choice(broke), rng.choice(listeners), started_ago=60 - rng.uniform(0, 0.5)
+                ).call_id
+                traffic.hang_ups += 1
+                time.sleep(rng.uniform(0, 0.5))
+                work = rng.uniform(0.05, 0.4)
+                try:
+                    app.end_call(call, after_read=lambda w=work: time.sleep(w))
+                except AppError as error:
+                    assert error.status == 404, error  # we had ended it
+                    traffic.not_found.add(call)
+            elif op < 0.5 and idle:
+                # a top-up as the call's next minute falls due: billing's debit commits
+                # between the app's read of the balance and its write
+                caller = rng.choice(idle)
+                on_call[caller] = app.start_call(
+                    caller,
+                    rng.choice(listeners),
+                    started_ago=60 * rng.randint(1, 3) - rng.uniform(0, 1.0),
+                ).call_id
+                traffic.top_ups_on_a_call += 1
+                pause = rng.uniform(0.2, 0.8)
+                app.purchase(caller, 20, Decimal("2.00"), after_read=lambda p=pause: time.sleep(p))
+            elif op < 0.62 and on_call:
+                caller = rng.choice(list(on_call))
+                call = on_call[caller]
+                reason = rng.choice(("completed", "completed", "dropped", "ongoing", "coin_empty"))
+                work = rng.uniform(0.0, 0.3)
+                try:
+                    app.end_call(call, reason, after_read=lambda w=work: time.sleep(w))
+                except AppError as error:
+                    if error.status == 500:
+                        continue  # coin_empty: still ongoing, both parties busy
+                    assert error.status == 404, error  # we had ended it
+                    traffic.not_found.add(call)
+                else:
+                    if reason == "ongoing":
+                        half_ended[caller] = call
+                del on_call[caller]
+            elif op < 0.68 and half_ended:
+                caller = rng.choice(list(half_ended))
+                app.end_call(half_ended.pop(caller))  # the client ends it again
+            elif op < 0.85 and on_call:
+                traffic.top_ups_on_a_call += 1
+                pause = rng.uniform(0, 0.5)
+                app.purchase(
+                    rng.choice(list(on_call)),
+                    20,
+                    Decimal("2.00"),
+                    after_read=lambda p=pause: time.sleep(p),
+                )
+            else:
+                caller = rng.choice(callers)
+                try:
+                    app.purchase(caller, 30, Decimal("3.00"), answers_500=rng.random() < 0.3)
+                except AppError:
+                    app.purchase(caller, 30, Decimal("3.00"))  # the client retries: bought twice
+        except AppError as error:
+            assert error.status in (400, 409), error  # no coins, a party busy
         time.sleep(0.02)
+    peek.close()
+    return traffic
+
+
+def _can_pay_one_minute_only(peek: Any, callers: list[int]) -> list[int]:
+    """The callers whose balance pays an audio call's first minute and not its second."""
+    with peek.cursor() as cursor:
+        cursor.execute(
+            "SELECT user_id FROM user_wallets WHERE user_id = ANY(%(c)s) "
+            "AND balance_coins BETWEEN 10 AND 19 ORDER BY user_id",
+            {"c": callers},
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 @pytest.mark.app_race
 def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     app_db: str, app: SimulatedApp, app_engine: Engine
 ) -> None:
-    listeners = [app.sign_up(n, "listener") for n in range(8)]
+    observe_app_writes(app_db)
+    listeners = [app.sign_up(n, "listener") for n in range(10)]
+    for listener in listeners:
+        app.verify_listener(listener)
     callers = [app.sign_up(100 + n, "customer") for n in range(30)]
     rng = random.Random(1)
     for caller in callers:
-        app.purchase(caller, rng.choice((20, 60, 150, 400)), Decimal("9.00"))
+        app.purchase(caller, rng.choice((10, 15, 20, 30, 60, 150)), Decimal("9.00"))
 
     with Workers(app_db) as workers:
-        _drive(app, callers, listeners, seconds=25)
+        traffic = _drive(app, callers, listeners, seconds=25)
     assert not workers.errors, workers.errors
     # quiet now: one more run of each bills every call up to now
     settings = Settings()
@@ -267,17 +362,27 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     assert not [r.error for r in workers.results if r.outcome == "failed"], outcomes
     bills = [r.report for r in workers.results if isinstance(r.report, BillingReport)]
     ended_by_us = [b.call_id for report in bills for b in report.ended]
-    re_ended = {e.call_id for e in app.ended if e.status_before == "dropped"}
-    half_ended = {e.call_id: e for e in app.ended if e.status_before == e.status == "ongoing"}
-    lost: Counter[int] = Counter()
-    for debit in app.lost_debits:
-        lost[debit.wallet_id] += debit.coins
+
+    # the truth, from the app's side: what its end-calls wrote and what its top-ups erased
+    app_ends = Counter(w.call_id for w in app.end_writes)
+    last_reason = {w.call_id: w.reason for w in app.end_writes}
+    paid_twice_after_us = set(ended_by_us) & set(app_ends)
+    paid_twice_by_the_app = {c for c, n in app_ends.items() if n > 1} - set(ended_by_us)
+    still_half_ended = {c for c, reason in last_reason.items() if reason == "ongoing"} - set(
+        ended_by_us
+    )
+    erased = app.erased_by_top_ups()
+    races = len(traffic.not_found) + len(paid_twice_after_us)
     print(
-        f"\nraces: {len(re_ended)} calls ended again after our settlement, "
-        f"{len(half_ended)} half-ended, {len(app.lost_debits)} debits lost "
-        f"({sum(lost.values())} coins), "
-        f"{sum(b.replanned_calls for b in bills)} calls planned again under the locks; "
-        f"{len(ended_by_us)} calls settled by us; runs: {dict(outcomes)}"
+        f"\nraces: {races} end-calls of calls we settled ({len(traffic.not_found)} answered "
+        f"404, {len(paid_twice_after_us)} written: paid twice), {traffic.top_ups_on_a_call} "
+        f"top-ups of callers on a call, {traffic.hang_ups} hang-ups as billing drops the "
+        f"call; double payments: {len(paid_twice_after_us)} after our "
+        f"settlement, {len(paid_twice_by_the_app)} by the app alone (a half-ended call ended "
+        f"again); erased debits: {len(erased)} ({sum(erased.values())} coins); "
+        f"{len(still_half_ended)} half-ended; {len(ended_by_us)} calls settled by us, "
+        f"{sum(b.replanned_calls for b in bills)} planned again under the locks; "
+        f"runs: {dict(outcomes)}"
     )
 
     with transaction(app_engine) as s:
@@ -291,13 +396,6 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
                 )
             )
         }
-        half_ended_now = dict(
-            s.execute(
-                sa.select(UserCall.call_id, UserCall.coins_spent).where(
-                    UserCall.call_id.in_(list(half_ended))
-                )
-            ).all()
-        )
         run_uuids = set(s.scalars(sa.select(JobRun.run_uuid)))
 
     # every call we settled: in our record exactly once, paid exactly once, by one run
@@ -309,14 +407,19 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     for record in paid:
         row = our_earn_rows[record.earn_transaction_id]
         assert (row.wallet_id, row.money_change) == (record.listener_wallet_id, record.earnings)
-    # a half-ended call was never billed nor settled by us afterwards
-    assert not set(half_ended) & set(ended_by_us)
-    assert half_ended_now == {c: e.coins_spent for c, e in half_ended.items()}
 
     # the audit names every harm, and nothing else
-    assert {c.call_id for c in audit.changed_after_settlement} == re_ended
-    assert {c.call_id for c in audit.half_ended} == set(half_ended)
-    assert {w.wallet_id: w.coins_difference for w in audit.wallets} == dict(lost)
+    assert {c.call_id for c in audit.changed_after_settlement} == paid_twice_after_us
+    assert {c.call_id for c in audit.half_ended} == still_half_ended
+    assert {w.wallet_id: w.coins_difference for w in audit.wallets} == erased
     assert all(w.money_difference == 0 for w in audit.wallets)
     assert audit.calls == []
-    assert audited.exit_code == (1 if re_ended or half_ended or lost else 0)
+    # NOT YET NAMED (needs issue 19 item 2, the half-ended observation of migration 0005,
+    # another engineer's work): a half-ended call the app ended again paid its listener
+    # twice, and today's audit no longer sees it (its status is 'completed'). When that
+    # finding lands, assert its calls == paid_twice_by_the_app here.
+    assert not paid_twice_by_the_app & (
+        {c.call_id for c in audit.changed_after_settlement} | {c.call_id for c in audit.half_ended}
+    )
+    harmed = paid_twice_after_us or still_half_ended or erased
+    assert audited.exit_code == (1 if harmed else 0)

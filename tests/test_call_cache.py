@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
+import psycopg2
 import pytest
 import redis
 import sqlalchemy as sa
@@ -173,7 +175,7 @@ def test_a_repair_recreates_a_lost_key_whole_with_what_is_left_of_the_apps_ttl(
         "user_id": str(caller),
         "listener_id": str(two_calls["listener"]),
         "call_type": "audio",
-        "start_time": (T0 - timedelta(seconds=150)).isoformat(),
+        "start_time": str(int((T0 - timedelta(seconds=150)).timestamp())),  # epoch seconds
         "coins_spent": "40",
     }
     # started 225 s before the repair's "now": 7200 - 225 seconds are left
@@ -204,3 +206,51 @@ def test_the_first_run_with_redis_down_is_repaired_with_no_stamp_yet(
     assert not cache.exists(f"call:{two_calls['broke']}")
     assert cache.hget(f"call:{two_calls['paying']}", "coins_spent") == "30"
     assert cache.get(MARKER) == (T0 + timedelta(seconds=5)).isoformat()
+
+
+def test_a_recreated_key_is_the_apps_key_field_for_field(
+    backend: str, empty_db_url: str, cache: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key the app wrote when the call started (tests/simulated_app.py), lost while
+    Redis was down, comes back as the app wrote it, with what is left of its 7200 s."""
+    if backend != "postgresql":
+        pytest.skip("the app's DDL is PostgreSQL")
+    from tests.simulated_app import SimulatedApp, create_app_schema, libpq_dsn
+
+    create_app_schema(empty_db_url)
+    cli = Cli(empty_db_url)
+    for command in (("db", "adopt"), ("db", "upgrade")):
+        assert cli(*command).exit_code == 0
+    start = datetime.now(UTC).replace(microsecond=0)
+    app = SimulatedApp(empty_db_url, cache=cache, clock=lambda: start)
+    try:
+        listener = app.sign_up(1, "listener")
+        app.verify_listener(listener)
+        caller = app.sign_up(2, "customer")
+        app.purchase(caller, 300, Decimal("30.00"))
+        call = app.start_call(caller, listener, "video").call_id
+    finally:
+        app.close()
+    # the database's clock agrees with the app's to the second (the test pins both)
+    conn = psycopg2.connect(libpq_dsn(empty_db_url))
+    with conn, conn.cursor() as cursor:
+        cursor.execute(
+            "UPDATE user_calls SET start_time = %(s)s WHERE call_id = %(c)s",
+            {"s": start, "c": call},
+        )
+    conn.close()
+    key = f"call:{call}"
+    apps_key = cache.hgetall(key)
+    assert apps_key["start_time"] == str(int(start.timestamp()))
+
+    at = start + timedelta(seconds=70)  # the 2nd video minute: 60 coins
+    assert cli("--now", at.isoformat(), "coins", "deduct").exit_code == 0
+    monkeypatch.setenv("SAATHII_REDIS_URL", DOWN_URL)
+    assert cli("--now", (at + timedelta(seconds=5)).isoformat(), "coins", "deduct").exit_code == 0
+    cache.delete(key)  # Redis lost it while it was down
+    monkeypatch.setenv("SAATHII_REDIS_URL", REDIS_URL)
+    repair = cli("--now", (at + timedelta(seconds=10)).isoformat(), "--json", "coins", "deduct")
+    assert json.loads(repair.stdout)["after_commit"]["recreated"] == 1
+    assert cache.hgetall(key) == {**apps_key, "coins_spent": "120"}  # 2 video minutes
+    # what is left of the app's 7200 s, 80 s after the start
+    assert 7200 - 80 - 2 <= cache.ttl(key) <= 7200 - 80

@@ -23,7 +23,7 @@ from saathii_ops import runner
 from saathii_ops.db import is_sqlite, transaction
 from saathii_ops.errors import DatabaseUnavailable, Interrupted
 from saathii_ops.jobs import get_job
-from saathii_ops.models import JobControl, JobRun, UserStatus
+from saathii_ops.models import JobControl, JobRun, UserRole, UserStatus
 from saathii_ops.reports import Report
 from saathii_ops.runner import job_lock, run_job
 from saathii_ops.services import call_cache, presence
@@ -157,7 +157,7 @@ def test_anything_raised_after_the_commit_is_a_warning_and_the_run_stands(
 
     from saathii_ops import wiring
 
-    monkeypatch.setattr(wiring, "after_commit", lambda job: broken)
+    monkeypatch.setattr(wiring, "after_commit", lambda job, settings: broken)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0, result.stderr
     assert "warning: after the commit: ValueError: Invalid isoformat string" in result.stdout
@@ -589,7 +589,9 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
     pg_only: None, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The app buys coins for the caller and the listener while the run charges and
-    settles them: the run checks what it wrote, the app's coins land after it."""
+    settles them: the run checks what it wrote, the app's coins land after it. The app's
+    top-up writes back the balance it read before our debit (issue 19, fact 13): the caller's
+    debit is erased, which is `wallets audit`'s to name, not an alarm of the run's."""
     from decimal import Decimal
 
     from saathii_ops.services import billing
@@ -598,6 +600,7 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
 
     with transaction(engine) as s:
         listener = add_user(s, role="listener", balance=0)
+        s.execute(sa.insert(UserRole).values(user_id=listener, role="customer"))  # buys coins
         caller = add_user(s, balance=25)
         # owes 3 minutes (30 coins) at T0, can pay 2: charged 20 and ended, 2 minutes paid
         add_call(s, caller, listener, start=T0 - timedelta(seconds=150))
@@ -622,5 +625,5 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
     finally:
         simulated.close()
     assert (result.outcome, result.error) == ("ok", None)
-    assert wallet(engine, caller) == (25 - 20 + 100, Decimal("0.00"))
+    assert wallet(engine, caller) == (25 + 100, Decimal("0.00"))  # read 25: our 20 erased
     assert wallet(engine, listener) == (100, Decimal("2.00"))  # 2 paid minutes, basic audio

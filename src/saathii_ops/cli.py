@@ -31,6 +31,7 @@ from saathii_ops.commands import (
 from saathii_ops.context import AppContext
 from saathii_ops.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.errors import ExitCode, OpsError, UsageError
+from saathii_ops.formatting import escape_controls
 from saathii_ops.masking import first_line, mask_secrets
 
 # Typer vendors click and exports only BadParameter, whose bases are click's
@@ -47,8 +48,8 @@ class OpsGroup(TyperGroup):
             return super().invoke(ctx)
         except OpsError as exc:
             self._fail(ctx, exc, exc)
-        except (typer.Exit, typer.Abort, ClickException):
-            raise
+        except (typer.Exit, typer.Abort, ClickException, BrokenPipeError):
+            raise  # a closed stdout: Typer ends the command quietly
         except Exception as exc:
             self._fail(ctx, _database_error(exc) or self._unexpected(exc), exc)
         finally:
@@ -67,12 +68,28 @@ class OpsGroup(TyperGroup):
     def _fail(ctx: typer.Context, error: OpsError, cause: BaseException) -> None:
         if isinstance(ctx.obj, AppContext) and ctx.obj.verbose:
             sys.stderr.write(mask_secrets("".join(traceback.format_exception(cause))))
-        typer.echo(mask_secrets(f"error: {error}"), err=True)
+        root = ctx.find_root().command
+        json_output = (isinstance(ctx.obj, AppContext) and ctx.obj.json_output) or (
+            isinstance(root, OpsGroup) and root.asks_json()
+        )
+        report_error(str(error), error.exit_code, json_output=json_output)
         raise typer.Exit(error.exit_code)
+
+    arguments: tuple[str, ...] = ()
+
+    def asks_json(self) -> bool:
+        """--json given anywhere before `--` (also when the error came before the options
+        were parsed: a bad option, a malformed value)."""
+        arguments = self.arguments
+        if "--" in arguments:
+            arguments = arguments[: arguments.index("--")]
+        return "--json" in arguments
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         skip_coercing_none()
         kwargs["standalone_mode"] = False
+        given = args[0] if args else kwargs.get("args")
+        self.arguments = tuple(sys.argv[1:] if given is None else given)
         try:
             code = super().main(*args, **kwargs)
         except ClickUsageError as exc:
@@ -82,19 +99,32 @@ class OpsGroup(TyperGroup):
                 sys.exit(UsageError.exit_code)
             misplaced = misplaced_global_option(usage_ctx, getattr(exc, "option_name", None))
             if misplaced:
-                typer.echo(f"error: {misplaced}", err=True)
+                report_error(misplaced, UsageError.exit_code, json_output=self.asks_json())
                 sys.exit(UsageError.exit_code)
             hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
-            message = mask_secrets(exc.format_message())  # type: ignore[attr-defined]
-            typer.echo(f"error: {message}{hint}", err=True)
+            message = exc.format_message()  # type: ignore[attr-defined]
+            report_error(f"{message}{hint}", UsageError.exit_code, json_output=self.asks_json())
             sys.exit(UsageError.exit_code)
         except ClickException as exc:
-            typer.echo(f"error: {mask_secrets(exc.format_message())}", err=True)  # type: ignore[attr-defined]
-            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+            exit_code: int = exc.exit_code  # type: ignore[attr-defined]
+            message = exc.format_message()  # type: ignore[attr-defined]
+            report_error(message, exit_code, json_output=self.asks_json())
+            sys.exit(exit_code)
         except typer.Abort:
             typer.echo("aborted", err=True)
             sys.exit(ExitCode.INTERRUPTED)
         sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def report_error(message: str, exit_code: int, *, json_output: bool) -> None:
+    """Every error: one line on stderr and, with --json, also one JSON document on stdout,
+    so a script reading stdout always gets one. No password, no control character."""
+    message = escape_controls(mask_secrets(message))
+    if json_output:
+        import json
+
+        sys.stdout.write(json.dumps({"error": message, "exit_code": exit_code}) + "\n")
+    typer.echo(f"error: {message}", err=True)
 
 
 def short_usage(ctx: typer.Context) -> str:
@@ -271,4 +301,24 @@ def root(
 
 
 def main() -> None:
-    app()
+    code: int | str | None = ExitCode.OK
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    if not _stdout_flushed() and code in (None, ExitCode.OK):
+        code = ExitCode.FAILED  # the output was cut short, as Typer exits mid-command
+    sys.exit(code)
+
+
+def _stdout_flushed() -> bool:
+    """A reader that closed the pipe (`jobs history | head -n 1`) ends the command quietly:
+    what it did not read is dropped, with no error line."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return False
+    return True

@@ -7,6 +7,7 @@ timezone where the business day matters). Counts are written as words
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 
@@ -76,3 +77,13 @@ def yes_no(value: bool | None, unknown: str = "unknown") -> str:
 def plural(n: int, word: str, words: str | None = None) -> str:
     """1 problem, 2 problems."""
     return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+# C0 and C1 control characters but newline and tab: an ESC in a pause reason or a row
+# must not drive the operator's terminal
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """Text from people or the database, printable as written: ESC becomes \\x1b."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from saathii_ops.formatting import escape_controls
 from saathii_ops.reports import Report, output_fields
 
 if TYPE_CHECKING:
@@ -23,8 +25,26 @@ MAX_IDS_SHOWN = 20
 MAX_ROWS_SHOWN = 50  # of a report's records, for people; --json has them all
 
 
+class VerbatimConsole(Console):
+    """The one console rule of every command's output: text is shown as written. Pause
+    reasons, user names, crontab lines and error text come from people or the database,
+    so nothing is read as Rich markup, emoji codes or highlighting, and control characters
+    are escaped (an ESC in a reason must not drive the terminal). Every string Rich
+    prints (table cells and titles included) passes through render_str."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        super().__init__(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(escape_controls(text), **kwargs)
+
+
 def stdout_console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return VerbatimConsole()
+
+
+def stderr_console() -> Console:
+    return VerbatimConsole(stderr=True)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -100,7 +120,7 @@ def render_rows(console: Console, title: str, rows: Sequence[Any]) -> None:
         # markup and measures every line (0.6 s for a cleanup's 10,000 ended calls)
         lines = [f"{title}:"]
         lines += ["  " + "  ".join(f"{c}={format_value(row[c])}" for c in columns) for row in dicts]
-        console.file.write("\n".join(lines) + "\n")
+        console.file.write(escape_controls("\n".join(lines)) + "\n")
 
 
 def _is_records(value: Any) -> bool:
@@ -159,7 +179,7 @@ def _render_headline(
     full, one line each; a report with a headline keeps only the records that matter."""
     del header["job"], header["outcome"]
     context = " ".join(f"{k}={format_value(v)}" for k, v in header.items())
-    console.print(f"{title}: {headline}; {context}", markup=False)
+    console.print(f"{title}: {headline}; {context}")
     for key, value in report.as_dict().items():
         if _is_records(value):
             render_rows(console, key.replace("_", " "), value)

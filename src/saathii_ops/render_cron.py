@@ -76,7 +76,7 @@ def render_state(
         },
     )
     if full and state.block is not None:
-        console.print(state.block, markup=False, end="")
+        console.print(state.block, end="")
     if full and state.next_runs:
         server_tz = state.next_runs[0].server_time[0].tzinfo
         rows = [
@@ -92,4 +92,4 @@ def render_state(
         ]
         render_rows(console, "next runs", rows)
     if state.diff:
-        console.print("\n".join(state.diff), markup=False)
+        console.print("\n".join(state.diff))

@@ -20,42 +20,40 @@ def render_demo(console: Console, result: DemoResult, *, command: str) -> None:
     """`command`: how to call saathii-ops on the demo's database (`saathii-ops`, or with
     the `--database-url` the demo was given)."""
     say = console.print
-    say(f"demo database: {result.url}", markup=False)
+    say(f"demo database: {result.url}")
     if result.sample is None:
-        say("sample data: kept the existing (demo --reset starts afresh)", markup=False)
+        say("sample data: kept the existing (demo --reset starts afresh)")
     else:
         sample = result.sample
         say(
             f"sample data: {sample.users} users ({sample.listeners} listeners), "
             f"{sample.wallets} wallets, {sample.ongoing_calls} ongoing calls, "
             f"{sample.past_calls} past calls, {sample.transactions} transactions",
-            markup=False,
         )
     if result.runs:
-        say(f"\nevery job, run once as of {formatting.moment(result.runs[0].now)}:", markup=False)
+        say(f"\nevery job, run once as of {formatting.moment(result.runs[0].now)}:")
     width = max((len(run.job) for run in result.runs), default=0)
     for run in result.runs:
         outcome = run.outcome + (f" ({run.reason})" if run.reason else "")
         detail = run.error or formatting.counts(run.report.counts() if run.report else None)
         took = formatting.duration(run.duration_seconds)
-        say(f"  {run.job:<{width}}  {outcome}  {took:>6}  {detail}", markup=False)
+        say(f"  {run.job:<{width}}  {outcome}  {took:>6}  {detail}")
     status = result.status
     if status is not None:
         if status.healthy:
-            say("\nstatus: healthy", markup=False)
+            say("\nstatus: healthy")
         else:
             count = formatting.plural(len(status.problems), "problem")
-            say(f"\nstatus: UNHEALTHY ({count})", markup=False)
+            say(f"\nstatus: UNHEALTHY ({count})")
             for problem in status.problems:
-                say(f"  - {problem}", markup=False)
+                say(f"  - {problem}")
     say(
         "\nWithout cron nothing runs the jobs again: within minutes `status` reports\n"
         f"{OVERDUE_SOON} overdue, and billing behind.\n"
         f"Run them all again: `{command} demo` (it keeps the data); one of them:\n"
         f"`{command} coins deduct`; on a schedule: `{command} cron install`.",
-        markup=False,
     )
-    say("\nTry next:", markup=False)
+    say("\nTry next:")
     tries = [
         ("status", "the health of every job and of the data"),
         ("jobs history", "every job's recent runs"),
@@ -64,4 +62,4 @@ def render_demo(console: Console, result: DemoResult, *, command: str) -> None:
     ]
     width = max(len(args) for args, _ in tries)
     for args, what in tries:
-        say(f"  {command} {args:<{width}}  # {what}", markup=False)
+        say(f"  {command} {args:<{width}}  # {what}")

@@ -56,7 +56,7 @@ def render_status(console: Console, report: StatusReport, *, verbose: bool = Fal
     if report.problems:
         console.print("problems:")
         for problem in report.problems:
-            console.print(f"  - {problem}", markup=False)
+            console.print(f"  - {problem}")
 
 
 def watch_status(
@@ -350,30 +350,25 @@ def render_pause(console: Console, report: PauseReport, *, json_output: bool) ->
     if report.paused:
         since = paused_since(report.changed_at, report.changed_by, report.reason)
         if report.was_paused:
-            console.print(f"{job}: already paused {since} (nothing changed)", markup=False)
+            console.print(f"{job}: already paused {since} (nothing changed)")
             return
-        console.print(f"{job}: paused {since}", markup=False)
+        console.print(f"{job}: paused {since}")
         console.print(
             f"  its runs are recorded as skipped, on every host, until "
             f"`saathii-ops jobs resume {job}`",
-            markup=False,
         )
         return
     if not report.was_paused:
-        console.print(f"{job}: not paused (nothing changed)", markup=False)
+        console.print(f"{job}: not paused (nothing changed)")
         return
     console.print(
         f"{job}: resumed at {formatting.moment(report.changed_at)} by {report.changed_by}",
-        markup=False,
     )
     console.print(
         "  it had been paused "
         + paused_since(report.was_paused_at, report.was_paused_by, report.was_paused_reason),
-        markup=False,
     )
-    console.print(
-        "  its next scheduled run does its work (`saathii-ops status` shows when)", markup=False
-    )
+    console.print("  its next scheduled run does its work (`saathii-ops status` shows when)")
 
 
 def _as_of(run: RunRecord) -> str:
@@ -401,7 +396,7 @@ def render_history(
     if report.failed_only:
         what = "failed " + what
     if not report.runs:
-        console.print(f"no {what} recorded", markup=False)
+        console.print(f"no {what} recorded")
         return
     shown = formatting.plural(len(report.runs), "run")
     title = f"{what}, newest first ({shown}; --limit {report.limit})"
@@ -426,7 +421,7 @@ def render_history(
             console.print(line, soft_wrap=False)
             console.print(Padding(detail, (0, 0, 0, 4)), soft_wrap=False)
         return
-    console.print(f"{title}:", markup=False)
+    console.print(f"{title}:")
     width = max(len(run.job) for run in report.runs)
     for run in report.runs:
         job = f"  {run.job:<{width}}" if report.job is None else ""
@@ -435,5 +430,4 @@ def render_history(
             f"  {formatting.moment(run.started_at)}{job}  {outcome}"
             f"  {formatting.duration(run.duration_seconds)}  host {run.host}"
             f"  {_details(run, verbose=verbose)}",
-            markup=False,
         )

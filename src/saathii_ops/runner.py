@@ -311,11 +311,12 @@ def _after_commit(
     engine: Engine, settings: Settings, job: Job, report: Report, run_now: datetime
 ) -> tuple[Report | None, str | None]:
     """The job's work outside the database once the run committed: whatever goes wrong
-    there is a warning, never the run's failure (its changes stand, and are recorded ok)."""
-    after_commit = wiring.after_commit(job)
-    if after_commit is None:
-        return None, None
+    there is a warning, never the run's failure (its changes stand, and are recorded ok).
+    Resolving the step (importing its module) is part of it."""
     try:
+        after_commit = wiring.after_commit(job, settings)
+        if after_commit is None:
+            return None, None
         return after_commit(engine, settings, report, run_now), None
     except Exception as exc:
         warning = f"after the commit: {type(exc).__name__}: {first_line(exc)}"

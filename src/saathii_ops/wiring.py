@@ -43,7 +43,9 @@ SERVICES = {
     "logs-prune": "saathii_ops.services.log_prune:prune",
     "wallets-audit": "saathii_ops.services.wallet_audit:audit_job",
 }
-# A billing job changes coins_spent, which the app's Redis call cache must follow.
+# A billing job changes coins_spent, which the app's Redis call cache must follow. The
+# cache's module imports redis, an optional extra: it is resolved only when a Redis URL is
+# configured (settings refuse one at load when the package is missing).
 AFTER_BILLING = "saathii_ops.services.call_cache:after_billing"
 
 
@@ -56,5 +58,7 @@ def service(job: Job) -> JobService:
     return cast("JobService", _resolve(SERVICES[job.name]))
 
 
-def after_commit(job: Job) -> AfterCommit | None:
-    return cast("AfterCommit", _resolve(AFTER_BILLING)) if job.bills else None
+def after_commit(job: Job, settings: Settings) -> AfterCommit | None:
+    if not job.bills or settings.redis_url is None:
+        return None
+    return cast("AfterCommit", _resolve(AFTER_BILLING))

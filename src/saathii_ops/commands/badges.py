@@ -95,10 +95,11 @@ def check_badge_date(option: str, day: date) -> None:
 def backfill_progress(days: int) -> Iterator[Callable[[date], None] | None]:
     """A progress bar over a backfill's dates, on a terminal only (on stderr: stdout
     stays the report); yields the per-date callback, or None for no bar."""
-    from rich.console import Console
     from rich.progress import Progress
 
-    console = Console(stderr=True)
+    from saathii_ops.render import stderr_console
+
+    console = stderr_console()
     if days < 2 or not console.is_terminal:
         yield None
         return

@@ -9,6 +9,7 @@ import typer
 
 from saathii_ops.commands.common import JsonOption, app_context, complete_job_name, read_only
 from saathii_ops.identity import user_name
+from saathii_ops.jobs import get_job
 from saathii_ops.render import stdout_console
 from saathii_ops.render_status import render_history, render_jobs, render_pause
 
@@ -49,6 +50,7 @@ def _set_paused(
     from saathii_ops.services import job_control
 
     app = app_context(ctx, json_output)
+    get_job(job)  # an unknown name is a usage error before the database is asked
     require_head(app.engine)
     # not a job run: one upsert, committed here (see services/job_control.py)
     with transaction(app.engine) as session:

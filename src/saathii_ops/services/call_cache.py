@@ -1,6 +1,6 @@
 """The app's Redis call cache (SPEC §14): hash `call:{call_id}` with the fields
-user_id, listener_id, call_type, start_time and coins_spent, and a TTL of
-APP_KEY_TTL seconds from the call's start (the app's).
+user_id, listener_id, call_type, start_time (epoch seconds) and coins_spent, and a TTL
+of APP_KEY_TTL seconds from the call's start (the app's).
 
 After a billing run commits, the calls it charged get their new coins_spent,
 only on keys that exist (a Lua script: checking and writing in one step, so a
@@ -22,7 +22,6 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -99,7 +98,7 @@ class CallKey:
             "" if self.user_id is None else self.user_id,
             "" if self.listener_id is None else self.listener_id,
             self.call_type or "",
-            self.start_time.isoformat(),
+            int(self.start_time.timestamp()),  # epoch seconds, as the app writes it
             ttl if ttl > 0 else "",
         ]
 
@@ -120,6 +119,8 @@ def key(call_id: int) -> str:
 
 def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetime) -> CacheSync:
     """Bring the cache in line with a committed billing run; never raises."""
+    import redis  # an optional extra (saathii-ops[redis]): imported only when configured
+
     client = redis.Redis.from_url(
         redis_url,
         socket_timeout=TIMEOUT_SECONDS,
