@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from saathii_ops import wiring
+from saathii_ops import pending_runs, wiring
 from saathii_ops.db import (
     bound_statements,
     classify_database_error,
@@ -206,6 +206,8 @@ def _run(
         if guard.stop is None:
             raise
         return _failed(engine, job, _Failure(exc, None, None), pinger.run_id, guard, started)
+    # failed runs this host could not record when the database went away
+    pending_runs.record_kept(engine, BOOKKEEPING_SECONDS)
     attempt: RunResult | _Failure
     for first in (True, False):
         attempt = _attempt(engine, settings, job, service, now, pinger, guard, started, first)
@@ -289,10 +291,17 @@ def _failed(
     else:
         error = f"{type(exc).__name__}: {first_line(exc)}"
 
-    recorded = False
+    recorded = kept = False
     if not isinstance(state_error, DatabaseUnavailable):  # a read-only one records nothing
-        recorded = _record_failure(engine, job, failure, error, run_uuid)
-    record = "recorded as failed" if recorded else "could not be recorded"
+        recorded = _record_failure(engine, job, failure, error, run_uuid, quiet=lost)
+        if not recorded and lost:  # the server went away with the run: recorded later
+            kept = _keep_failure(engine, job, failure, error, run_uuid)
+    if recorded:
+        record = "recorded as failed"
+    elif kept:
+        record = "not recorded yet: kept on this host, the next run records it"
+    else:
+        record = "could not be recorded"
     if stop is not None and stop.exit_code is not None:
         raise Interrupted(f"{job.name} {stop.reason}, nothing applied; {record}", stop.exit_code)
     if stop is None and lost:
@@ -404,10 +413,31 @@ def _record_skip(
     return RunResult(job.name, "skipped", run_now, time.monotonic() - started, reason=reason)
 
 
-def _record_failure(engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str) -> bool:
+def _keep_failure(engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str) -> bool:
+    """The failure record of a run whose database went away (`pending_runs`), its times by
+    this host's clock where the database's are not known."""
+    finished_at = datetime.now(UTC)
+    started_at = failure.started_at or finished_at
+    record = {
+        "job": job.name,
+        "started_at": started_at,
+        "finished_at": max(finished_at, started_at),
+        "outcome": "failed",
+        "error": error,
+        "host": socket.gethostname(),
+        "run_now": failure.run_now or started_at,
+        "run_uuid": run_uuid,
+    }
+    return pending_runs.keep(engine.url, record)
+
+
+def _record_failure(
+    engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str, *, quiet: bool
+) -> bool:
     """Record a failed run in a transaction of its own (the run's own was rolled back),
     every statement bounded: a table locked by someone else must not hold the run.
-    Best effort: returns whether it was recorded."""
+    Best effort: returns whether it was recorded. `quiet`: the caller keeps the record for
+    later if not (a lost database) and says so in its one line."""
     try:
         with transaction(engine) as session:
             bound_statements(session, BOOKKEEPING_SECONDS)
@@ -419,6 +449,11 @@ def _record_failure(engine: Engine, job: Job, failure: _Failure, error: str, run
         return True
     except Exception as exc:  # the failure is reported anyway
         # one line: the statement's parameters are for -v only
-        log.warning("could not record the failed run of %s: %s", job.name, first_line(exc))
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "could not record the failed run of %s: %s",
+            job.name,
+            first_line(exc),
+        )
         log.debug("recording the failed run of %s", job.name, exc_info=True)
         return False
