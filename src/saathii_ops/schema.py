@@ -254,7 +254,7 @@ def _upgrade_error(engine: Engine, exc: Exception, stop: Stop | None) -> OpsErro
         )
     # e.g. a table of a later revision is already there (created by hand)
     return SchemaNotReady(
-        f"db upgrade failed, the schema is at {at}: {first_line(exc)}; fix that (-v shows "
+        f"db upgrade failed, the schema is still at {at}: {first_line(exc)}; fix that (-v shows "
         "the statement) and run it again"
     )
 
