@@ -4,7 +4,10 @@ exit 2, and never a read that does not end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,10 +27,23 @@ def _not_regular(tmp_path: Path, kind: str) -> tuple[Path, str]:
     if kind == "fifo":
         fifo = tmp_path / "fifo"
         os.mkfifo(fifo)
+        threading.Thread(target=_unblock, args=(fifo,), daemon=True).start()
         return fifo, "a FIFO"
     if kind == "directory":
         return tmp_path, "a directory"
     return Path(kind), "a character device"
+
+
+def _unblock(fifo: Path) -> None:
+    """Code that opens the FIFO and waits for a writer (the bug) gets one after 3 s, which
+    closes at once, as often as it opens it for half a minute: the test then fails instead
+    of hanging."""
+    time.sleep(3)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):  # no reader now (the code under test is done)
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        time.sleep(0.1)
 
 
 NOT_REGULAR = ["/dev/zero", "/dev/full", "fifo", "directory"]
