@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -141,10 +142,14 @@ def test_two_upgrades_at_once_both_finish_and_say_what_they_did(url: str, engine
     first = start_upgrade(url, "--json")
     with engine.connect() as conn:
         blocked_upgrade(conn, first)
+        connected = len(our_backends(conn))
         second = start_upgrade(url, "--json")
-        # the second waits for the first's advisory lock, holding no snapshot (which the
-        # first's concurrent index builds would wait for)
-        wait_until(lambda: len(our_backends(conn)) >= 3 or None, "the second upgrade to connect")
+        # the second connects, then waits for the first's advisory lock, holding no
+        # snapshot (which the first's concurrent index builds would wait for)
+        wait_until(
+            lambda: len(our_backends(conn)) > connected or None, "the second upgrade to connect"
+        )
+        time.sleep(1)  # and gets as far as it goes while the first is held
     lock.release()
     outputs = [process.communicate(timeout=120) for process in (first, second)]
     for process, (_stdout, stderr) in zip((first, second), outputs, strict=True):
