@@ -24,6 +24,12 @@ Health rules (the choices the SPEC leaves open: docs/decisions.md#status):
   deduction runs every minute, so owing for the current minute is normal;
 - ongoing calls billing cannot bill (both jobs skip them, and coin deduction
   exits 1 on every run while its runs are recorded as 'ok');
+- a paused job with work waiting (calls cleanup with calls to end, presence cleanup
+  with users to mark, badges assign with listeners without today's badge);
+- no badge for today once today's badges-assign firing (and the grace) has passed
+  with no successful run as of it since, with the calls settled at basic rates for
+  want of a badge row;
+- a database no job can write to (read-only, or in recovery);
 - the schema not at head (then the jobs and the data are not read: the
   queries need the head schema);
 - the database unreachable (exit 3; the report still says so, for monitors).
