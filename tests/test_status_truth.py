@@ -174,6 +174,7 @@ def _alter_database(db_url: str, setting: str) -> None:
     url = parse_url(db_url)
     engine = make_engine(url)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("SET default_transaction_read_only = off")  # this session's
         conn.exec_driver_sql(f'ALTER DATABASE "{url.database}" SET {setting}')
     engine.dispose()
 
@@ -197,6 +198,20 @@ def test_a_read_only_database_is_a_problem_named_as_such(
     ]
     scraped = cli("--now", NOW.isoformat(), "status", "--format", "prometheus")
     assert _families(scraped)[("saathii_ops_database_read_only", ())] == 1.0
+
+    # writable again: the next run records the one the read-only database refused, first
+    _alter_database(db_url, "default_transaction_read_only = off")
+    assert cli("--now", NOW.isoformat(), "coins", "deduct").exit_code == 0
+    with transaction(engine) as s:
+        runs = s.execute(
+            sa.select(JobRun.outcome, JobRun.error)
+            .where(JobRun.job == "coins-deduct", JobRun.started_at > at(6, 10, 0))
+            .order_by(JobRun.run_id)
+        ).all()
+    assert [outcome for outcome, _ in runs] == ["failed", "ok"]
+    assert runs[0][1].startswith("the database is read-only (")
+    _, doc = _status(cli)
+    assert doc["problems"] == [] and doc["database"]["read_only"] is None
 
 
 def test_a_database_in_recovery_is_a_problem_named_as_such(

@@ -291,11 +291,15 @@ def _failed(
     else:
         error = f"{type(exc).__name__}: {first_line(exc)}"
 
+    unwritable = isinstance(state_error, DatabaseUnavailable)  # read-only: takes no record
+    if unwritable:
+        error = str(state_error)
     recorded = kept = False
-    if not isinstance(state_error, DatabaseUnavailable):  # a read-only one records nothing
+    if not unwritable:
         recorded = _record_failure(engine, job, failure, error, run_uuid, quiet=lost)
-        if not recorded and lost:  # the server went away with the run: recorded later
-            kept = _keep_failure(engine, job, failure, error, run_uuid)
+    if not recorded and (lost or unwritable):
+        # the server went away with the run, or takes no writes now: recorded later
+        kept = _keep_failure(engine, job, failure, error, run_uuid)
     if recorded:
         record = "recorded as failed"
     elif kept:

@@ -90,7 +90,8 @@ def set_paused(
 def recorded_exit_code(outcome: str, reason: str | None, error: str | None) -> int:
     """The exit code of a recorded run, from its audit row (SPEC §9's codes): an ok run with
     rows it could not process (an audit that found something) 1; a run stopped by a signal
-    128 + its number; one that lost the database 3; any other failure 1."""
+    128 + its number; one that lost the database, or found it read-only, 3; any other
+    failure 1."""
     if outcome != "failed":
         return 1 if reason == SOME_ROWS_FAILED else 0
     text = error or ""
@@ -98,7 +99,7 @@ def recorded_exit_code(outcome: str, reason: str | None, error: str | None) -> i
         return 130
     if text.startswith("interrupted by SIGTERM"):
         return 143
-    if text.startswith("lost the database connection"):
+    if text.startswith(("lost the database connection", "the database is read-only")):
         return 3
     return 1
 
