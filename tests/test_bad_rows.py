@@ -125,7 +125,11 @@ def test_the_ordinary_call_beside_a_bad_row_is_billed_and_the_run_exits_1(
     assert result.exit_code == 1, result.stderr
     report = json.loads(result.stdout)["report"]
     assert report["skipped"] == [{"call_id": fx.bad_call, "problem": problem}]
-    assert json.loads(preview.stdout)["report"] == report
+    previewed = json.loads(preview.stdout)["report"]
+    # the dry-run names the call it would charge (the ordinary one, not the bad row)
+    assert [c["call_id"] for c in previewed.pop("charged")] == [fx.ordinary_call]
+    assert report.pop("charged") is None
+    assert previewed == report
     assert report["coins_charged"] == 40
     assert call_row(engine, fx.ordinary_call).coins_spent == 50
     assert wallet(engine, fx.ordinary_caller) == (960, Decimal("0.00"))

@@ -177,17 +177,21 @@ def test_the_report_shows_thresholds_statuses_and_rates(cli: Cli, engine: Engine
     result = cli("--now", NOW.isoformat(), "badges", "assign")
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    assert "badges-assign: ok" in out
-    assert "dates: 2026-11-29" in out
-    assert "counted_statuses: completed, dropped" in out
+    assert out.startswith("job=badges-assign outcome=ok exit_code=0 ")
+    assert " dates=2026-11-29 " in out
+    assert ' counted_statuses="completed, dropped" ' in out
     for line in (
-        "badge=gold  least_minutes=180  audio_rate_per_minute=1.80  video_rate_per_minute=10.00",
-        "badge=silver  least_minutes=120  audio_rate_per_minute=1.50  video_rate_per_minute=8.50",
-        "badge=bronze  least_minutes=60  audio_rate_per_minute=1.25  video_rate_per_minute=7.00",
-        "badge=basic  least_minutes=0  audio_rate_per_minute=1.00  video_rate_per_minute=6.00",
+        "  badge_table badge=gold least_minutes=180 audio_rate_per_minute=1.80 "
+        "video_rate_per_minute=10.00\n",
+        "  badge_table badge=silver least_minutes=120 audio_rate_per_minute=1.50 "
+        "video_rate_per_minute=8.50\n",
+        "  badge_table badge=bronze least_minutes=60 audio_rate_per_minute=1.25 "
+        "video_rate_per_minute=7.00\n",
+        "  badge_table badge=basic least_minutes=0 audio_rate_per_minute=1.00 "
+        "video_rate_per_minute=6.00\n",
     ):
         assert line in out
-    assert "\n  silver: 1\n" in out and "\n  total: 1\n" in out
+    assert " silver=1 " in out and " total=1 " in out
 
 
 def test_configured_thresholds_and_rates_are_honoured(
@@ -664,6 +668,6 @@ def test_people_see_the_first_rows_of_a_long_report_and_json_all(cli: Cli, engin
             add_user(s, role="listener")
         s.commit()
     human = cli("--now", NOW.isoformat(), "badges", "assign", "--dry-run")
-    assert human.stdout.count("previous_day_minutes=0  badge=basic") == 50
-    assert "(+2 more; --json shows all)" in human.stdout
+    assert human.stdout.count("previous_day_minutes=0 badge=basic") == 50
+    assert "  assignments (+2 more; --json shows all)\n" in human.stdout
     assert len(run(cli, "--dry-run")["report"]["assignments"]) == 52

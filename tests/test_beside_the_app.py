@@ -20,7 +20,14 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.db import make_engine, parse_url, transaction
 from saathii_ops.jobs import get_job
-from saathii_ops.models import JobRun, Settlement, UserCall, UserTransaction, UserWallet
+from saathii_ops.models import (
+    HalfEndedObservation,
+    JobRun,
+    Settlement,
+    UserCall,
+    UserTransaction,
+    UserWallet,
+)
 from saathii_ops.runner import RunResult, run_job
 from saathii_ops.services.billing import BillingReport
 from saathii_ops.services.wallet_audit import ENDED_AGAIN, WalletAuditReport
@@ -414,12 +421,22 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     assert {w.wallet_id: w.coins_difference for w in audit.wallets} == erased
     assert all(w.money_difference == 0 for w in audit.wallets)
     assert audit.calls == []
-    # NOT YET NAMED (needs issue 19 item 2, the half-ended observation of migration 0005,
-    # another engineer's work): a half-ended call the app ended again paid its listener
-    # twice, and today's audit no longer sees it (its status is 'completed'). When that
-    # finding lands, assert its calls == paid_twice_by_the_app here.
-    assert not paid_twice_by_the_app & (
-        {c.call_id for c in audit.changed_after_settlement} | {c.call_id for c in audit.half_ended}
+    # a half-ended call the app ended again paid its listener twice: named when a run of
+    # ours saw its half-ended version first (ops_half_ended_calls) and the app's later end
+    # changed it; one the app ended twice between two runs of ours leaves no trace
+    with transaction(app_engine) as s:
+        seen_then_changed = set(
+            s.scalars(
+                sa.select(HalfEndedObservation.call_id)
+                .join(UserCall, UserCall.call_id == HalfEndedObservation.call_id)
+                .where(UserCall.end_time != HalfEndedObservation.end_time)
+            )
+        )
+    named_again = {c.call_id for c in audit.ended_again_after_half_end}
+    assert named_again == paid_twice_by_the_app & seen_then_changed
+    print(
+        f"half-ended calls the app ended again: {len(paid_twice_by_the_app)}, "
+        f"named by the audit: {len(named_again)}"
     )
-    harmed = paid_twice_after_us or still_half_ended or erased
+    harmed = paid_twice_after_us or still_half_ended or erased or named_again
     assert audited.exit_code == (1 if harmed else 0)

@@ -431,6 +431,21 @@ def test_dry_run_reports_what_the_real_run_does_and_changes_nothing(
     assert real.exit_code == 0, real.stderr
     dry_doc, real_doc = json.loads(dry.stdout), json.loads(real.stdout)
     assert (dry_doc["outcome"], real_doc["outcome"]) == ("dry-run", "ok")
+    # the dry-run names every call it would charge; the real run counts them
+    charged = dry_doc["report"].pop("charged")
+    assert real_doc["report"].pop("charged") is None
+    assert charged == [
+        {
+            "call_id": ids[kind],
+            "caller_id": call_row(engine, ids[kind]).user_id,
+            "coins_charged": coins,
+            "minutes_charged": minutes,
+        }
+        for kind, coins, minutes in sorted(
+            [("pays", 10, 1), ("video_behind", 180, 3), ("cannot_pay", 10, 1)],
+            key=lambda kind: ids[kind[0]],
+        )
+    ]
     assert dry_doc["report"] == real_doc["report"]
     report = real_doc["report"]
     # pays: 10; video_behind: due 300, spent 120 → 180; cannot_pay: owes 20, 15 cover 10
@@ -480,21 +495,22 @@ def test_runs_are_recorded_with_their_counts(
         "skipped_calls": 0,
         "half_ended_calls": 0,
         "replanned_calls": 0,
+        "held_calls": 0,
     }
 
 
 def test_human_output_lists_each_call(cli: Any, calls_of_every_kind: dict[str, int]) -> None:
     result = cli("--now", NOW.isoformat(), "coins", "deduct", "--dry-run")
     assert result.exit_code == 0
-    assert "coins-deduct: dry-run (nothing was changed)" in result.stdout
-    # one line for the run, then each call that ends
-    (headline,) = [line for line in result.stdout.splitlines() if line.startswith("coins-deduct")]
-    assert headline.startswith(
-        "coins-deduct: dry-run (nothing was changed): charged 3 calls 200 coins (5 minutes), "
-        "ended 1 (listeners earned 3.00), skipped 0; "
+    # one line for the run, then each call that ends, indented
+    headline, *calls = result.stdout.splitlines()
+    assert headline.startswith("job=coins-deduct outcome=dry-run exit_code=0 ")
+    assert headline.endswith(
+        ' summary="charged 3 calls 200 coins (5 minutes), '
+        'ended 1 (listeners earned 3.00), skipped 0"'
     )
     cannot_pay = calls_of_every_kind["cannot_pay"]
-    assert f"call_id={cannot_pay}" in result.stdout
+    assert calls[0].startswith(f"  ended call_id={cannot_pay} ")
     assert "reasons=insufficient_balance" in result.stdout
 
 
@@ -531,8 +547,10 @@ def test_a_report_does_not_grow_with_the_calls_it_charges(cli: Any, engine: Engi
     # the counts gain a digit or two; a listed call would add hundreds of characters
     assert 0 <= len(json.dumps(many)) - len(json.dumps(few)) <= 10
     # a cron log entry: one line for the run, then the call that ends and the bad row
-    assert len(few_lines) == len(many_lines) == 5, many_lines
-    assert many_lines[0].startswith("coins-deduct: dry-run (nothing was changed): charged 60 ")
+    assert len(few_lines) == len(many_lines) == 3, many_lines
+    assert many_lines[0].startswith("job=coins-deduct outcome=dry-run exit_code=1 ")
+    assert ' summary="charged 60 calls ' in many_lines[0]
+    assert [line.split()[0] for line in many_lines[1:]] == ["ended", "skipped"]
 
 
 # --- conservation and guards: a failed run changes nothing ---------------------------

@@ -28,8 +28,8 @@ from tests.billing_checks import (
     call_row,
     ledger_rows,
     money_tables,
+    run_service,
     status_of,
-    wait_for_a_lock_wait,
     wallet,
 )
 from tests.conftest import REPO_ROOT, Cli
@@ -321,12 +321,13 @@ def _run_in_thread(
     return thread
 
 
-def test_a_run_racing_another_waits_for_its_row_locks_and_charges_nothing_twice(
+def test_a_run_racing_another_leaves_its_held_callers_and_charges_nothing_twice(
     db_url: str, engine: Engine, busy_callers: dict[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No job lock here: coin deduction holds its plan (and its row locks) open while call
-    cleanup, a different job, bills the same callers. Cleanup must wait and then find
-    nothing owed, instead of charging the same minutes again."""
+    cleanup, a different job, bills the same callers. Cleanup must not wait for them: it
+    leaves those callers' calls, named, for its next run, which finds nothing owed,
+    instead of charging the same minutes again."""
     with transaction(engine) as s:
         stale_calls = dict(
             s.execute(
@@ -358,22 +359,27 @@ def test_a_run_racing_another_waits_for_its_row_locks_and_charges_nothing_twice(
     deduct = _run_in_thread(db_url, billing.deduct, results, "deduct")
     assert planned.wait(30)
     cleanup = _run_in_thread(db_url, call_cleanup.cleanup, results, "cleanup")
-    wait_for_a_lock_wait(engine, cleanup)
-    cleanup_was_waiting = cleanup.is_alive()
+    cleanup.join(30)
+    cleanup_ended_while_held = not cleanup.is_alive()
     release.set()
     deduct.join(60)
     cleanup.join(60)
 
-    assert cleanup_was_waiting, f"cleanup did not wait for the deduction's locks: {results}"
-    deducted, cleaned = results["deduct"], results["cleanup"]
-    assert isinstance(deducted, BillingReport) and isinstance(cleaned, BillingReport), results
+    assert cleanup_ended_while_held, f"cleanup waited for the deduction's locks: {results}"
+    deducted, held_back = results["deduct"], results["cleanup"]
+    assert isinstance(deducted, BillingReport) and isinstance(held_back, BillingReport), results
     assert deducted == one_run
-    # cleanup came second: it ends the stale callers' calls still ongoing, all paid up
+    assert held_back.coins_charged == 0 and held_back.calls_ended == 0
+    assert {h.call_id for h in held_back.held} == set(stale_calls)
+    assert {h.held for h in held_back.held} <= {"the call", "the caller's wallet"}
+
+    # cleanup's next run ends the stale callers' calls still ongoing, all paid up
+    cleaned = run_service(engine, call_cleanup.cleanup, T, apply=True)
     ended_by_deduction = {b.call_id for b in one_run.ended}
     assert ended_by_deduction & set(stale_calls) and set(stale_calls) - ended_by_deduction
     assert [b.call_id for b in cleaned.ended] == sorted(set(stale_calls) - ended_by_deduction)
     assert all(b.reasons == ["caller_stale"] for b in cleaned.ended)
-    assert cleaned.coins_charged == 0
+    assert cleaned.coins_charged == 0 and cleaned.held == []
     assert _balances(engine, busy_callers) == expected
     assert_ledger_balanced(engine)
 

@@ -229,6 +229,18 @@ def test_cli_dry_run_equals_the_real_run_and_a_second_run_changes_nothing(
     assert real.exit_code == 0, real.stderr
     dry_doc, real_doc = json.loads(dry.stdout), json.loads(real.stdout)
     assert (dry_doc["outcome"], real_doc["outcome"]) == ("dry-run", "ok")
+    # the dry-run also names every call it would charge: here, those it ends owing
+    assert real_doc["report"].pop("charged") is None
+    assert dry_doc["report"].pop("charged") == [
+        {
+            "call_id": e["call_id"],
+            "caller_id": e["caller_id"],
+            "coins_charged": e["coins_charged"],
+            "minutes_charged": e["minutes_charged"],
+        }
+        for e in real_doc["report"]["ended"]
+        if e["coins_charged"]
+    ]
     assert dry_doc["report"] == real_doc["report"]
     assert real_doc["report"]["calls_ended"] == 6
     assert real_doc["report"]["listener_earnings"] == "566.00"
@@ -242,7 +254,8 @@ def test_cli_dry_run_equals_the_real_run_and_a_second_run_changes_nothing(
 def test_human_output_names_each_call_and_why(cli: Any, calls_by_fate: dict[str, int]) -> None:
     result = cli("--now", NOW.isoformat(), "calls", "cleanup")
     assert result.exit_code == 0
-    assert "calls-cleanup: ok: charged 0 calls 0 coins (0 minutes), ended 6 " in result.stdout
+    assert result.stdout.startswith("job=calls-cleanup outcome=ok exit_code=0 ")
+    assert ' summary="charged 0 calls 0 coins (0 minutes), ended 6 ' in result.stdout
     too_long = calls_by_fate["too_long"]
     assert f"call_id={too_long}" in result.stdout
-    assert "reasons=caller_stale, listener_stale, too_long" in result.stdout
+    assert " reasons=caller_stale,listener_stale,too_long " in result.stdout

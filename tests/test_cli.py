@@ -93,8 +93,8 @@ def test_plain_text_output_when_not_a_terminal(cli: Cli, engine: Engine) -> None
         add_user(s, online=True, last_seen=T0)
         s.commit()
     result = cli("--now", "2026-11-29T07:00:00", "presence", "cleanup")
-    assert "presence-cleanup: ok" in result.stdout
-    assert "marked_offline: 1" in result.stdout
+    assert result.stdout.startswith("job=presence-cleanup outcome=ok exit_code=0 ")
+    assert " marked_offline=1 " in result.stdout
     assert "\x1b[" not in result.stdout and "┃" not in result.stdout
     with transaction(engine) as s:
         assert s.scalar(sa.select(UserStatus.is_online)) is False

@@ -10,6 +10,7 @@ import fcntl
 import getpass
 import json
 import os
+import shutil
 import stat
 import subprocess
 from dataclasses import replace
@@ -103,6 +104,13 @@ def block_of(content: str) -> str:
     return span.text
 
 
+def added_lines(diff: str) -> str:
+    """What a dry-run's diff adds to a crontab that was empty (after its three headers)."""
+    lines = diff.splitlines(keepends=True)[3:]
+    assert all(line.startswith("+") for line in lines), diff
+    return "".join(line[1:] for line in lines)
+
+
 def entries(block: str) -> dict[str, tuple[str, str]]:
     """job -> (schedule, command), read back with python-crontab as cron would read it."""
     return {
@@ -183,27 +191,48 @@ def test_a_damaged_block_is_refused(tmp_path: Path, executable: Path) -> None:
     assert path.read_text() == damaged
 
 
-def test_dry_runs_print_the_result_and_change_nothing(
+def patched(path: Path, diff: bytes, tmp_path: Path) -> bytes:
+    """`path` as `patch` leaves it after applying `diff` (to a copy)."""
+    copy = tmp_path / "patched"
+    copy.write_bytes(path.read_bytes() if path.exists() else b"")
+    done = subprocess.run(
+        ["patch", "--quiet", str(copy)], input=diff, capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return copy.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1) to apply the diff")
+def test_dry_runs_print_the_crontabs_unified_diff_and_change_nothing(
     tmp_path: Path, crontab_file: Path, executable: Path
 ) -> None:
+    """SPEC §10: `--dry-run` shows the crontab's diff; applied with patch(1), it gives
+    exactly the crontab the real install and remove write (every foreign byte kept)."""
     log_dir = tmp_path / "logs"
     out = cron_stdout_bytes(*install_args(crontab_file, log_dir, executable, "--dry-run"))
-    assert out.startswith(f"{cron_block.BLOCK_BEGIN} installed {STAMP}\n".encode())
-    assert out.endswith(b"# END saathii-ops\n" + FOREIGN)
+    assert out.startswith(f"--- {crontab_file} (now)\n+++ {crontab_file} (after)\n".encode())
+    assert f"\n+{cron_block.BLOCK_BEGIN} installed {STAMP}\n".encode() in out
     assert crontab_file.read_bytes() == FOREIGN
     assert not log_dir.exists()
+    after_install = patched(crontab_file, out, tmp_path)
 
     cron(*install_args(crontab_file, log_dir, executable))
     installed = crontab_file.read_bytes()
-    assert cron_stdout_bytes("remove", "--file", str(crontab_file), "--dry-run") == FOREIGN
+    assert after_install == installed
+    out = cron_stdout_bytes("remove", "--file", str(crontab_file), "--dry-run")
+    assert out.startswith(f"--- {crontab_file} (now)\n".encode())
+    assert patched(crontab_file, out, tmp_path) == FOREIGN
     assert crontab_file.read_bytes() == installed
+    code, out, _ = cron(*install_args(crontab_file, log_dir, executable, "--dry-run"))
+    assert (code, out) == (0, f"{crontab_file}: nothing would change\n")
 
 
 def test_a_dry_run_into_a_missing_file_creates_nothing(tmp_path: Path, executable: Path) -> None:
     path = tmp_path / "new-crontab"
     code, out, _ = cron(*install_args(path, tmp_path / "logs", executable, "--dry-run"))
     assert code == 0
-    assert out == block_of(out)
+    added = added_lines(out)
+    assert added == block_of(added)
     assert not path.exists()
 
 
@@ -275,7 +304,7 @@ def test_a_system_crontab_has_the_user_field(tmp_path: Path, executable: Path) -
     args = install_args(path, tmp_path / "logs", executable, "--user", "saathii", "--dry-run")
     code, out, err = cron(*args)
     assert code == 0, err
-    tab = CronTab(tab=out, user=False)
+    tab = CronTab(tab=added_lines(out), user=False)
     assert [(entry.user, entry.comment.split()[0]) for entry in tab] == [
         ("saathii", job.name) for job in JOBS
     ]
@@ -810,8 +839,8 @@ def test_the_cli_dry_run_writes_what_the_example_setup_renders(
     options = ("--config", str(config), "--executable", str(executable))
     options += ("--log-dir", "/var/log/saathii", "--server-timezone", "UTC")
     setup = setup_for(Path("/var/log/saathii"), executable, config_file=config, options=options)
-    assert result.stdout == cron_lines.render_block(setup, Settings(), NOW)
-    assert f"\n# installed with: {' '.join(options)}\n" in result.stdout
+    assert added_lines(result.stdout) == cron_lines.render_block(setup, Settings(), NOW)
+    assert f"\n+# installed with: {' '.join(options)}\n" in result.stdout
 
 
 # --- Kubernetes ------------------------------------------------------------------------
@@ -863,7 +892,11 @@ def test_every_kubernetes_cronjob_has_deadlines_and_history_limits_from_its_sche
         "ops",
     )
     assert result.exit_code == 0, result.stderr
-    manifests = {m["metadata"]["name"]: m["spec"] for m in yaml.safe_load_all(result.stdout)}
+    manifests = {
+        m["metadata"]["name"]: m["spec"]
+        for m in yaml.safe_load_all(result.stdout)
+        if m["kind"] == "CronJob"
+    }
     assert len(manifests) == len(JOBS)
     expected = {  # job: (interval, activeDeadlineSeconds, startingDeadlineSeconds)
         "coins-deduct": (60, 54, 30),
@@ -894,14 +927,20 @@ def test_kubernetes_needs_an_image_and_configuration_by_reference() -> None:
         "install", "--format", "kubernetes", "--image", "i", "--secret", "s", "--file", "/tmp/x"
     )
     assert code == 2 and "takes none of" in err
+    code, _, err = cron(
+        "install", "--format", "kubernetes", "--image", "i", "--config-map", "ops-config",
+        "--secret", "ops",
+    )  # fmt: skip
+    assert (code, err) == (
+        2,
+        "error: --config-map names the ConfigMap made from --config: give --config PATH\n",
+    )
     code, out, _ = cron(
         "install",
         "--format",
         "kubernetes",
         "--image",
         "i",
-        "--config-map",
-        "ops-config",
         "--secret",
         "ops",
         "--server-timezone",
@@ -910,7 +949,6 @@ def test_kubernetes_needs_an_image_and_configuration_by_reference() -> None:
     first = next(yaml.safe_load_all(out))
     assert first["spec"]["timeZone"] == "Asia/Kolkata"
     assert first["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
-        {"configMapRef": {"name": "ops-config"}},
         {"secretRef": {"name": "ops"}},
     ]
 

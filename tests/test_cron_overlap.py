@@ -137,22 +137,20 @@ def recorded_runs(engine: Engine) -> list[tuple[str, str | None]]:
 def test_two_runs_of_the_installed_line_leave_one_ok_and_one_skipped_row(
     backend: str, db_url: str, engine: Engine, tmp_path: Path
 ) -> None:
-    first_caller = add_ongoing_calls(engine, 1 if backend == "postgresql" else 500)
+    add_ongoing_calls(engine, 1 if backend == "postgresql" else 500)
     command, log_dir = installed_coins_deduct_line(tmp_path, db_url)
     assert "flock" not in command
 
     holder = engine.connect()
     if backend == "postgresql":
-        # the run that takes the job lock waits for this wallet; the other finds the lock taken
-        holder.execute(
-            sa.select(UserWallet.wallet_id)
-            .where(UserWallet.user_id == first_caller)
-            .with_for_update()
-        )
+        # the run that takes the job lock waits to write its ledger row (a held row would
+        # not make it wait: it would leave that row for the next run); the other finds
+        # the job lock taken
+        holder.execute(sa.text("LOCK TABLE user_transactions IN EXCLUSIVE MODE"))
         processes = start_twice(command, tmp_path)
         skipped = first_to_exit(processes)
         (running,) = [p for p in processes if p is not skipped]
-        assert running.poll() is None, "the run holding the lock ended without its wallet"
+        assert running.poll() is None, "the run holding the lock ended without its ledger row"
         holder.rollback()
     else:
         holder.execute(sa.text("SELECT 1"))  # BEGIN IMMEDIATE: the database's write lock
@@ -171,4 +169,5 @@ def test_two_runs_of_the_installed_line_leave_one_ok_and_one_skipped_row(
 
     assert recorded_runs(engine) == [("ok", None), ("skipped", "locked")]
     log = (log_dir / "coins-deduct.log").read_text()
-    assert log.count("coins-deduct: ok") == 1 and log.count("coins-deduct: skipped") == 1
+    assert log.count("job=coins-deduct outcome=ok ") == 1
+    assert log.count("job=coins-deduct outcome=skipped ") == 1

@@ -85,10 +85,9 @@ def test_every_job_run_and_status_name_where_the_database_came_from(
     ):
         result = Cli(None)("--config", str(config), *command)
         assert result.exit_code == 0, result.stderr
-        # on a line of its own, or in a billing run's one-line summary
-        named = result.stdout.count(f"  {line}\n") + result.stdout.count(
-            f" {line.replace(': ', '=', 1)} "
-        )
+        # on a line of its own, or in a run's one key=value line
+        source = line.removeprefix("database: ")
+        named = result.stdout.count(f"  {line}\n") + result.stdout.count(f' database="{source}"')
         assert named == 1, result.stdout
         machine = Cli(None)("--config", str(config), "--json", *command)
         assert json.loads(machine.stdout)["database"] == line.removeprefix("database: ")

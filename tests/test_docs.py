@@ -5,6 +5,7 @@ every setting, with the defaults it claims."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from saathii_ops.settings import Settings, load_settings
+from tests.conftest import Cli
 
 CLI_DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 GENERATE = [
@@ -54,6 +56,11 @@ def settings_example() -> str:
     return match.group(1)
 
 
+def uncommented(example: str) -> str:
+    """The example with its commented settings (`# key = …`, your own servers) in."""
+    return re.sub(r"^# (?=[a-z_]+ = )", "", example, flags=re.M)
+
+
 def setting_names(model: type[BaseModel], prefix: str = "") -> set[str]:
     """Every setting, a nested section's as section.key."""
     names = set()
@@ -78,9 +85,9 @@ def named(document: dict[str, Any], prefix: str = "") -> set[str]:
 
 def test_the_documented_example_loads_and_names_every_setting(tmp_path: Path) -> None:
     example = tmp_path / "ops.toml"
-    example.write_text(settings_example())
+    example.write_text(uncommented(settings_example()))
     loaded = load_settings(example)
-    assert named(tomllib.loads(settings_example())) == setting_names(Settings)
+    assert named(tomllib.loads(uncommented(settings_example()))) == setting_names(Settings)
 
     defaults = Settings()
     for name in Settings.model_fields:
@@ -88,3 +95,77 @@ def test_the_documented_example_loads_and_names_every_setting(tmp_path: Path) ->
             assert getattr(loaded, name) == getattr(defaults, name), name
     assert loaded.schedules == {"logs-prune": "0 1 * * *"}
     assert loaded.redis_url == "redis://cache.internal:6379/0"
+    assert loaded.database_url == "postgresql://ops:PASSWORD@db.internal:5432/saathii"
+
+
+# --- docs/operations.md is true to the commands ---------------------------------------
+
+
+def documented_commands() -> list[list[str]]:
+    """Every `saathii-ops …` command of operations.md's shell blocks, as arguments."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", OPERATIONS.read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("  #")[0].split(" > ")[0].split(" && ")[0].strip()
+            if line.startswith("saathii-ops "):
+                commands.append(shlex.split(line)[1:])
+    return commands
+
+
+def test_every_command_the_operators_guide_shows_exists_with_its_options() -> None:
+    commands = documented_commands()
+    assert len(commands) >= 10
+    for args in commands:
+        result = Cli(None)(*args, "--help")
+        assert result.exit_code == 0, (args, result.stdout + result.stderr)
+
+
+def test_the_example_config_works_when_copied(tmp_path: Path) -> None:
+    """The settings example as it is (its own servers commented out): the first day's
+    commands run with it (on the embedded database: no server named)."""
+    config = tmp_path / "ops.toml"
+    config.write_text(settings_example())
+    config.chmod(0o600)
+    executable = Path(sys.executable).with_name("saathii-ops")
+    first_day = [
+        ["db", "upgrade"],
+        ["db", "adopt"],
+        ["badges", "assign"],
+        ["coins", "deduct"],
+        [
+            "cron", "install", "--file", str(tmp_path / "crontab"), "--log-dir",
+            str(tmp_path / "logs"), "--executable", str(executable),
+            "--metrics-file", str(tmp_path / "saathii-ops.prom"),
+        ],
+        ["status", "--format", "prometheus", "--metrics-file", str(tmp_path / "x.prom")],
+    ]  # fmt: skip
+    for args in first_day:
+        result = Cli(None)("--config", str(config), *args)
+        assert result.exit_code in (0, 1), (args, result.stdout + result.stderr)  # 1: unhealthy
+        assert result.stderr == "", (args, result.stderr)
+
+
+def doc_log_lines() -> list[str]:
+    match = re.search(r"## Logs\n.*?```text\n(.*?)```", OPERATIONS.read_text(), re.S)
+    assert match, "docs/operations.md shows no log lines"
+    return match.group(1).splitlines()
+
+
+def keys(line: str) -> list[str]:
+    return re.findall(r'(?:^|(?<= ))(\w+)=(?:"(?:[^"\\]|\\.)*"|\S+)', line.strip())
+
+
+def test_the_log_lines_the_guide_shows_are_those_a_run_writes(tmp_path: Path) -> None:
+    from saathii_ops.render import error_log_line
+
+    database = Cli(f"sqlite:///{tmp_path / 'ops.db'}")
+    assert database("db", "upgrade").exit_code == 0
+    ok, ended, paused, error = doc_log_lines()
+    real = database("coins", "deduct").stdout.splitlines()[0]
+    assert keys(ok) == keys(real)
+    assert ended.startswith("  ended call_id=")
+    assert (
+        database("jobs", "pause", "presence-cleanup", "--reason", "db maintenance").exit_code == 0
+    )
+    assert keys(paused) == keys(database("presence", "cleanup").stdout)
+    assert keys(error) == keys(error_log_line("coins-deduct", "x y", 3, 0.1))

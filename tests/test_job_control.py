@@ -51,7 +51,8 @@ def test_pause_then_resume_through_the_cli(cli: Cli, engine: Engine) -> None:
 
     run = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert run.exit_code == 0
-    assert "presence-cleanup: skipped" in run.stdout and "reason: paused" in run.stdout
+    assert run.stdout.startswith("job=presence-cleanup outcome=skipped exit_code=0 ")
+    assert " reason=paused " in run.stdout
 
     # pausing again changes nothing: the row keeps when it was paused
     again = cli("--now", LATER.isoformat(), "jobs", "pause", "presence-cleanup")

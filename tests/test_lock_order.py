@@ -1,10 +1,12 @@
-"""PostgreSQL only: the jobs lock the user_status rows of one statement in user_id order.
+"""PostgreSQL only: the jobs lock the user_status rows of one statement in user_id order,
+and never wait for one another session holds.
 
 The app updates two user_status rows in one statement (both parties of a call); a job
-statement that locks several rows in another order (the table's physical order) can
-deadlock with it. Here the rows are stored in descending user_id order, so that a plain
-UPDATE would reach the highest first; the test holds the middle row and, while the job
-waits for it, finds the lower rows already locked by the job and the higher ones not.
+statement that waited for several rows locked in another order could deadlock with it.
+The jobs lock in user_id order FOR UPDATE SKIP LOCKED: a job that waits for no row lock
+is in no cycle of waits. Here the rows are stored in descending user_id order and the
+test holds the middle row for the whole run: the job must finish while it is held,
+change every other row, and name the held one (issue 20: left for the next run).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from saathii_ops.db import make_engine, parse_url, transaction
 from saathii_ops.models import UserStatus
 from saathii_ops.services import billing, presence
 from saathii_ops.settings import Settings
-from tests.billing_checks import wait_for_a_lock_wait
 from tests.factories import T0, add_call, add_user
 
 NOW = T0 + timedelta(minutes=30)
@@ -60,9 +61,9 @@ def locked_by_another(engine: Engine, user_id: int) -> bool:
 
 def run_holding_the_middle_row(
     db_url: str, engine: Engine, users: list[int], service: Callable[..., Any]
-) -> tuple[list[int], Any]:
-    """Run `service` while the test holds the middle row of `users`; the rows the job had
-    locked while it waited, and its report."""
+) -> tuple[int, Any]:
+    """Run `service` while the test holds the middle row of `users` (for longer than the
+    run's 2 s statement timeout, had it waited); the middle row, and the job's report."""
     ordered = sorted(users)
     middle = ordered[len(ordered) // 2]
     results: dict[str, Any] = {}
@@ -71,6 +72,7 @@ def run_holding_the_middle_row(
         job_engine = make_engine(parse_url(db_url))
         try:
             with transaction(job_engine) as s:
+                s.execute(sa.text("SET LOCAL statement_timeout = 2000"))
                 results["report"] = service(s, NOW, Settings(), apply=True)
                 s.commit()
         except Exception as exc:  # reported by the test
@@ -85,45 +87,62 @@ def run_holding_the_middle_row(
     job = threading.Thread(target=work)
     job.start()
     try:
-        wait_for_a_lock_wait(engine, job)
-        assert job.is_alive(), f"the job did not wait for the held row: {results}"
-        locked = [user for user in ordered if user != middle and locked_by_another(engine, user)]
+        job.join(30)
+        assert not job.is_alive(), "the job waited for the held row"
+        assert not locked_by_another(engine, ordered[0]), "the job's locks end with its run"
     finally:
         holder.rollback()
         holder.close()
         job.join(60)
     assert not isinstance(results["report"], Exception), results
-    return locked, results["report"]
+    return middle, results["report"]
 
 
-def test_presence_cleanup_locks_its_rows_in_user_id_order(db_url: str, engine: Engine) -> None:
+def test_presence_cleanup_skips_a_held_row_and_changes_the_others(
+    db_url: str, engine: Engine
+) -> None:
     with transaction(engine) as s:
         users = [add_user(s, online=None) for _ in range(5)]
         s.commit()
     add_statuses_in_descending_order(
         engine, users, is_online=True, last_seen=NOW - timedelta(hours=1), is_busy=True
     )
-    locked, report = run_holding_the_middle_row(db_url, engine, users, presence.cleanup)
-    assert locked == sorted(users)[:2]
-    assert report.offline_ids == sorted(users)
+    middle, report = run_holding_the_middle_row(db_url, engine, users, presence.cleanup)
+    assert report.offline_ids == sorted(set(users) - {middle})
+    assert report.held_ids == [middle]
 
 
-def test_settlement_locks_both_parties_rows_in_user_id_order(db_url: str, engine: Engine) -> None:
+def test_settlement_leaves_a_call_whose_party_row_is_held(db_url: str, engine: Engine) -> None:
     """Two calls whose callers cannot pay: coin deduction ends both and clears the flags of
-    all four parties in one statement."""
+    all four parties in one statement, but the first listener's row is held: that call is
+    left whole for the next run, which ends it."""
     with transaction(engine) as s:
         callers = [add_user(s, balance=0, online=None) for _ in range(2)]
         listeners = [add_user(s, role="listener", online=None) for _ in range(2)]
-        for caller, listener in zip(callers, listeners, strict=True):
+        calls = [
             add_call(s, caller, listener, start=NOW - timedelta(minutes=3), coins_spent=10)
+            for caller, listener in zip(callers, listeners, strict=True)
+        ]
         s.commit()
     users = [*callers, *listeners]
     add_statuses_in_descending_order(
         engine, users, is_online=True, last_seen=NOW, is_busy=True, wait_time=1
     )
-    locked, report = run_holding_the_middle_row(db_url, engine, users, billing.deduct)
-    assert locked == sorted(users)[:2]
-    assert report.calls_ended == 2
-    with engine.connect() as conn:
-        flags = conn.execute(sa.select(UserStatus.is_busy, UserStatus.wait_time)).all()
-    assert [tuple(f) for f in flags] == [(False, None)] * 4
+    middle, report = run_holding_the_middle_row(db_url, engine, users, billing.deduct)
+    assert middle == listeners[0]
+    assert [e.call_id for e in report.ended] == [calls[1]]
+    assert [(h.call_id, h.held) for h in report.held] == [(calls[0], "the listener's user_status")]
+
+    def flags() -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(UserStatus.is_busy, UserStatus.wait_time).order_by(UserStatus.user_id)
+            )
+            return [tuple(f) for f in rows]
+
+    assert flags() == [(True, 1), (False, None), (True, 1), (False, None)]
+    with transaction(engine) as s:
+        again = billing.deduct(s, NOW, Settings(), apply=True)
+        s.commit()
+    assert [e.call_id for e in again.ended] == [calls[0]] and again.held == []
+    assert flags() == [(False, None)] * 4

@@ -84,6 +84,7 @@ def test_a_run_pings_start_and_success_with_run_id_duration_and_counts(
         "cleared_wait_time": 0,
         "cleared_no_call": 0,
         "online_after": 0,
+        "held_by_another_session": 0,
     }
     assert isinstance(body["duration_seconds"], float)
 

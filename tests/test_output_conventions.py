@@ -21,12 +21,14 @@ REASON = "[red]db migration[/red] step [1] \x1b[31mred\x1b[0m :smile:"
 SHOWN = "[red]db migration[/red] step [1] \\x1b[31mred\\x1b[0m :smile:"
 
 
-def test_a_closed_stdout_ends_quietly(db_url: str, cli: Cli) -> None:
-    """`saathii-ops jobs history | head -n 1`: the reader is gone before anything is written."""
+@pytest.mark.parametrize("output", [["--json"], []], ids=["json", "text"])
+def test_a_closed_stdout_ends_quietly(db_url: str, cli: Cli, output: list[str]) -> None:
+    """`saathii-ops jobs history | head -n 1`: the reader is gone before anything is written
+    (JSON is written straight to the file, text through Rich)."""
     for _ in range(3):
         assert cli("--now", "2026-11-29T06:00:00Z", "presence", "cleanup").exit_code == 0
     process = subprocess.Popen(
-        [SAATHII_OPS, "--database-url", db_url, "jobs", "history"],
+        [SAATHII_OPS, "--database-url", db_url, *output, "jobs", "history"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -141,6 +141,7 @@ def test_a_dry_run_records_no_run_and_a_real_run_records_one(
         "cleared_wait_time": 2,
         "cleared_no_call": 3,
         "online_after": 8,
+        "held_by_another_session": 0,
     }
     assert runs[0].run_now == NOW
 
@@ -148,8 +149,8 @@ def test_a_dry_run_records_no_run_and_a_real_run_records_one(
 def test_human_output_names_the_counts(cli, people: dict[str, int]) -> None:
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0
-    assert "marked_offline: 2" in result.stdout
-    assert "cleared_no_call: 3" in result.stdout
+    assert " marked_offline=2 " in result.stdout
+    assert " cleared_no_call=3 " in result.stdout
 
 
 def test_a_caller_whose_wait_time_ran_out_on_a_call_is_left_to_call_cleanup(

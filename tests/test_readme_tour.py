@@ -33,11 +33,9 @@ def readme_block(heading: str) -> list[str]:
 TOUR = readme_block("## A tour")
 
 
-@pytest.fixture(scope="module")
-def reader(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A new user's environment after `saathii-ops demo`: a fresh data directory and a
-    `crontab` program keeping the table in a file (this machine has no cron)."""
-    home = tmp_path_factory.mktemp("reader")
+def fake_crontab(home: Path) -> Path:
+    """A directory holding a `crontab` program that keeps the table in a file (this
+    machine has no cron)."""
     fake_bin = home / "bin"
     fake_bin.mkdir()
     table = home / "crontab"
@@ -48,6 +46,15 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         f"cat {table}; else cat > {table}; fi\n"
     )
     crontab.chmod(0o755)
+    return fake_bin
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A new user's environment after `saathii-ops demo`: a fresh data directory and a
+    fake `crontab` program."""
+    home = tmp_path_factory.mktemp("reader")
+    fake_bin = fake_crontab(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAATHII_")}
     env.pop("DATABASE_URL", None)
     env.update(

@@ -160,7 +160,7 @@ def test_anything_raised_after_the_commit_is_a_warning_and_the_run_stands(
     monkeypatch.setattr(wiring, "after_commit", lambda job, settings: broken)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0, result.stderr
-    assert "warning: after the commit: ValueError: Invalid isoformat string" in result.stdout
+    assert ' warning="after the commit: ValueError: Invalid isoformat string' in result.stdout
     assert "unexpected" not in result.stderr
     assert _runs(engine) == [("ok", None, None)]
     assert _online(engine) == [False]
@@ -272,10 +272,9 @@ def test_a_badge_backfill_longer_than_its_deadline_ends_with_one_line_and_nothin
     )  # fmt: skip
     assert time.monotonic() - started < 10  # within the deadline; the backfill takes 18 s
     assert result.exit_code == 1, (result.stdout, result.stderr)
-    errors = [line for line in result.stdout.splitlines() if "error" in line]
-    assert errors == [
-        "  error: stopped at its deadline of 10 s (run_deadline_seconds): rolled back"
-    ]
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("job=badges-assign outcome=failed exit_code=1 ")
+    assert ' error="stopped at its deadline of 10 s (run_deadline_seconds): rolled back" ' in line
     with transaction(engine) as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(ListenerBadge)) == 0
     assert _runs(engine)[-1][0] == "failed"
@@ -353,7 +352,7 @@ def test_a_dry_run_of_a_paused_job_says_a_real_run_would_be_skipped(
         s.commit()
     result = cli("--now", NOW.isoformat(), "presence", "cleanup", "--dry-run")
     assert result.exit_code == 0
-    assert "reason: paused: a real run would be skipped" in result.stdout
+    assert ' reason="paused: a real run would be skipped" ' in result.stdout
 
 
 def test_a_copied_settings_has_the_copys_business_timezone() -> None:

@@ -52,8 +52,8 @@ def test_a_paused_job_is_recorded_as_skipped_and_changes_nothing(
         s.commit()
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0
-    assert "presence-cleanup: skipped" in result.stdout
-    assert "reason: paused" in result.stdout
+    assert result.stdout.startswith("job=presence-cleanup outcome=skipped exit_code=0 ")
+    assert " reason=paused paused_by=test " in result.stdout
     assert _runs(engine) == [("skipped", "paused", None)]
     assert _online(engine) == [True]
 
@@ -123,8 +123,8 @@ def test_a_failing_job_is_rolled_back_whole_and_recorded(
     monkeypatch.setattr(presence, "wait_time_expired", fail_after_the_first_update)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 1
-    assert "presence-cleanup: failed" in result.stdout
-    assert "error: RuntimeError: disk on fire" in result.stdout
+    assert result.stdout.startswith("job=presence-cleanup outcome=failed exit_code=1 ")
+    assert ' error="RuntimeError: disk on fire" ' in result.stdout
     assert _online(engine) == [True]
     assert _runs(engine) == [("failed", None, "RuntimeError: disk on fire")]
 

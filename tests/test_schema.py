@@ -13,7 +13,14 @@ from tests.conftest import Cli
 
 APP_SCHEMA_SQL = Path(__file__).parent / "fixtures" / "app-schema.sql"
 APP_TABLE_NAMES = sorted(model.__tablename__ for model in APP_TABLES)
-OWN_TABLES = ["alembic_version", "ops_job_controls", "ops_job_runs", "ops_settlements"]
+OWN_TABLES = [
+    "alembic_version",
+    "ops_corrections",
+    "ops_half_ended_calls",
+    "ops_job_controls",
+    "ops_job_runs",
+    "ops_settlements",
+]
 
 
 def create_app_tables(url: str, backend: str) -> None:
@@ -44,11 +51,11 @@ def test_upgrade_on_an_empty_database_creates_everything(empty_db_url: str) -> N
     cli = Cli(empty_db_url)
     result = cli("--json", "db", "upgrade")
     assert result.exit_code == 0, result.stderr
-    assert '"after": "0004"' in result.stdout
+    assert '"after": "0005"' in result.stdout
     assert table_names(empty_db_url) == sorted(APP_TABLE_NAMES + OWN_TABLES)
     current = cli("db", "current")
     assert current.exit_code == 0
-    assert "current: 0004" in current.stdout
+    assert "current: 0005" in current.stdout
 
 
 def test_current_on_an_empty_database_is_exit_3(empty_db_url: str) -> None:

@@ -59,7 +59,7 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
 
 
 def test_the_command_list_is_complete() -> None:
-    assert len(_leaf_commands()) == 19
+    assert len(_leaf_commands()) == 20  # wallets reconcile previews without --apply: safe
 
 
 @pytest.mark.parametrize("url", SECRET_URLS)

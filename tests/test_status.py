@@ -32,6 +32,7 @@ from saathii_ops.services import status as status_service
 from saathii_ops.services.billing import INSUFFICIENT_BALANCE
 from saathii_ops.services.scheduling import block as cron_block
 from saathii_ops.services.scheduling import targets
+from saathii_ops.services.scheduling.schedule_target import ScheduleTarget
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 from tests.factories import add_badge, add_call, add_run, add_user
@@ -39,6 +40,7 @@ from tests.factories import add_badge, add_call, add_run, add_user
 NOW = datetime(2026, 11, 29, 6, 10, 30, tzinfo=UTC)
 TODAY = date(2026, 11, 29)  # in Asia/Kolkata
 SETTINGS = Settings(server_timezone="UTC")
+ANY_TARGET = ScheduleTarget(config=None, database=None)  # a block installed with no options
 
 
 def at(hour: int, minute: int, second: int = 0, day: int = 29) -> datetime:
@@ -73,6 +75,7 @@ NEXT = {
 HEALTHY_DATA = {
     "online_users": 3,  # the caller, the listener on the call, the customer in debt
     "busy_users": 2,  # both parties of the call
+    "offline_seen_users": 0,  # the offline listeners were last seen at 06:00
     "ongoing_calls": 1,
     "owing_calls": 1,  # its third minute started at 06:10:10
     "billing_behind_calls": 0,  # at 06:08:30 it owed nothing
@@ -137,7 +140,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
 ) -> None:
     _healthy(engine)
     crontab = tmp_path / "crontab"
-    _install(crontab, tmp_path)
+    _install(crontab, tmp_path, cli)
     code, doc = _status(cli, "--crontab-file", str(crontab))
     assert code == 0
     version = doc["database"].pop("server_version")
@@ -157,7 +160,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "source": "--database-url",
             "read_only": None,
         },
-        "schema": {"current": "0004", "head": "0004", "at_head": True},
+        "schema": {"current": "0005", "head": "0005", "at_head": True},
         "crontab": str(crontab),
         "badge_date": "2026-11-29",
         "data": HEALTHY_DATA,
@@ -201,7 +204,7 @@ def test_people_see_each_job_and_figure(cli: Cli, engine: Engine, server_in_utc:
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "status at 2026-11-29T06:10:30+00:00: healthy"
-    assert "  schema: 0004 (at head)" in lines
+    assert "  schema: 0005 (at head)" in lines
     assert "  crontab: /nonexistent/crontab" in lines
     assert (
         "  job=coins-deduct  schedule=* * * * * (UTC)  scheduled=no  paused=no  "
@@ -404,6 +407,26 @@ def test_calls_cleanup_would_end_and_listeners_without_badge(engine: Engine) -> 
     assert (report.data.cleanup_due_calls, report.data.listeners_without_badge) == (1, 2)
 
 
+def test_users_marked_offline_but_seen_within_the_inactive_limit_are_shown_not_a_problem(
+    engine: Engine,
+) -> None:
+    """Issue 19: once presence cleanup marks a user offline, the app's heartbeat updates
+    only last_seen; status shows them (data), and stays healthy."""
+    _healthy(engine)
+    cutoff = NOW - timedelta(minutes=5)  # the inactive limit
+    with transaction(engine) as s:
+        add_user(s, online=False, last_seen=NOW - timedelta(seconds=30))  # shown
+        add_user(s, online=False, last_seen=cutoff)  # shown: at the limit is within it
+        add_user(s, online=False, last_seen=cutoff - timedelta(seconds=1))  # not: inactive
+        add_user(s, online=True, last_seen=NOW - timedelta(seconds=30))  # not: online
+        s.commit()
+    report = _collect(engine)
+    assert report.data is not None
+    assert (report.data.offline_seen_users, report.data.online_users) == (2, 4)
+    assert report.problems == []
+    assert report.exit_code == 0
+
+
 def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
     empty_db_url: str, server_in_utc: None
 ) -> None:
@@ -414,7 +437,7 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
         "the database has no schema yet: run `saathii-ops db upgrade` "
         "(jobs and data not read until then)"
     ]
-    assert doc["schema"] == {"current": None, "head": "0004", "at_head": False}
+    assert doc["schema"] == {"current": None, "head": "0005", "at_head": False}
     assert (doc["jobs"], doc["data"], doc["badge_date"]) == ([], None, None)
     assert doc["database"]["reachable"] is True
 
@@ -427,12 +450,12 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
     code, doc = _status(cli)
     assert code == 1
     assert doc["problems"] == [
-        "the schema is at revision 0001, this version needs 0004: run `saathii-ops db "
+        "the schema is at revision 0001, this version needs 0005: run `saathii-ops db "
         "upgrade` (jobs and data not read until then)"
     ]
     human = cli("--now", NOW.isoformat(), "status")
     assert human.exit_code == 1
-    assert "  schema: 0001 (head is 0004)" in human.stdout
+    assert "  schema: 0001 (head is 0005)" in human.stdout
     assert "jobs:" not in human.stdout
 
     prometheus = _families(cli("--now", NOW.isoformat(), "status", "--format", "prometheus"))
@@ -496,12 +519,13 @@ def test_json_and_prometheus_exclude_each_other(cli: Cli) -> None:
 # --- the installed schedule -------------------------------------------------------------
 
 
-def _install(crontab: Path, tmp_path: Path) -> None:
+def _install(crontab: Path, tmp_path: Path, cli: Cli) -> None:
+    """The block for the database `cli` uses (status counts only a block of its own)."""
     executable = tmp_path / "bin" / "saathii-ops"
     executable.parent.mkdir(exist_ok=True)
     executable.write_text("#!/bin/sh\n")
     executable.chmod(0o755)
-    result = Cli(None)(
+    result = cli(
         "--now",
         NOW.isoformat(),
         "cron",
@@ -531,7 +555,7 @@ def test_scheduled_is_read_from_the_block_cron_install_wrote(
     crontab.write_text("MAILTO=ops@example.com\n")
     assert _scheduled(cli, crontab) == dict.fromkeys((j.name for j in JOBS), False)
 
-    _install(crontab, tmp_path)
+    _install(crontab, tmp_path, cli)
     assert _scheduled(cli, crontab) == dict.fromkeys((j.name for j in JOBS), True)
 
     # a line commented out by hand no longer runs
@@ -560,7 +584,7 @@ def test_where_status_looks_for_the_installed_block(
     monkeypatch.setattr(targets, "SYSTEM_CRONTAB", system)
     monkeypatch.setattr(targets.shutil, "which", lambda name: None)
     assert targets.installed_target(None) is None
-    assert targets.installed_jobs(None) is None
+    assert targets.installed_jobs(None, ANY_TARGET) is None
 
     monkeypatch.setattr(targets.shutil, "which", lambda name: f"/usr/bin/{name}")
     target = targets.installed_target(None)
@@ -569,7 +593,7 @@ def test_where_status_looks_for_the_installed_block(
     system.write_text("")
     target = targets.installed_target(None)
     assert isinstance(target, targets.FileTarget) and target.path == system
-    assert targets.installed_jobs(target) == frozenset()
+    assert targets.installed_jobs(target, ANY_TARGET) == frozenset()
 
     mine = tmp_path / "mine"
     target = targets.installed_target(mine)
@@ -579,7 +603,7 @@ def test_where_status_looks_for_the_installed_block(
     failing = tmp_path / "crontab"
     failing.write_text("#!/bin/sh\necho 'permission denied' >&2\nexit 1\n")
     failing.chmod(0o755)
-    assert targets.installed_jobs(targets.UserCrontab(str(failing))) is None
+    assert targets.installed_jobs(targets.UserCrontab(str(failing)), ANY_TARGET) is None
 
 
 def test_next_runs_of_server_time_jobs_follow_the_server_timezone(engine: Engine) -> None:
@@ -656,7 +680,7 @@ def test_prometheus_output_parses_and_carries_the_json_figures(
         add_run(s, "presence-cleanup", "failed", at(6, 10, 1), error="boom")
         s.commit()
     crontab = tmp_path / "crontab"
-    _install(crontab, tmp_path)
+    _install(crontab, tmp_path, cli)
     _, doc = _status(cli, "--crontab-file", str(crontab))
     result = cli(
         "--now", NOW.isoformat(), "status", "--format", "prometheus", "--crontab-file", str(crontab)
@@ -667,6 +691,8 @@ def test_prometheus_output_parses_and_carries_the_json_figures(
     # by hand, a few of them
     assert samples[("saathii_ops_healthy", ())] == 0.0
     assert samples[("saathii_ops_job_last_run_failed", (("job", "presence-cleanup"),))] == 1.0
+    assert samples[("saathii_ops_job_last_exit_code", (("job", "presence-cleanup"),))] == 1.0
+    assert samples[("saathii_ops_job_last_exit_code", (("job", "coins-deduct"),))] == 0.0
     assert samples[("saathii_ops_job_next_run_timestamp_seconds", (("job", "coins-deduct"),))] == (
         at(6, 11).timestamp()
     )

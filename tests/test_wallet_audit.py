@@ -96,7 +96,7 @@ def test_drifted_wallets_and_calls_are_named_with_exit_1(cli: Cli, engine: Engin
 
     human = cli("--now", NOW.isoformat(), "wallets", "audit")
     assert human.exit_code == 1
-    assert "wallets_off: 2" in human.stdout
+    assert " wallets_off=2 " in human.stdout
     assert "drift=undercharged" in human.stdout
 
 
@@ -269,10 +269,12 @@ def test_the_audit_is_a_job_recorded_with_its_counts_and_status_sees_its_finding
     counts = {
         "wallets_off": 0,
         "calls_changed_after_settlement": 0,
+        "calls_ended_again_after_half_end": 0,
         "calls_half_ended": 0,
         "calls_overcharged": 0,
         "calls_undercharged": 0,
         "calls_unbillable": 0,
+        "duplicate_badge_days": 0,
     }
     assert [tuple(r) for r in runs] == [
         ("ok", None, counts),

@@ -57,6 +57,11 @@ class AppContext:
 
         return resolve_database_url(self.database_url_option, self.settings)
 
+    @property
+    def database_url_and_source(self) -> tuple[str, str]:
+        """The URL as given (with its password) and where it came from (SPEC §2)."""
+        return self._database_url
+
     def use_database(self, raw: str, source: str) -> None:
         """Use this database, whatever the options and the environment say."""
         self.__dict__["_database_url"] = (raw, source)

@@ -17,6 +17,7 @@ from saathii_ops.runner import RunResult, run_job
 from saathii_ops.sample_data import SampleReport
 from saathii_ops.services import status
 from saathii_ops.services.scheduling import targets
+from saathii_ops.services.scheduling.schedule_target import running_target
 from saathii_ops.services.status import StatusReport
 from saathii_ops.settings import embedded_database_path
 
@@ -62,6 +63,7 @@ def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResu
         app.settings,
         now=app.now,
         crontab=targets.installed_target(None),
+        schedule_target=running_target(app.config_file, *app.database_url_and_source),
         database_source=app.database_source,
     )
     return result

@@ -264,3 +264,51 @@ class Settlement(Base):
     earnings: Mapped[Decimal] = mapped_column(Money)
     listener_wallet_id: Mapped[int | None] = mapped_column(sa.Integer)  # None: nothing earned
     earn_transaction_id: Mapped[int | None] = mapped_column(sa.Integer)
+
+
+class HalfEndedObservation(Base):
+    """What saathii-ops first saw of a half-ended call (an ongoing call with an end_time,
+    the app's end-call with the reason 'ongoing'): at most one row per call.
+
+    Recorded by the real runs of billing, call cleanup and the audit (and `wallets
+    reconcile`); the audit compares the call's later versions with it, so that the app
+    ending the call again (paying its listener a second time) stays visible.
+    """
+
+    __tablename__ = "ops_half_ended_calls"
+
+    call_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the database's clock
+    run_uuid: Mapped[str | None] = mapped_column(sa.String(32))  # the run that saw it
+    # the call's row as it was seen (status 'ongoing')
+    end_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    coins_spent: Mapped[int] = mapped_column(sa.BigInteger)
+    listener_money_earned: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class Correction(Base):
+    """A correction `wallets reconcile --apply` made for a finding of the audit (SPEC §13):
+    who, when, why, the finding, the row before and after. History is never edited:
+    a correction changes a balance or a call's status and adds ledger rows."""
+
+    __tablename__ = "ops_corrections"
+    __table_args__ = (
+        sa.Index("ix_ops_corrections_wallet_id", "wallet_id"),
+        sa.Index("ix_ops_corrections_call_id", "call_id"),
+    )
+
+    correction_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    corrected_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the database's clock
+    corrected_by: Mapped[str] = mapped_column(sa.String(255))  # user@host
+    reason: Mapped[str] = mapped_column(sa.Text)
+    finding: Mapped[str] = mapped_column(sa.String(40))
+    action: Mapped[str] = mapped_column(sa.String(20))
+    wallet_id: Mapped[int | None] = mapped_column(sa.Integer)
+    call_id: Mapped[int | None] = mapped_column(sa.Integer)
+    # the change made to the wallet's balance_coins (<= 0), and the ledger row written
+    coins_change: Mapped[int] = mapped_column(sa.BigInteger)
+    # coins that could not be taken (the balance would go below zero)
+    uncollectable_coins: Mapped[int] = mapped_column(sa.BigInteger)
+    transaction_id: Mapped[int | None] = mapped_column(sa.Integer)
+    before: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    after: Mapped[dict[str, Any]] = mapped_column(sa.JSON)

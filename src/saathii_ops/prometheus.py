@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,6 +62,29 @@ def prometheus_text(report: StatusReport) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Snapshot())
     return generate_latest(registry).decode()
+
+
+def write_textfile(path: Path, text: str) -> None:
+    """Replace `path` with `text` at once (a temporary file renamed over it), so that
+    node_exporter's textfile collector never reads half a file; the temporary file's
+    dot-name does not match its `*.prom`."""
+    import os
+    import tempfile
+
+    from saathii_ops.errors import UsageError
+
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(temporary, 0o644)  # node_exporter runs as its own user
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise UsageError(f"cannot write the metrics file {path}: {exc.strerror}") from None
 
 
 def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:

@@ -6,7 +6,8 @@ beside it: `render_status` (status, the jobs), `render_cron` (the crontab), `ren
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,11 @@ from rich.table import Table
 from rich.text import Text
 
 from saathii_ops.formatting import escape_controls
-from saathii_ops.reports import Report, output_fields
+from saathii_ops.reports import Report, SpooledRecords, output_fields
 
 if TYPE_CHECKING:
     from saathii_ops.runner import RunResult
+    from saathii_ops.services.reconcile import ReconcileReport
 
 MAX_IDS_SHOWN = 20
 MAX_ROWS_SHOWN = 50  # of a report's records, for people; --json has them all
@@ -63,9 +65,47 @@ def to_jsonable(value: Any) -> Any:
 
 
 def emit_json(console: Console, data: Any) -> None:
+    """One JSON document; the records of a SpooledRecords are written into it a line at a
+    time, never held together (the document is laid out with a placeholder string for each,
+    then written piece by piece)."""
     import json  # imported by the output that needs it: not at start-up
+    import uuid
 
-    console.file.write(json.dumps(to_jsonable(data), indent=2) + "\n")
+    spooled: dict[str, SpooledRecords] = {}
+    tag = uuid.uuid4().hex
+
+    def placeholder(value: Any) -> str:
+        if not isinstance(value, SpooledRecords):
+            raise TypeError(f"{type(value).__name__} is not JSON serializable")
+        marker = f"<records {tag} {len(spooled)}>"
+        spooled[json.dumps(marker)] = value
+        return marker
+
+    text = json.dumps(to_jsonable(data), indent=2, default=placeholder)
+    out = console.file
+    done = 0
+    for marker, records in spooled.items():
+        at = text.index(marker, done)
+        line = text[text.rfind("\n", 0, at) + 1 : at]
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        out.write(text[done:at])
+        _write_json_list(out, records, indent)
+        done = at + len(marker)
+    out.write(text[done:] + "\n")
+
+
+def _write_json_list(out: Any, records: SpooledRecords, indent: str) -> None:
+    """The records as a JSON list, laid out as json.dumps(indent=2) lays out a field's list
+    at `indent` (each record on one line)."""
+    if not records.count:
+        out.write("[]")
+        return
+    out.write("[")
+    separator = "\n"
+    for line in records.json_lines():
+        out.write(f"{separator}{indent}  {line}")
+        separator = ",\n"
+    out.write(f"\n{indent}]")
 
 
 def format_value(value: Any) -> str:
@@ -134,14 +174,20 @@ def _is_records(value: Any) -> bool:
 def render_run(
     console: Console, result: RunResult, *, json_output: bool, database: str | None = None
 ) -> None:
-    """`database`: the line naming the database the run used and where its URL came from."""
+    """`database`: the line naming the database the run used and where its URL came from.
+
+    Not on a terminal (a cron log): the run's one key=value line (`run_log_line`), then
+    the records that matter, indented."""
     header = {
         "job": result.job,
         "database": database,
         "outcome": result.outcome,
+        "exit_code": int(result.exit_code),
         "reason": result.reason,
+        "paused_by": result.paused_by,
+        "paused_reason": result.paused_reason,
         "now": result.now,
-        "duration_seconds": round(result.duration_seconds, 3),
+        "duration_seconds": round(result.duration_seconds, 6),
         "error": result.error,
         "warning": result.warning,
     }
@@ -150,6 +196,13 @@ def render_run(
         if result.after_commit is not None:
             body["after_commit"] = to_jsonable(result.after_commit)
         emit_json(console, body)
+        return
+    if not console.is_terminal:
+        console.file.write(escape_controls(run_log_line(result, database)) + "\n")
+        if result.report is not None:
+            _write_records(console, result.report)
+        if result.after_commit is not None:
+            console.file.write(f"  after_commit {_logfmt(result.after_commit.as_dict())}\n")
         return
     # what made it exit 1 is its headline, never "ok" (an audit that found something)
     found = result.report.found() if result.report is not None else None
@@ -161,25 +214,150 @@ def render_run(
     if result.outcome == "dry-run":
         title += " (nothing was changed)"
     summary: dict[str, Any] = {k: v for k, v in header.items() if v is not None}
-    headline = result.report.headline() if result.report is not None else None
-    if result.report is not None and headline is not None and not console.is_terminal:
-        _render_headline(console, title, summary, headline, result.report)
-    else:
-        if result.report is not None:
-            summary.update(result.report.for_people())
-        render_mapping(console, title, summary)
+    if result.report is not None:
+        summary.update(result.report.for_people())
+    render_mapping(console, title, summary)
     if result.after_commit is not None:
         render_mapping(console, "after commit", result.after_commit.as_dict())
 
 
-def _render_headline(
-    console: Console, title: str, header: dict[str, Any], headline: str, report: Report
-) -> None:
-    """Plain text (a cron log entry): the run in one line, then each of its records in
-    full, one line each; a report with a headline keeps only the records that matter."""
-    del header["job"], header["outcome"]
-    context = " ".join(f"{k}={format_value(v)}" for k, v in header.items())
-    console.print(f"{title}: {headline}; {context}")
-    for key, value in report.as_dict().items():
-        if _is_records(value):
-            render_rows(console, key.replace("_", " "), value)
+def run_log_line(result: RunResult, database: str | None) -> str:
+    """A run in one key=value line, the same for every job and outcome (SPEC §9): job,
+    outcome, exit code, duration (the recorded one `jobs history` shows), who paused it
+    and why, the report's figures (lists of ids shortened), the error, the database and
+    the headline as `summary`."""
+    fields: dict[str, Any] = {
+        "job": result.job,
+        "outcome": result.outcome,
+        "exit_code": int(result.exit_code),
+        # to the microsecond, as recorded: the very value `jobs history --json` shows
+        "duration_seconds": round(result.duration_seconds, 6),
+        "now": result.now,
+        "reason": result.reason,
+        "paused_by": result.paused_by,
+        "paused_reason": result.paused_reason,
+    }
+    report = result.report
+    if report is not None:
+        fields.update(
+            {k: v for k, v in report.for_people().items() if not _is_records(v) and v != []}
+        )
+    fields.update(error=result.error, warning=result.warning, database=database)
+    if report is not None:
+        # a report without a headline of its own (the audit) says what it found
+        fields["summary"] = report.headline() or report.found()
+    return _logfmt(fields)
+
+
+def error_log_line(job: str, error: str, exit_code: int, duration_seconds: float) -> str:
+    """The key=value line of a run that ended in an error before it had a result (the
+    database unreachable, a schema not ready): its log still says so in the same form."""
+    fields = {
+        "job": job,
+        "outcome": "failed",
+        "exit_code": exit_code,
+        "duration_seconds": round(duration_seconds, 6),
+        "error": error,
+    }
+    return _logfmt(fields)
+
+
+def _logfmt(fields: Mapping[str, Any]) -> str:
+    """key=value pairs (logfmt); a field with no value is left out. Lists of ids are
+    shortened (`format_value`): the line stays one line of a readable size."""
+    return " ".join(
+        f"{key}={_quoted(_log_text(value, format_value))}"
+        for key, value in fields.items()
+        if value is not None
+    )
+
+
+# a value written as it is; anything else (a space, a quote, `=`, a control character,
+# nothing at all) is quoted as a JSON string
+_BARE = re.compile(r'[^\s"=\\\x00-\x1f\x7f-\x9f]+')
+
+
+def _quoted(text: str) -> str:
+    if _BARE.fullmatch(text):
+        return text
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _log_text(value: Any, lists: Callable[[Any], str]) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return lists(value)
+
+
+def _every_item(value: Any) -> str:
+    """A list in a record: every item, comma-separated (a record's lists are short)."""
+    if isinstance(value, list | tuple):
+        return ",".join(_log_text(item, str) for item in value)
+    return str(value)
+
+
+def _write_records(console: Console, report: Report) -> None:
+    """A report's records, one indented key=value line each: all of them for a report
+    with a headline (it keeps only the records that matter: ended and skipped calls),
+    the first MAX_ROWS_SHOWN of the others' (--json has them all). Written as text, a
+    line a record (a cleanup may end 10,000 calls)."""
+    limit = None if report.headline() is not None else MAX_ROWS_SHOWN
+    lines = []
+    for key, value in report.for_people().items():
+        if not _is_records(value):
+            continue
+        shown = value if limit is None else value[:limit]
+        names = None if isinstance(shown[0], Mapping) else [f.name for f in output_fields(shown[0])]
+        lines += [f"  {key} {_record_pairs(row, names)}" for row in shown]
+        if len(value) > len(shown):
+            lines.append(f"  {key} (+{len(value) - len(shown)} more; --json shows all)")
+    if lines:
+        console.file.write(escape_controls("\n".join(lines)) + "\n")
+
+
+def _record_pairs(row: Any, names: list[str] | None) -> str:
+    """A record (a dict, or a dataclass of the fields `names`) as key=value pairs."""
+    items = row.items() if names is None else ((name, getattr(row, name)) for name in names)
+    pairs = []
+    for key, value in items:
+        if value is None:
+            continue
+        if type(value) is int:  # most of a record: written as it is
+            pairs.append(f"{key}={value}")
+        else:
+            pairs.append(f"{key}={_quoted(_log_text(value, _every_item))}")
+    return " ".join(pairs)
+
+
+def render_reconcile(console: Console, report: ReconcileReport, *, json_output: bool) -> None:
+    """`wallets reconcile`: the counts, then each finding and what was (or would be) done;
+    the rows before and after are in --json and `wallets audit --resolved`."""
+    if json_output:
+        emit_json(console, report)
+        return
+    what = "applied" if report.applied else "preview (nothing was changed)"
+    console.print(f"wallets reconcile: {what}: {report.headline()}", markup=False)
+    if report.reason is not None:
+        console.print(f"  reason: {report.reason}", markup=False)
+    if not report.items:
+        console.print("  nothing to correct", markup=False)
+        return
+    columns = ("finding", "action", "wallet_id", "call_id", "coins_change")
+    rows = [
+        {
+            **{name: getattr(item, name) for name in columns},
+            "uncollectable": item.uncollectable_coins,
+            "correction_id": item.correction_id,
+            "detail": item.detail,
+        }
+        for item in report.items
+    ]
+    render_rows(console, "findings", rows)

@@ -12,6 +12,7 @@ from saathii_ops.services.scheduling.block import BLOCK_ID
 from saathii_ops.services.scheduling.targets import encode_crontab
 
 if TYPE_CHECKING:
+    from saathii_ops.services.scheduling.systemd import UnitsChange
     from saathii_ops.services.scheduling.use_cases import CrontabChange, CrontabState
 
 
@@ -23,12 +24,14 @@ def print_crontab(content: str) -> None:
 def render_change(
     console: Console, change: CrontabChange, *, verb: str, json_output: bool, dry_run: bool
 ) -> None:
-    """An install or a remove (`verb`): the document, the crontab a dry-run would leave,
-    or one line saying what changed."""
+    """An install or a remove (`verb`): the document, a dry-run's unified diff of the
+    crontab, or one line saying what changed."""
     if json_output:
         emit_json(console, change)
+    elif dry_run and change.changed:
+        print_crontab("".join(change.diff))
     elif dry_run:
-        print_crontab(change.content)
+        console.print(f"{change.target}: nothing would change", markup=False)
     elif not change.changed:
         if verb == "installed":
             console.print(f"{change.target} already holds this block: nothing changed")
@@ -42,6 +45,41 @@ def render_change(
         console.print(f"removed the {BLOCK_ID} block from {change.target}")
 
 
+def render_units(
+    console: Console, change: UnitsChange, *, verb: str, json_output: bool, dry_run: bool
+) -> None:
+    """systemd units written or removed (`verb`): the document; a dry-run's units in full
+    (an install) or their names (a remove); else one line and what to run next."""
+    if json_output:
+        emit_json(console, change)
+        return
+    names = change.written if verb == "installed" else change.removed
+    where = change.directory
+    if dry_run and verb == "installed":
+        for name in names:
+            console.file.write(f"# {where}/{name}\n{change.units[name]}\n")
+        return
+    if not names:
+        console.print(f"no saathii-ops units in {where}: nothing changed", markup=False)
+        return
+    user = " --user" if "/systemd/user" in where else ""
+    timers = " ".join(name for name in names if name.endswith(".timer"))
+    if dry_run:
+        console.print(f"would remove from {where}: {' '.join(names)}", markup=False)
+    elif verb == "installed":
+        console.print(
+            f"wrote {len(names)} units into {where}; to start the timers:\n"
+            f"  systemctl{user} daemon-reload && systemctl{user} enable --now {timers}",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"removed {' '.join(names)} from {where}; to unload them:\n"
+            f"  systemctl{user} stop {timers}; systemctl{user} daemon-reload",
+            markup=False,
+        )
+
+
 def render_kubernetes(
     console: Console, manifests: list[dict[str, Any]], *, json_output: bool
 ) -> None:
@@ -50,7 +88,21 @@ def render_kubernetes(
         return
     import yaml
 
-    typer.echo(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True), nl=False)
+    class Dumper(yaml.SafeDumper):
+        """Every manifest written out in full (no &anchors for shared parts); a text of
+        several lines (the config file) as a literal block, as it reads in the file."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    typer.echo(
+        yaml.dump_all(manifests, Dumper=Dumper, sort_keys=False, explicit_start=True), nl=False
+    )
 
 
 def render_state(

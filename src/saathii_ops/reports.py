@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
 
 # The metadata of a report's field that is for the program, not for its output
 # (JSON, text, the audit row): e.g. what an after-commit step needs.
@@ -13,6 +14,40 @@ INTERNAL = {"internal": True}
 def output_fields(value: Any) -> list[dataclasses.Field[Any]]:
     """A dataclass's fields that its output shows."""
     return [f for f in dataclasses.fields(value) if not f.metadata.get("internal")]
+
+
+class SpooledRecords:
+    """Records of a report too many to hold (every call a dry-run would charge): written
+    to a temporary file as they are read from the database (a server-side cursor), one
+    JSON object a line, and read back a line at a time by the JSON output, which writes
+    them into its document as it goes. Memory stays flat however many there are."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        # open as long as the report lives; deleted when closed or collected
+        self._file: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self.count = 0
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        import json
+
+        self._file.write(json.dumps(record, separators=(", ", ": ")) + "\n")
+        self.count += 1
+
+    def json_lines(self) -> Iterator[str]:
+        """Each record as one line of JSON, in the order added."""
+        self._file.seek(0)
+        for line in self._file:
+            yield line.rstrip("\n")
+
+    def records(self) -> Iterator[Any]:
+        import json
+
+        return (json.loads(line) for line in self.json_lines())
+
+    def __str__(self) -> str:
+        return f"{self.count} (--json lists each)"
 
 
 @dataclasses.dataclass

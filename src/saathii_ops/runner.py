@@ -19,11 +19,12 @@ import logging
 import socket
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -51,7 +52,7 @@ from saathii_ops.reports import Report
 from saathii_ops.run_guard import RunGuard
 from saathii_ops.runs import bind_run, bound_run_uuid
 from saathii_ops.schema import require_head
-from saathii_ops.services.job_control import is_paused
+from saathii_ops.services.job_control import Pause, current_pause
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class RunResult:
     error: str | None = None
     after_commit: Report | None = None  # what the job did outside the database afterwards
     warning: str | None = None  # work after the commit that failed: reported, never raised
+    paused_by: str | None = None  # a paused job's run: who paused it, and why
+    paused_reason: str | None = None
 
     @property
     def exit_code(self) -> ExitCode:
@@ -164,7 +167,7 @@ def _dry_run(
             set_statement_timeout(session, settings.statement_timeout_seconds)
             run_now = now or database_now(session)
             # what a real run would do first: a paused job's run is skipped
-            reason = PAUSED_DRY_RUN if is_paused(session, job.name) else None
+            pause = current_pause(session, job.name)
             report = service(session, run_now, settings, apply=False)
     except Exception as exc:
         stop = guard.stop
@@ -174,7 +177,11 @@ def _dry_run(
             raise Interrupted(f"{job.name} dry-run {stop.reason}", stop.exit_code) from exc
         raise OpsError(f"{job.name} dry-run {stop.reason}") from exc
     duration = time.monotonic() - started
-    return RunResult(job.name, "dry-run", run_now, duration, report, reason=reason)
+    result = RunResult(job.name, "dry-run", run_now, duration, report)
+    if pause is not None:
+        result.reason = PAUSED_DRY_RUN
+        result.paused_by, result.paused_reason = pause.by, pause.reason
+    return result
 
 
 @dataclass
@@ -210,7 +217,7 @@ def _run(
     pending_runs.record_kept(engine, BOOKKEEPING_SECONDS)
     attempt: RunResult | _Failure
     for first in (True, False):
-        attempt = _attempt(engine, settings, job, service, now, pinger, guard, started, first)
+        attempt = _attempt(engine, settings, job, service, now, pinger, guard, first)
         if not isinstance(attempt, _Failure):
             return attempt
         code = getattr(getattr(attempt.exc, "orig", None), "pgcode", None)
@@ -229,7 +236,6 @@ def _attempt(
     now: datetime | None,
     pinger: Pinger,
     guard: RunGuard,
-    started: float,
     first: bool,
 ) -> RunResult | _Failure:
     run_now: datetime | None = None
@@ -245,15 +251,16 @@ def _attempt(
             # transaction waits for the database's write lock.
             with job_lock(session, job.lock_name(socket.gethostname())) as acquired:
                 if not acquired:
-                    return _record_skip(session, job, run_now, started_at, started, "locked")
-                if is_paused(session, job.name):
-                    return _record_skip(session, job, run_now, started_at, started, "paused")
+                    return _record_skip(session, job, run_now, started_at, "locked")
+                pause = current_pause(session, job.name)
+                if pause is not None:
+                    return _record_skip(session, job, run_now, started_at, "paused", pause)
                 if first:  # only a run that will run says it started (SPEC §9)
                     pinger.send(START, {"job": job.name})
                 report = service(session, run_now, settings, apply=True)
                 # the good rows commit; the audit row says that some did not
                 reason = SOME_ROWS_FAILED if report.failed_rows else None
-                _record(
+                duration = _record(
                     session, job, run_now, started_at, "ok", reason=reason, counts=report.counts()
                 )
                 session.commit()
@@ -266,7 +273,6 @@ def _attempt(
         return _Failure(exc, run_now, started_at)
     guard.disarm()
     after, warning = _after_commit(engine, settings, job, report, run_now)
-    duration = time.monotonic() - started
     return RunResult(job.name, "ok", run_now, duration, report, after_commit=after, warning=warning)
 
 
@@ -294,13 +300,14 @@ def _failed(
     unwritable = isinstance(state_error, DatabaseUnavailable)  # read-only: takes no record
     if unwritable:
         error = str(state_error)
-    recorded = kept = False
+    recorded: float | None = None
+    kept = False
     if not unwritable:
         recorded = _record_failure(engine, job, failure, error, run_uuid, quiet=lost)
-    if not recorded and (lost or unwritable):
+    if recorded is None and (lost or unwritable):
         # the server went away with the run, or takes no writes now: recorded later
         kept = _keep_failure(engine, job, failure, error, run_uuid)
-    if recorded:
+    if recorded is not None:
         record = "recorded as failed"
     elif kept:
         record = "not recorded yet: kept on this host, the next run records it"
@@ -317,7 +324,8 @@ def _failed(
         raise state_error from exc
     # stopped before its first statement: the host's clock
     run_now = failure.run_now or failure.started_at or datetime.now(UTC)
-    return RunResult(job.name, "failed", run_now, time.monotonic() - started, error=error)
+    duration = time.monotonic() - started if recorded is None else recorded
+    return RunResult(job.name, "failed", run_now, duration, error=error)
 
 
 def _after_commit(
@@ -336,6 +344,56 @@ def _after_commit(
         log.warning("%s %s (the run's changes stand)", job.name, warning)
         log.debug("%s after the commit", job.name, exc_info=True)
         return None, warning
+
+
+T = TypeVar("T")
+
+# How long a change outside the registry (`wallets reconcile --apply`) waits for the job
+# locks it takes: a billing run holds its lock for seconds.
+LOCK_WAIT_SECONDS = 30.0
+LOCK_POLL_SECONDS = 0.2
+
+
+def run_exclusive(
+    engine: Engine,
+    settings: Settings,
+    work: Callable[[Session, datetime], T],
+    *,
+    now: datetime | None,
+    apply: bool,
+    jobs: Sequence[Job],
+) -> T:
+    """Work that is not a registered job (`wallets reconcile`), in one transaction: a
+    preview read-only; with `apply`, under the locks of `jobs` (so none of them runs
+    meanwhile, on any host), committed when `work` returns. Every statement is bounded by
+    statement_timeout; an error rolls it back whole."""
+    require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
+    with transaction(engine, read_only=not apply) as session, ExitStack() as locks:
+        if apply:  # on SQLite the locks are files, taken before the database's write lock
+            for job in jobs:
+                _wait_for_lock(locks, session, job)
+        set_statement_timeout(session, settings.statement_timeout_seconds)
+        disable_jit(session)
+        result = work(session, now or database_now(session))
+        if apply:
+            session.commit()
+    return result
+
+
+def _wait_for_lock(locks: ExitStack, session: Session, job: Job) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        attempt = ExitStack()
+        if attempt.enter_context(job_lock(session, job.lock_name(socket.gethostname()))):
+            locks.enter_context(attempt)
+            return
+        attempt.close()
+        if time.monotonic() >= deadline:
+            raise OpsError(
+                f"{job.name} held its lock for {LOCK_WAIT_SECONDS:g} s (a run in progress): "
+                "nothing was changed; try again"
+            )
+        time.sleep(LOCK_POLL_SECONDS)
 
 
 @contextmanager
@@ -386,12 +444,15 @@ def _record(
     reason: str | None = None,
     counts: dict[str, int] | None = None,
     error: str | None = None,
-) -> None:
+) -> float:
+    """Add the run's audit row; its duration (finished - started), the one duration of the
+    run that its log line, `jobs history`, `status` and the JSON all show."""
+    finished_at = database_clock(session)
     session.add(
         JobRun(
             job=job.name,
             started_at=started_at,
-            finished_at=database_clock(session),
+            finished_at=finished_at,
             outcome=outcome,
             reason=reason,
             counts=counts,
@@ -402,6 +463,7 @@ def _record(
         )
     )
     session.flush()
+    return (finished_at - started_at).total_seconds()
 
 
 def _record_skip(
@@ -409,12 +471,15 @@ def _record_skip(
     job: Job,
     run_now: datetime,
     started_at: datetime,
-    started: float,
     reason: str,
+    pause: Pause | None = None,
 ) -> RunResult:
-    _record(session, job, run_now, started_at, "skipped", reason=reason)
+    duration = _record(session, job, run_now, started_at, "skipped", reason=reason)
     session.commit()
-    return RunResult(job.name, "skipped", run_now, time.monotonic() - started, reason=reason)
+    result = RunResult(job.name, "skipped", run_now, duration, reason=reason)
+    if pause is not None:
+        result.paused_by, result.paused_reason = pause.by, pause.reason
+    return result
 
 
 def _keep_failure(engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str) -> bool:
@@ -437,20 +502,21 @@ def _keep_failure(engine: Engine, job: Job, failure: _Failure, error: str, run_u
 
 def _record_failure(
     engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str, *, quiet: bool
-) -> bool:
+) -> float | None:
     """Record a failed run in a transaction of its own (the run's own was rolled back),
     every statement bounded: a table locked by someone else must not hold the run.
-    Best effort: returns whether it was recorded. `quiet`: the caller keeps the record for
-    later if not (a lost database) and says so in its one line."""
+    Best effort: returns its recorded duration, None when it could not be recorded.
+    `quiet`: the caller keeps the record for later if not (a lost database) and says so
+    in its one line."""
     try:
         with transaction(engine) as session:
             bound_statements(session, BOOKKEEPING_SECONDS)
             bind_run(session, run_uuid)
             started_at = failure.started_at or database_clock(session)
             run_now = failure.run_now or started_at
-            _record(session, job, run_now, started_at, "failed", error=error)
+            duration = _record(session, job, run_now, started_at, "failed", error=error)
             session.commit()
-        return True
+        return duration
     except Exception as exc:  # the failure is reported anyway
         # one line: the statement's parameters are for -v only
         log.log(
@@ -460,4 +526,4 @@ def _record_failure(
             first_line(exc),
         )
         log.debug("recording the failed run of %s", job.name, exc_info=True)
-        return False
+        return None

@@ -327,6 +327,59 @@ class AdoptReport:
     url: str
     adopted_revision: str
     already_adopted: bool
+    # keys the app's tables lack where the jobs tolerate duplicates by a rule: a warning
+    missing_keys: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """A key of the app's tables the jobs rely on."""
+
+    table: str
+    columns: tuple[str, ...]
+    # without it: the jobs go on (True: they read one row of duplicates by a rule and
+    # `wallets audit` names the duplicates) or adoption is refused (a duplicate would
+    # charge, count or settle one user twice)
+    tolerated: bool
+    without_it: str
+
+    def __str__(self) -> str:
+        return f"{self.table} ({', '.join(self.columns)})"
+
+
+JOB_KEYS = (
+    JobKey(
+        "listener_badges",
+        ("listener_id", "date"),
+        True,
+        "the jobs read one row per listener and day (docs/decisions.md#badges); "
+        "`wallets audit` names the duplicates",
+    ),
+    JobKey("user_wallets", ("user_id",), False, "a user's two wallets would both be billed"),
+    JobKey("user_status", ("user_id",), False, "a user's two presence rows would disagree"),
+    JobKey("user_roles", ("user_id", "role"), False, "a listener would be counted twice"),
+)
+
+
+def missing_job_keys(engine: Engine) -> list[JobKey]:
+    """The keys of JOB_KEYS the database lacks: no primary key, unique constraint or
+    unique index on the key's columns (or on some of them, which is stricter)."""
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        missing = []
+        for key in JOB_KEYS:
+            unique: list[list[str]] = [
+                inspector.get_pk_constraint(key.table).get("constrained_columns") or []
+            ]
+            unique += [c["column_names"] for c in inspector.get_unique_constraints(key.table)]
+            unique += [
+                [name for name in i["column_names"] if name is not None]
+                for i in inspector.get_indexes(key.table)
+                if i.get("unique")
+            ]
+            if not any(columns and set(columns) <= set(key.columns) for columns in unique):
+                missing.append(key)
+    return missing
 
 
 def app_schema_differences(engine: Engine) -> tuple[list[str], list[str]]:
@@ -370,6 +423,19 @@ def adopt(engine: Engine) -> AdoptReport:
             ["different types: " + "; ".join(differing)] if differing else []
         )
         raise SchemaNotReady("cannot adopt: the app's schema differs, " + "; ".join(problems))
+    missing_keys = missing_job_keys(engine)
+    required = [key for key in missing_keys if not key.tolerated]
+    if required:
+        raise SchemaNotReady(
+            "cannot adopt: the jobs rely on keys the app's tables lack: "
+            + "; ".join(f"{key} unique ({key.without_it})" for key in required)
+            + "; a DBA adds them (saathii-ops never changes the app's tables)"
+        )
     with engine.begin() as conn:
         command.stamp(_config(conn), APP_SCHEMA_REVISION)
-    return AdoptReport(state.url, APP_SCHEMA_REVISION, already_adopted=False)
+    return AdoptReport(
+        state.url,
+        APP_SCHEMA_REVISION,
+        already_adopted=False,
+        missing_keys=[f"{key} is not unique: {key.without_it}" for key in missing_keys],
+    )

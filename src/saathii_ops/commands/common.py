@@ -16,9 +16,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from saathii_ops.context import AppContext
-from saathii_ops.errors import ExitCode
+from saathii_ops.errors import ExitCode, OpsError
+from saathii_ops.formatting import escape_controls
 from saathii_ops.jobs import JOBS, get_job
-from saathii_ops.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.masking import mask_secrets
+from saathii_ops.render import (
+    emit_json,
+    error_log_line,
+    render_mapping,
+    render_run,
+    stdout_console,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -70,12 +78,27 @@ def run_registered_job(
     service: JobService | None = None,
 ) -> None:
     """Run one job through the runner, render its result, exit with its code."""
+    import time
+
     from saathii_ops.runner import run_job
 
     app = app_context(ctx, json_output)
     job = get_job(job_name)
-    result = run_job(app.engine, app.settings, job, now=app.now, dry_run=dry_run, service=service)
-    render_run(stdout_console(), result, json_output=app.json_output, database=app.database)
+    console = stdout_console()
+    started = time.monotonic()
+    try:
+        result = run_job(
+            app.engine, app.settings, job, now=app.now, dry_run=dry_run, service=service
+        )
+    except OpsError as exc:
+        if not (app.json_output or console.is_terminal):
+            # the run's log has its line too; the error's own line goes to stderr
+            line = error_log_line(
+                job.name, mask_secrets(str(exc)), exc.exit_code, time.monotonic() - started
+            )
+            console.file.write(escape_controls(line) + "\n")
+        raise
+    render_run(console, result, json_output=app.json_output, database=app.database)
     finish(result)
 
 

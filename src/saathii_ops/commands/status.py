@@ -11,7 +11,7 @@ import typer
 from saathii_ops.commands.common import JsonOption, app_context, finish
 from saathii_ops.errors import UsageError
 from saathii_ops.masking import mask_secrets
-from saathii_ops.prometheus import prometheus_text
+from saathii_ops.prometheus import prometheus_text, write_textfile
 from saathii_ops.render import emit_json, stdout_console
 from saathii_ops.render_status import render_status, watch_status
 from saathii_ops.services.scheduling import targets
@@ -45,6 +45,16 @@ def status(
             show_default=False,
         ),
     ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="With --format prometheus: write the text to this file, atomically "
+            "(node_exporter's textfile collector), instead of stdout.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Every detail of each job, on a terminal.")
     ] = False,
@@ -72,10 +82,13 @@ def status(
     Exit 0 healthy, 1 unhealthy (each reason named), 3 database unreachable.
     """
     from saathii_ops.services import status as status_service
+    from saathii_ops.services.scheduling.schedule_target import running_target
 
     app = app_context(ctx, json_output)
     if app.json_output and output_format is Format.prometheus:
         raise UsageError("--json and --format prometheus exclude each other: choose one")
+    if metrics_file is not None and output_format is not Format.prometheus:
+        raise UsageError("--metrics-file writes the Prometheus text: add --format prometheus")
     console = stdout_console()
     crontab = targets.installed_target(crontab_file)
 
@@ -85,6 +98,7 @@ def status(
             app.settings,
             now=app.now,
             crontab=crontab,
+            schedule_target=running_target(app.config_file, *app.database_url_and_source),
             database_source=app.database_source,
         )
 
@@ -105,6 +119,8 @@ def status(
         typer.echo(f"error: {mask_secrets(report.database.error or '')}", err=True)
     if app.json_output:
         emit_json(console, report)
+    elif output_format is Format.prometheus and metrics_file is not None:
+        write_textfile(metrics_file, prometheus_text(report))
     elif output_format is Format.prometheus:
         console.file.write(prometheus_text(report))
     elif report.database.reachable:

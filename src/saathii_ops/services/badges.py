@@ -4,14 +4,18 @@ minutes of the business day before it.
 The badge table lives here only: `badge_ladder` orders the thresholds, and both
 the pure `badge_for_minutes` and the SQL CASE of the plan are read off it. Per
 target date one plan (a SELECT) is read for the report and, in a real run,
-upserted with one INSERT … SELECT … ON CONFLICT; the rows written are checked
-against the plan before the runner commits.
+written: an UPDATE of the listeners' rows for the date, then an INSERT … SELECT of
+the listeners with none (no ON CONFLICT target: the app's table may lack its key and
+hold two rows for a listener and day, see `one_row_each`); the rows written are
+checked against the plan before the runner commits.
 
 A real run must read and write the same plan. On PostgreSQL, under READ COMMITTED,
 two statements would each see the calls and listeners committed by then (a call
-completing in between would change the rows written), so the plan, its upsert and
-the report are one statement: WITH plan, written AS (INSERT … RETURNING) SELECT.
-SQLite has no DML in a WITH, and needs none: a writing transaction holds the
+completing in between would change the rows written), so the plan, its writes and
+the report are one statement: WITH plan, locked, updated AS (UPDATE … RETURNING),
+inserted AS (INSERT … RETURNING) SELECT. Its rows for the date are locked FOR UPDATE
+SKIP LOCKED: a listener whose row another session holds is left, named, for the next
+run. SQLite has no DML in a WITH, and needs none: a writing transaction holds the
 database's write lock from its first statement, so nothing changes in between.
 """
 
@@ -26,7 +30,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
 
 from saathii_ops.db import is_sqlite
 from saathii_ops.errors import PlanChanged
@@ -105,6 +108,41 @@ def business_day(day: date, settings: Settings) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
+# --- the app's rows -------------------------------------------------------------
+
+
+def one_row_each(where: sa.ColumnElement[bool], name: str) -> sa.Subquery:
+    """The listener_badges rows matching `where`, one per listener and date.
+
+    The app's table may lack its key (listener_id, date) and hold two rows for one
+    listener and day; every job reads the same one (docs/decisions.md#badges): the
+    latest assigned_at, then updated_at, then created_at (a missing time is the
+    oldest), then the highest audio rate, then the highest video rate. Rows equal in
+    all of these give the same rates, whichever is read.
+    """
+    b = badges
+    ranked = (
+        sa.select(
+            b,
+            sa.func.row_number()
+            .over(
+                partition_by=(b.c.listener_id, b.c.date),
+                order_by=(
+                    b.c.assigned_at.desc().nulls_last(),
+                    b.c.updated_at.desc().nulls_last(),
+                    b.c.created_at.desc().nulls_last(),
+                    b.c.audio_rate_per_minute.desc(),
+                    b.c.video_rate_per_minute.desc(),
+                ),
+            )
+            .label("preference"),
+        )
+        .where(where)
+        .subquery(f"{name}_ranked")
+    )
+    return sa.select(ranked).where(ranked.c.preference == 1).subquery(name)
+
+
 # --- the plan -------------------------------------------------------------------
 
 
@@ -132,7 +170,7 @@ def plan(day: date, settings: Settings) -> sa.Subquery:
     minutes = sa.func.coalesce(minutes_by_listener.c.minutes, 0)
     thresholds = settings.badge_thresholds
     rates = {badge: rates_for(badge, settings) for badge in BADGES}
-    existing = badges.alias("existing")
+    existing = one_row_each(badges.c.date == day, "existing")
     return (
         sa.select(
             roles.c.user_id.label("listener_id"),
@@ -149,10 +187,7 @@ def plan(day: date, settings: Settings) -> sa.Subquery:
         .select_from(
             roles.outerjoin(status, status.c.user_id == roles.c.user_id)
             .outerjoin(minutes_by_listener, minutes_by_listener.c.listener_id == roles.c.user_id)
-            .outerjoin(
-                existing,
-                sa.and_(existing.c.listener_id == roles.c.user_id, existing.c.date == day),
-            )
+            .outerjoin(existing, existing.c.listener_id == roles.c.user_id)
         )
         .where(
             roles.c.role == "listener",
@@ -163,35 +198,33 @@ def plan(day: date, settings: Settings) -> sa.Subquery:
     )
 
 
-def upsert(
-    session: Session, plan: sa.Subquery | sa.CTE, day: date, now: datetime
-) -> ReturningInsert[Any]:
-    """INSERT … SELECT the plan's rows for `day`, replacing the rows already there."""
-    insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+def _written_values(
+    plan: sa.FromClause, day: date, now: datetime
+) -> dict[str, sa.ColumnElement[Any]]:
     at = sa.literal(now, UTCDateTime())
-    source = sa.select(
-        plan.c.listener_id,
-        sa.literal(day, sa.Date()),
-        plan.c.badge,
-        plan.c.audio_rate_per_minute,
-        plan.c.video_rate_per_minute,
-        at,
-        at,
-        at,
-    ).where(sa.true())  # SQLite: without a WHERE, "ON CONFLICT" would parse as a join's ON
-    statement = insert(badges).from_select(
-        [
-            "listener_id",
-            "date",
-            "badge",
-            "audio_rate_per_minute",
-            "video_rate_per_minute",
-            "assigned_at",
-            "updated_at",
-            "created_at",
-        ],
-        source,
+    return {
+        "listener_id": plan.c.listener_id,
+        "date": sa.literal(day, sa.Date()),
+        "badge": plan.c.badge,
+        "audio_rate_per_minute": plan.c.audio_rate_per_minute,
+        "video_rate_per_minute": plan.c.video_rate_per_minute,
+        "assigned_at": at,
+        "updated_at": at,
+        "created_at": at,
+    }
+
+
+def update_existing(
+    plan: sa.FromClause, day: date, now: datetime, *, held: sa.Select[Any] | None = None
+) -> sa.Update:
+    """UPDATE … FROM the plan: each listener's rows for `day` (every one, where the app's
+    table without its key holds two) take the plan's badge; not those of `held`."""
+    values = _written_values(plan, day, now)
+    update = sa.update(badges).where(
+        badges.c.listener_id == plan.c.listener_id, badges.c.date == day
     )
+    if held is not None:
+        update = update.where(plan.c.listener_id.not_in(held))
     replaced = (
         "badge",
         "audio_rate_per_minute",
@@ -199,10 +232,19 @@ def upsert(
         "assigned_at",
         "updated_at",
     )
-    return statement.on_conflict_do_update(
-        index_elements=[badges.c.listener_id, badges.c.date],
-        set_={name: statement.excluded[name] for name in replaced},
-    ).returning(badges.c.listener_id, badges.c.badge)
+    return update.values({name: values[name] for name in replaced})
+
+
+def insert_missing(session: Session, plan: sa.FromClause, day: date, now: datetime) -> Any:
+    """INSERT … SELECT the plan's rows of the listeners with no row for `day`. No ON CONFLICT
+    target: the app's table may lack its key; a row another session inserts meanwhile
+    is left as it is (not written: the next run replaces it)."""
+    insert = sqlite.insert if is_sqlite(session) else postgresql.insert
+    values = _written_values(plan, day, now)
+    source = sa.select(*values.values()).where(
+        ~sa.exists().where(badges.c.listener_id == plan.c.listener_id, badges.c.date == day)
+    )
+    return insert(badges).from_select(list(values), source).on_conflict_do_nothing()
 
 
 # --- the job --------------------------------------------------------------------
@@ -237,6 +279,9 @@ class BadgesReport(Report):
     basic: int
     total: int
     replaced: int
+    # listeners whose row for the date another session held (or wrote meanwhile): left
+    # for the next run, not counted above
+    held_listener_ids: list[int] = field(default_factory=list)
     badge_table: list[BadgeRule] = field(default_factory=list)
     assignments: list[Assignment] = field(default_factory=list)
 
@@ -273,22 +318,23 @@ def assign(
     assignments: list[Assignment] = []
     # the few distinct badges and rates, one object each instead of one per listener
     shared: dict[Any, Any] = {}
+    held: list[int] = []
     for day in days:
         rows: list[Assignment] = []
+        changed = False
         if apply and not is_sqlite(session):
-            changed = False
-            for row in _plan_and_upsert(session, day, now, settings):
+            for row in _plan_and_write(session, day, now, settings):
+                if row.held or row.written_low is None:
+                    held.append(row.listener_id)
+                    continue
                 rows.append(_assignment(row, day, shared))
-                changed |= row.written_badge != row.badge
+                changed |= not (row.written_low == row.written_high == row.badge)
+        elif apply:
+            rows, changed = _plan_and_write_sqlite(session, day, now, settings, shared)
         else:
             planned = plan(day, settings)
             ordered = sa.select(planned).order_by(planned.c.listener_id)
             rows = [_assignment(row, day, shared) for row in _streamed(session, ordered)]
-            changed = False
-            if apply:
-                upserted = session.execute(upsert(session, planned, day, now))
-                written = sorted((row.listener_id, row.badge) for row in upserted)
-                changed = written != [(a.listener_id, a.badge) for a in rows]
         if changed:
             raise PlanChanged(
                 f"the badges written for {day} differ from the plan; nothing was saved"
@@ -307,6 +353,7 @@ def assign(
         basic=counts["basic"],
         total=len(assignments),
         replaced=sum(1 for a in assignments if a.replaces is not None),
+        held_listener_ids=held,
         badge_table=badge_table(settings),
         assignments=assignments,
     )
@@ -333,22 +380,107 @@ def _streamed(session: Session, statement: sa.Select[Any]) -> Iterator[sa.Row[An
     return iter(session.execute(statement, execution_options={"yield_per": 5000}))
 
 
-def _plan_and_upsert(
+def _plan_and_write(
     session: Session, day: date, now: datetime, settings: Settings
 ) -> Iterator[sa.Row[Any]]:
-    """PostgreSQL: the plan's rows (by listener), each with the badge its upsert wrote
-    (`written_badge`), from one statement, so from one snapshot of the calls and
-    listeners."""
+    """PostgreSQL: the plan's rows (by listener), each with the badges written for it
+    (`written_low`, `written_high`: one value unless a row differs from the plan) and
+    whether another session holds its row for `day` (`held`), from one statement, so
+    from one snapshot of the calls and listeners.
+
+    The rows for `day` are locked FOR UPDATE SKIP LOCKED: a listener with a row another
+    session holds is not written (the run never waits for it) and is left for the next
+    run."""
     planned = sa.select(plan(day, settings)).cte("planned")
-    written = upsert(session, planned, day, now).cte("written")
+    on_day = badges.c.date == day
+    locked = (
+        sa.select(badges.c.listener_id)
+        .where(on_day)
+        .order_by(badges.c.listener_id)
+        .with_for_update(skip_locked=True)
+        .cte("locked")
+    )
+    # a listener with more rows for the day than the run could lock
+    held = (
+        sa.select(badges.c.listener_id).where(on_day).except_all(sa.select(locked.c.listener_id))
+    ).cte("held")
+    held_ids = sa.select(held.c.listener_id)
+    updated = (
+        update_existing(planned, day, now, held=held_ids)
+        .returning(badges.c.listener_id, badges.c.badge)
+        .cte("updated")
+    )
+    inserted = (
+        insert_missing(session, planned, day, now)
+        .returning(badges.c.listener_id, badges.c.badge)
+        .cte("inserted")
+    )
+    both = sa.union_all(
+        sa.select(updated.c.listener_id, updated.c.badge),
+        sa.select(inserted.c.listener_id, inserted.c.badge),
+    ).subquery("both")
+    written = (
+        sa.select(
+            both.c.listener_id,
+            sa.func.min(both.c.badge).label("low"),
+            sa.func.max(both.c.badge).label("high"),
+        )
+        .group_by(both.c.listener_id)
+        .cte("written")
+    )
     statement = (
-        sa.select(planned, written.c.badge.label("written_badge"))
+        sa.select(
+            planned,
+            written.c.low.label("written_low"),
+            written.c.high.label("written_high"),
+            planned.c.listener_id.in_(held_ids).label("held"),
+        )
         .select_from(planned.outerjoin(written, written.c.listener_id == planned.c.listener_id))
         .order_by(planned.c.listener_id)
     )
     # not a server-side cursor: PostgreSQL declares none over a data-modifying WITH;
     # the driver holds the rows, each becomes a Python row only as it is read
     return iter(session.execute(statement))
+
+
+# SQLite, real run: the plan of one date, stored once for its writes and its check
+SQLITE_PLAN = sa.Table(
+    "saathii_badge_plan",
+    sa.MetaData(),
+    sa.Column("listener_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("minutes", sa.BigInteger),
+    sa.Column("badge", sa.String(20)),
+    sa.Column("audio_rate_per_minute", Rate),
+    sa.Column("video_rate_per_minute", Rate),
+    sa.Column("replaces", sa.String(20)),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _plan_and_write_sqlite(
+    session: Session, day: date, now: datetime, settings: Settings, shared: dict[Any, Any]
+) -> tuple[list[Assignment], bool]:
+    """SQLite: the plan stored once, read, written (UPDATE, then INSERT) and checked
+    against the rows written. The run holds the database's write lock: no row is held,
+    nothing changes in between. Returns the assignments and whether the rows written
+    differ from them."""
+    planned = sa.select(plan(day, settings)).subquery()
+    SQLITE_PLAN.create(session.connection())
+    session.execute(sa.insert(SQLITE_PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
+    ordered = sa.select(SQLITE_PLAN).order_by(SQLITE_PLAN.c.listener_id)
+    rows = [_assignment(row, day, shared) for row in _streamed(session, ordered)]
+    session.execute(update_existing(SQLITE_PLAN, day, now))
+    session.execute(insert_missing(session, SQLITE_PLAN, day, now))
+    low, high = sa.func.min(badges.c.badge), sa.func.max(badges.c.badge)
+    written = session.execute(
+        sa.select(badges.c.listener_id, low)
+        .where(badges.c.date == day, badges.c.listener_id.in_(sa.select(SQLITE_PLAN.c.listener_id)))
+        .group_by(badges.c.listener_id)
+        .having(low == high)
+        .order_by(badges.c.listener_id)
+    ).all()
+    SQLITE_PLAN.drop(session.connection())
+    return rows, [tuple(w) for w in written] != [(a.listener_id, a.badge) for a in rows]
 
 
 # --- listing --------------------------------------------------------------------

@@ -15,15 +15,20 @@ a real run skips, and no statement computes a value past a column's limit.
 
 Concurrency on PostgreSQL (real run): the plan is made without locks, so that
 row locks are held only while the plan is applied (the app waits for them).
-Then the wallets of both parties of the calls the plan changes are locked
-FOR UPDATE in wallet_id order, so that two runs (coin deduction and call
-cleanup, or two hosts) queue behind each other instead of deadlocking; then
-its calls FOR UPDATE SKIP LOCKED, leaving a call the app is ending right now
-to the app. A caller whose calls or balance changed between planning and
-locking (another run, the app) is planned again, now under the locks. Every
-statement is still guarded (status, the coins_spent the plan saw, balance >=
-charge), and a statement that does not change exactly the planned rows rolls
-the whole run back.
+Then the rows the plan changes are locked, each kind in one order: the wallets
+of both parties in wallet_id order, the calls, the user_status rows of the
+parties of the calls that end in user_id order; all FOR UPDATE SKIP LOCKED, so
+a run never waits for a row another session holds (the app's statement, a DBA's
+open transaction) and, waiting for nothing, cannot deadlock. A call whose
+caller's wallet, or (when it ends) listener's wallet or parties' user_status,
+another session holds is left out with all the calls of its caller (they share
+the balance); a call whose own row another session holds (the app ending it) is
+left out and its caller's other calls are planned again without it. Each is named
+in the report as held; the next run bills it, catching up every minute it
+missed. A caller whose calls or balance changed between planning and locking
+(another run, the app) is planned again, now under the locks. Every statement is
+still guarded (status, the coins_spent the plan saw, balance >= charge), and a
+statement that does not change exactly the planned rows rolls the whole run back.
 """
 
 from __future__ import annotations
@@ -38,11 +43,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.db import elapsed_seconds, is_sqlite
+from saathii_ops.db import elapsed_seconds, is_sqlite, local_date
 from saathii_ops.formatting import plural
 from saathii_ops.models import Money, Settlement, UserCall, UserTransaction, UserWallet, table
-from saathii_ops.reports import INTERNAL, Report
-from saathii_ops.services import settlement
+from saathii_ops.reports import INTERNAL, Report, SpooledRecords
+from saathii_ops.services import half_ended, settlement
+from saathii_ops.services.badges import one_row_each
 from saathii_ops.services.settlement import expect, paise_to_decimal
 from saathii_ops.settings import Settings
 
@@ -108,13 +114,27 @@ class SkippedCall:
     problem: str
 
 
+HELD = "held by another session; next run"
+
+
+@dataclass
+class HeldCall:
+    """A call left for the next run: a row it needs is held by another session."""
+
+    call_id: int
+    held: str  # the row held, e.g. "the caller's wallet"
+    outcome: str = HELD
+
+
 @dataclass
 class BillingReport(Report):
     """Counts of the whole run; the calls that matter (ended, skipped) in full.
 
-    The calls only charged are counted, never listed: a report (and the cron log
-    entry and the audit row made from it) stays the same size however many
-    calls are ongoing.
+    The calls only charged are counted, never listed, by a real run: a report (and
+    the cron log entry and the audit row made from it) stays the same size however
+    many calls are ongoing. A dry-run, which must name every id it would change,
+    lists them in `charged`: a file, which `--json` writes into its document a line at
+    a time.
     """
 
     calls_charged: int
@@ -126,8 +146,15 @@ class BillingReport(Report):
     half_ended_calls: int  # of the skipped calls: the app set their end_time
     # calls whose caller's rows changed between planning and locking: planned again
     replanned_calls: int = 0
+    # calls left for the next run: another session holds a row they need (not a failure)
+    held_calls: int = 0
     ended: list[EndedCall] = field(default_factory=list)
     skipped: list[SkippedCall] = field(default_factory=list)
+    held: list[HeldCall] = field(default_factory=list)
+    # a dry-run: every call it would charge (call_id, caller_id, coins_charged,
+    # minutes_charged), spooled to a file, not held in memory; only --json lists them.
+    # A real run: None (it counts them)
+    charged: SpooledRecords | None = field(default=None, compare=False)
     # For the Redis call cache only (SPEC §14), collected only when a Redis URL is
     # configured: (call_id, coins_spent after the run) of each call charged, flat in
     # one array of 8-byte integers. Not part of the report's output.
@@ -157,6 +184,8 @@ class BillingReport(Report):
             text += f" ({self.half_ended_calls} half-ended)"
         if self.replanned_calls:
             text += f", replanned {self.replanned_calls}"
+        if self.held_calls:
+            text += f", left {self.held_calls} held by another session for the next run"
         return text
 
 
@@ -291,7 +320,15 @@ def _call_rows(
     scope = scope_query.cte("scope").prefix_with("MATERIALIZED")
 
     elapsed, rate, spent = scope.c.elapsed, scope.c.rate, scope.c.spent
-    badge = settlement.badges.alias("badge")
+    # one badge row per listener and day (the app's table may hold two), of the calls'
+    # listeners and days: a few rows through the table's key, not a scan of every day
+    b = settlement.badges
+    badge = one_row_each(
+        sa.tuple_(b.c.listener_id, b.c.date).in_(
+            sa.select(scope.c.listener_id, local_date(scope.c.start_time, settings.timezone))
+        ),
+        "badge",
+    )
     listener_wallet = wallets.alias("listener_wallet")
     rate_paise = settlement.listener_rate_paise(badge, scope.c.call_type, settings)
     facts = (
@@ -535,30 +572,78 @@ def count_calls(
     return CallCounts(int(owing), int(expired), int(unbillable))
 
 
-def _lock_and_replan(
-    session: Session, now: datetime, settings: Settings, end_rules: EndRules | None
-) -> int:
-    """PostgreSQL, once the plan is stored: lock what it changes; plan again, under the
-    locks, the callers whose rows changed since it was made. Returns how many planned
-    calls were planned again.
+# PostgreSQL, real run: the wallets ('wallet') and user_status rows ('status') the run
+# holds, by user_id, so that the rows it could not lock are found by a join.
+LOCKED = sa.Table(
+    "saathii_billing_locked",
+    sa.MetaData(),
+    sa.Column("kind", sa.String(6), primary_key=True),
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=False),
+    prefixes=["TEMPORARY"],
+)
 
-    Wallets of both parties first, in wallet_id order (listeners' wallets too:
-    settlement credits them, and a listener may be a caller in the other job's
-    run; taking every lock here, in one order, makes coin deduction and call
-    cleanup queue instead of deadlocking), then the calls, SKIP LOCKED.
-    """
-    acting = sa.or_(PLAN.c.charge > 0, PLAN.c.ends.is_(True))
-    parties = sa.union(
-        sa.select(PLAN.c.caller_id).where(acting), sa.select(PLAN.c.listener_id).where(acting)
-    )
-    locked = (
-        sa.select(wallets.c.wallet_id)
-        .where(wallets.c.user_id.in_(parties))
-        .order_by(wallets.c.wallet_id)
-        .with_for_update(of=wallets)
+
+def _acting() -> sa.ColumnElement[bool]:
+    return sa.or_(PLAN.c.charge > 0, PLAN.c.ends.is_(True))
+
+
+def _lock_rows(
+    session: Session,
+    kind: str,
+    table_: sa.Table,
+    order: sa.ColumnElement[Any],
+    users: sa.Select[Any] | sa.CompoundSelect[Any],
+) -> None:
+    """Lock the rows of `table_` of `users` not locked yet, in `order`, FOR UPDATE SKIP
+    LOCKED (never waiting), and note in LOCKED the users whose row the run now holds."""
+    held_already = sa.select(LOCKED.c.user_id).where(LOCKED.c.kind == kind)
+    locking = (
+        sa.select(table_.c.user_id)
+        .where(table_.c.user_id.in_(users), table_.c.user_id.not_in(held_already))
+        .order_by(order)
+        .with_for_update(of=table_, skip_locked=True)
         .subquery()
     )
-    session.execute(sa.select(sa.func.count()).select_from(locked))
+    session.execute(
+        sa.insert(LOCKED).from_select(
+            ["kind", "user_id"], sa.select(sa.literal(kind, sa.String(6)), locking.c.user_id)
+        )
+    )
+
+
+def _held_elsewhere(
+    table_: sa.Table, kind: str, user: sa.ColumnElement[int | None]
+) -> sa.ColumnElement[bool]:
+    """`user` has a row in `table_` that the run could not lock: another session holds it."""
+    return sa.and_(
+        sa.exists().where(table_.c.user_id == user),
+        ~sa.exists().where(LOCKED.c.kind == kind, LOCKED.c.user_id == user),
+    )
+
+
+def _lock_and_replan(
+    session: Session, now: datetime, settings: Settings, end_rules: EndRules | None
+) -> tuple[int, list[HeldCall]]:
+    """PostgreSQL, once the plan is stored: lock what it changes; plan again, under the
+    locks, the callers whose rows changed since it was made; leave out (and name) the
+    calls that need a row another session holds. Returns how many planned calls were
+    planned again, and the calls held.
+
+    Every lock is taken FOR UPDATE SKIP LOCKED (the module's docstring): wallets of both
+    parties first, in wallet_id order (listeners' wallets too: settlement credits them),
+    then the calls, then the user_status rows of the parties of the calls that end, in
+    user_id order (settlement clears their flags).
+    """
+    acting = _acting()
+    LOCKED.create(session.connection())
+
+    def lock_wallets() -> None:
+        parties = sa.union(
+            sa.select(PLAN.c.caller_id).where(acting), sa.select(PLAN.c.listener_id).where(acting)
+        )
+        _lock_rows(session, "wallet", wallets, wallets.c.wallet_id, parties)
+
+    lock_wallets()
     session.execute(
         sa.update(PLAN)
         .where(
@@ -570,7 +655,69 @@ def _lock_and_replan(
         )
         .values(locked=True)
     )
+    # calls another session holds: planned again below, where their (locking) scope skips them
+    held_call_ids = set(
+        session.scalars(sa.select(PLAN.c.call_id).where(acting, PLAN.c.locked.is_not(True)))
+    )
 
+    replanned = _replan_changed(session, now, settings, end_rules)
+    if replanned:
+        lock_wallets()  # a call planned again may now charge or end: its parties' wallets
+    ending = PLAN.c.ends.is_(True)
+    status_parties = sa.union(
+        sa.select(PLAN.c.caller_id).where(ending), sa.select(PLAN.c.listener_id).where(ending)
+    )
+    _lock_rows(session, "status", settlement.status, settlement.status.c.user_id, status_parties)
+
+    needs_held_row = sa.case(
+        (_held_elsewhere(wallets, "wallet", PLAN.c.caller_id), "the caller's wallet"),
+        (
+            sa.and_(ending, _held_elsewhere(wallets, "wallet", PLAN.c.listener_id)),
+            "the listener's wallet",
+        ),
+        (
+            sa.and_(ending, _held_elsewhere(settlement.status, "status", PLAN.c.caller_id)),
+            "the caller's user_status",
+        ),
+        (
+            sa.and_(ending, _held_elsewhere(settlement.status, "status", PLAN.c.listener_id)),
+            "the listener's user_status",
+        ),
+    )
+    blocked = sa.select(PLAN.c.party, needs_held_row.label("held")).where(acting).subquery()
+    held_parties = dict(
+        session.execute(
+            sa.select(blocked.c.party, sa.func.min(blocked.c.held))
+            .where(blocked.c.held.is_not(None))
+            .group_by(blocked.c.party)
+        ).all()
+    )
+    # a held call is planned again without it; once its holder let it go, it is back
+    held_call_ids -= set(
+        session.scalars(sa.select(PLAN.c.call_id).where(PLAN.c.call_id.in_(held_call_ids)))
+    )
+    held = dict.fromkeys(held_call_ids, "the call")
+    if held_parties:
+        # the caller's calls share its balance: all are left for the next run
+        removed = session.execute(
+            sa.delete(PLAN)
+            .where(PLAN.c.party.in_(list(held_parties)))
+            .returning(PLAN.c.call_id, PLAN.c.party, acting)
+        ).all()
+        held.update(
+            (call_id, held_parties[party]) for call_id, party, was_acting in removed if was_acting
+        )
+    LOCKED.drop(session.connection())
+    return replanned, [HeldCall(c, why) for c, why in sorted(held.items())]
+
+
+def _replan_changed(
+    session: Session, now: datetime, settings: Settings, end_rules: EndRules | None
+) -> int:
+    """Plan again, under the run's locks, the callers whose calls or balance changed since
+    the plan was made, or one of whose calls another session holds (their plan skips
+    it). Returns how many planned calls were planned again."""
+    acting = _acting()
     balance = sa.func.coalesce(wallets.c.balance_coins, 0)
     changed = (
         sa.select(PLAN.c.party)
@@ -582,7 +729,7 @@ def _lock_and_replan(
         .where(
             acting,
             sa.or_(
-                PLAN.c.locked.is_not(True),  # the app holds it: left to the app
+                PLAN.c.locked.is_not(True),  # another session holds it: left out
                 calls.c.status != "ongoing",
                 calls.c.end_time.is_not(None),
                 sa.func.coalesce(calls.c.coins_spent, 0) != PLAN.c.coins_spent,
@@ -597,12 +744,13 @@ def _lock_and_replan(
     replanned = session.execute(
         sa.delete(PLAN).where(PLAN.c.party.in_(stale)).returning(PLAN.c.call_id)
     ).all()
-    # their wallets are locked: the plan sees their balances as they stay until commit
+    # their wallets the run could lock stay as the plan sees them until commit (a caller
+    # whose wallet another session holds is left out afterwards)
     again = _plan(
         now, settings, end_rules, lock=True, parties=sa.select(sa.func.unnest(list(stale)))
     )
     session.execute(sa.insert(PLAN).from_select(list(again.c.keys()), sa.select(again)))
-    session.execute(sa.update(PLAN).where(PLAN.c.party.in_(stale), acting).values(locked=True))
+    session.execute(sa.update(PLAN).where(PLAN.c.party.in_(stale), _acting()).values(locked=True))
     return len(replanned)
 
 
@@ -628,17 +776,22 @@ def bill_and_settle(
     """
     planned = _plan(now, settings, end_rules)
     if not apply:
-        return _report(session, planned, end_rules)
+        report = _report(session, planned, end_rules)
+        report.charged = _spool_charged(session, planned)
+        return report
 
     PLAN.create(session.connection())
     session.execute(sa.insert(PLAN).from_select(list(planned.c.keys()), sa.select(planned)))
-    replanned = 0
+    replanned, held = 0, list[HeldCall]()
     if not is_sqlite(session):
         # statistics for the statements that join the plan; then the row locks, held
         # until the runner commits
         session.execute(sa.text(f"ANALYZE {PLAN.name}"))
-        replanned = _lock_and_replan(session, now, settings, end_rules)
+        replanned, held = _lock_and_replan(session, now, settings, end_rules)
     report = _report(session, PLAN, end_rules, replanned)
+    report.held, report.held_calls = held, len(held)
+    # what the app wrote of the half-ended calls skipped, before it can end them again
+    half_ended.record(session, sa.select(PLAN.c.call_id).where(PLAN.c.problem == HALF_ENDED))
     before = _holdings(session)
     spend_coins, earn_money = 0, Decimal("0.00")
     cache_updates = report.cache_updates if settings.redis_url is not None else None
@@ -656,6 +809,27 @@ def bill_and_settle(
     )
     PLAN.drop(session.connection())
     return report
+
+
+def _spool_charged(session: Session, planned: sa.Subquery) -> SpooledRecords:
+    """Every call the plan charges, in call_id order, read through a server-side cursor."""
+    charged = SpooledRecords()
+    rows = session.execute(
+        sa.select(planned.c.call_id, planned.c.caller_id, planned.c.charge, planned.c.minutes)
+        .where(planned.c.problem.is_(None), planned.c.charge > 0)
+        .order_by(planned.c.call_id),
+        execution_options={"yield_per": CHUNK_SIZE},
+    )
+    for call_id, caller_id, coins, minutes in rows:
+        charged.add(
+            {
+                "call_id": call_id,
+                "caller_id": caller_id,
+                "coins_charged": int(coins),
+                "minutes_charged": int(minutes),
+            }
+        )
+    return charged
 
 
 def _chunks(session: Session) -> list[tuple[int, int]]:

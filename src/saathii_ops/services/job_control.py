@@ -28,9 +28,23 @@ controls = table(JobControl)
 runs = table(JobRun)
 
 
-def is_paused(session: Session, job_name: str) -> bool:
-    paused = session.scalar(sa.select(JobControl.paused).where(JobControl.job == job_name))
-    return bool(paused)
+@dataclass(frozen=True)
+class Pause:
+    """Who paused a job, when and why (a skipped run's log line says so)."""
+
+    by: str | None
+    at: datetime | None
+    reason: str | None
+
+
+def current_pause(session: Session, job_name: str) -> Pause | None:
+    """The job's pause; None when it is not paused."""
+    row = session.execute(
+        sa.select(controls.c.changed_by, controls.c.changed_at, controls.c.reason).where(
+            controls.c.job == job_name, controls.c.paused
+        )
+    ).one_or_none()
+    return None if row is None else Pause(row.changed_by, row.changed_at, row.reason)
 
 
 @dataclass

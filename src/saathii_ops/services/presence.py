@@ -4,6 +4,11 @@ Each rule is one predicate used twice: selected for the plan (dry-run) and as
 the guard of the UPDATE … RETURNING that applies it, so a preview and the
 change cannot drift apart. The app may write presence at the same moment; a
 guarded UPDATE re-checks its predicate on the row it changes.
+
+A real run on PostgreSQL locks the rows it changes FOR UPDATE SKIP LOCKED, each rule
+in one statement: a row another session holds (the app's statement, a DBA's open
+transaction) is not waited for; it is named in `held_ids` ("held by another session;
+next run") and changed by the next run.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.db import is_sqlite
 from saathii_ops.models import UserCall, UserStatus, table
 from saathii_ops.reports import Report
 from saathii_ops.settings import Settings
@@ -32,6 +38,9 @@ class PresenceReport(Report):
     offline_ids: list[int] = field(default_factory=list)
     wait_time_ids: list[int] = field(default_factory=list)
     no_call_ids: list[int] = field(default_factory=list)
+    # rows another session held: left for the next run (not a failure)
+    held_by_another_session: int = 0
+    held_ids: list[int] = field(default_factory=list)
 
 
 def inactive_cutoff(now: datetime, settings: Settings) -> datetime:
@@ -48,6 +57,13 @@ def online() -> sa.ColumnElement[bool]:
 
 def busy() -> sa.ColumnElement[bool]:
     return status.c.is_busy == sa.true()
+
+
+def offline_but_seen(cutoff: datetime) -> sa.ColumnElement[bool]:
+    """Marked offline, yet seen within the inactive limit: once this job marks a user
+    offline, the app's heartbeat updates only last_seen and never sets is_online again
+    (docs/running-beside-the-app.md). Data for `status`, not a problem by itself."""
+    return sa.and_(status.c.is_online == sa.false(), status.c.last_seen >= cutoff)
 
 
 def inactive_online(cutoff: datetime) -> sa.ColumnElement[bool]:
@@ -90,31 +106,66 @@ def _ids(session: Session, statement: sa.Select[tuple[int]] | sa.Update) -> list
     return sorted(session.execute(statement).scalars())
 
 
+def _change_unless_held(
+    session: Session, where: sa.ColumnElement[bool], now: datetime, values: dict[str, object]
+) -> tuple[list[int], list[int]]:
+    """PostgreSQL, one statement: the rows of the rule, locked in user_id order before
+    any is changed (so that an app statement updating several user_status rows cannot
+    deadlock with this one) and SKIP LOCKED (a row another session holds is not
+    waited for); the rows changed, and those skipped because another session held
+    them."""
+    candidate = (
+        sa.select(status.c.user_id).where(where).cte("candidate").prefix_with("MATERIALIZED")
+    )
+    locked = (
+        sa.select(status.c.user_id)
+        .where(status.c.user_id.in_(sa.select(candidate.c.user_id)))
+        .order_by(status.c.user_id)
+        .with_for_update(skip_locked=True)
+        .cte("locked")
+    )
+    updated = (
+        sa.update(status)
+        .where(status.c.user_id.in_(sa.select(locked.c.user_id)), where)
+        .values(updated_at=now, **values)
+        .returning(status.c.user_id)
+        .cte("updated")
+    )
+    rows = session.execute(
+        sa.select(
+            candidate.c.user_id,
+            candidate.c.user_id.in_(sa.select(updated.c.user_id)).label("changed"),
+            candidate.c.user_id.in_(sa.select(locked.c.user_id)).label("locked"),
+        ).order_by(candidate.c.user_id)
+    ).all()
+    return (
+        [row.user_id for row in rows if row.changed],
+        [row.user_id for row in rows if not row.locked],
+    )
+
+
 def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool) -> PresenceReport:
     cutoff = inactive_cutoff(now, settings)
     online_before = session.execute(
         sa.select(sa.func.count()).select_from(status).where(online())
     ).scalar_one()
 
+    held: set[int] = set()
+
     def change(where: sa.ColumnElement[bool], **values: object) -> list[int]:
         if not apply:
             return _ids(session, sa.select(status.c.user_id).where(where))
-        # PostgreSQL: the rows are locked in user_id order before any is changed, so that
-        # an app statement updating several user_status rows cannot deadlock with this one
-        locked = (
-            sa.select(status.c.user_id)
-            .where(where)
-            .order_by(status.c.user_id)
-            .with_for_update()
-            .correlate(None)
-        )
-        update = (
-            sa.update(status)
-            .where(status.c.user_id.in_(locked), where)
-            .values(updated_at=now, **values)
-            .returning(status.c.user_id)
-        )
-        return _ids(session, update)
+        if is_sqlite(session):  # the run holds the database's write lock
+            update = (
+                sa.update(status)
+                .where(where)
+                .values(updated_at=now, **values)
+                .returning(status.c.user_id)
+            )
+            return _ids(session, update)
+        changed, skipped = _change_unless_held(session, where, now, values)
+        held.update(skipped)
+        return changed
 
     offline = change(inactive_online(cutoff), is_online=False)
     wait_time = change(wait_time_expired(), is_busy=False, wait_time=None)
@@ -128,4 +179,6 @@ def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool)
         offline_ids=offline,
         wait_time_ids=wait_time,
         no_call_ids=no_call,
+        held_by_another_session=len(held),
+        held_ids=sorted(held),
     )

@@ -75,7 +75,8 @@ from saathii_ops.schema import inspect_schema, not_ready_reason
 from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
 from saathii_ops.services.job_control import JobState
 from saathii_ops.services.scheduling.expressions import server_timezone
-from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs
+from saathii_ops.services.scheduling.schedule_target import ScheduleTarget
+from saathii_ops.services.scheduling.targets import CrontabTarget, installed_jobs, other_target
 from saathii_ops.settings import Settings
 
 # A run starts a few seconds after its firing and takes a few more; two minutes
@@ -142,6 +143,12 @@ class DataHealth:
 
     online_users: int = field(metadata=_figure("users marked online"))
     busy_users: int = field(metadata=_figure("users marked busy"))
+    offline_seen_users: int = field(
+        metadata=_figure(
+            "users marked offline but seen within the inactive limit (the app's heartbeat "
+            "never sets is_online again: not a problem by itself)"
+        )
+    )
     ongoing_calls: int = field(metadata=_figure("ongoing calls"))
     owing_calls: int = field(
         metadata=_figure("ongoing calls owing coins now (coins deduct bills them)")
@@ -214,11 +221,13 @@ def collect(
     *,
     now: datetime | None,
     crontab: CrontabTarget | None,
+    schedule_target: ScheduleTarget | None = None,
     database_source: str | None = None,
 ) -> StatusReport:
     """The status at `now` (default: the database's clock). `crontab`: where to look for
-    the installed block (see `scheduling.targets.installed_target`); `database_source`: where the
-    database URL came from."""
+    the installed block (see `scheduling.targets.installed_target`), which counts only if it
+    targets `schedule_target` (this configuration and database); `database_source`: where
+    the database URL came from."""
     url = display_url(engine.url)
     crontab_source = crontab.description if crontab is not None else None
     try:
@@ -242,7 +251,11 @@ def collect(
     schema_problem = not_ready_reason(state)
     if schema_problem is not None:
         findings.append(Finding(f"{schema_problem} (jobs and data not read until then)"))
-    scheduled = installed_jobs(crontab)
+    scheduled = None if schedule_target is None else scheduled_jobs(crontab, schedule_target)
+    elsewhere = None if schedule_target is None else other_target(crontab, schedule_target)
+    if crontab_source is not None and elsewhere is not None:
+        # not scheduled here, and `cron install` would refuse: say whose the block is
+        crontab_source += f" (its block runs another target: {elsewhere.describe()})"
 
     with transaction(engine, read_only=True) as session:
         disable_jit(session)
@@ -293,6 +306,24 @@ def collect(
         findings=findings,
         business_timezone=settings.timezone,
     )
+
+
+def scheduled_jobs(crontab: CrontabTarget | None, wanted: ScheduleTarget) -> frozenset[str] | None:
+    """The jobs a schedule of `wanted` (this config file and database) runs: the crontab's
+    block, and the systemd timers of the system's and this user's unit directories; None
+    when the crontab cannot be read and no timer of `wanted` is installed."""
+    from saathii_ops.services.scheduling import systemd
+
+    in_crontab = installed_jobs(crontab, wanted)
+    timers = frozenset().union(
+        *(
+            systemd.installed_jobs(directory, wanted)
+            for directory in (systemd.SYSTEM_UNITS, systemd.user_units_directory())
+        )
+    )
+    if in_crontab is None:
+        return timers or None
+    return in_crontab | timers
 
 
 def server_version(session: Session) -> str:
@@ -382,6 +413,7 @@ FINDING_COUNTS = (
     "half_ended_calls",
     "wallets_off",
     "calls_changed_after_settlement",
+    "calls_ended_again_after_half_end",
     "calls_half_ended",
     "calls_overcharged",
     "calls_undercharged",
@@ -446,19 +478,22 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
     presence_due = sa.or_(
         presence.inactive_online(cutoff), presence.wait_time_expired(), presence.busy_without_call()
     )
-    online, busy, ongoing, without_badge, negative, presence_due_users = session.execute(
-        sa.select(
-            count(user_status, presence.online()),
-            count(user_status, presence.busy()),
-            count(calls, calls.c.status == "ongoing"),
-            # the badge job's own eligibility; a row for today already there is replaced
-            count(badge_plan, badge_plan.c.replaces.is_(None)),
-            # no index: one on balance_coins would cost every wallet update its HOT update
-            count(wallets, wallets.c.balance_coins < 0),
-            # presence cleanup's own rules, each user once
-            count(user_status, presence_due),
-        )
-    ).one()
+    online, busy, offline_seen, ongoing, without_badge, negative, presence_due_users = (
+        session.execute(
+            sa.select(
+                count(user_status, presence.online()),
+                count(user_status, presence.busy()),
+                count(user_status, presence.offline_but_seen(cutoff)),
+                count(calls, calls.c.status == "ongoing"),
+                # the badge job's own eligibility; a row for today already there is replaced
+                count(badge_plan, badge_plan.c.replaces.is_(None)),
+                # no index: one on balance_coins would cost every wallet update its HOT update
+                count(wallets, wallets.c.balance_coins < 0),
+                # presence cleanup's own rules, each user once
+                count(user_status, presence_due),
+            )
+        ).one()
+    )
     billed_now = billing.count_calls(session, now, settings)
     billed_before = billing.count_calls(session, now - billing.BILLING_GRACE, settings)
     cleanup = billing.count_calls(
@@ -467,6 +502,7 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
     return DataHealth(
         online_users=online,
         busy_users=busy,
+        offline_seen_users=offline_seen,
         ongoing_calls=ongoing,
         owing_calls=billed_now.owing,
         billing_behind_calls=billed_before.owing,

@@ -33,6 +33,7 @@ INSTALL_OPTIONS = (
     "--env-file",
     "--server-timezone",
     "--user",
+    "--metrics-file",
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from saathii_ops.errors import UsageError
@@ -39,29 +40,87 @@ def deadlines(interval_seconds: int) -> Deadlines:
     )
 
 
+# where every pod finds the config file of the ConfigMap
+CONFIG_MOUNT = "/etc/saathii"
+CONFIG_KEY = "ops.toml"
+DEFAULT_CONFIG_MAP = "saathii-ops-config"
+# settings that may hold a password: they belong in the Secret, never in the ConfigMap
+SECRET_SETTINGS = ("database_url", "redis_url")
+# A run is one process over one database transaction: a tenth of a core and 128 MiB are
+# what billing and cleanup use on 100k calls (docs/performance.md); a badge backfill of
+# 100k listeners peaks near 200 MB.
+RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
+RUN_AS = 10001  # any non-root user: the jobs write nothing but /tmp
+FINISHED_JOBS_KEPT_SECONDS = 3 * 24 * 3600  # finished Jobs (and their pods' logs): 3 days
+
+
+def config_map_data(config_file: Path, secret: str | None) -> str:
+    """The config file's text for the ConfigMap, as it is (every setting, its comments);
+    refused when it holds a password, which belongs in the Secret."""
+    import tomllib
+
+    from saathii_ops.masking import mask_secrets
+
+    text = config_file.read_text(encoding="utf-8")
+    values = tomllib.loads(text)
+    for key in SECRET_SETTINGS:
+        value = values.get(key)
+        if isinstance(value, str) and mask_secrets(value) != value:
+            where = f"the Secret {secret}" if secret else "a Secret (--secret NAME)"
+            raise UsageError(
+                f"config file {config_file} holds a password in {key}, which would go into "
+                f"the ConfigMap: put it in {where} as SAATHII_{key.upper()} and remove it "
+                "from the file"
+            )
+    return text
+
+
 def kubernetes_manifests(
     settings: Settings,
     *,
     image: str,
     secret: str | None,
+    config_file: Path | None,
     config_map: str | None,
     server_tz: str,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """One CronJob per job. Business-time jobs keep their expression and take the business
-    timezone (exact across daylight saving time); the others run in `server_tz`.
-    Configuration arrives by reference, as environment from a Secret and/or a ConfigMap."""
-    if secret is None and config_map is None:
+    """A ConfigMap made from the config file (when there is one), then one CronJob per
+    job. Each pod runs `saathii-ops --config` on the ConfigMap's file, mounted read-only,
+    with the Secret's SAATHII_* variables (the database URL) in its environment.
+    Business-time jobs keep their expression and take the business timezone (exact across
+    daylight saving time); the others run in `server_tz`."""
+    if secret is None and config_file is None:
         raise UsageError(
             "--format kubernetes needs the configuration by reference: --secret NAME "
-            "(holding SAATHII_DATABASE_URL) and/or --config-map NAME"
+            "(holding SAATHII_DATABASE_URL) and/or --config PATH (made a ConfigMap)"
         )
-    env_from: list[dict[str, Any]] = []
-    if config_map is not None:
-        env_from.append({"configMapRef": {"name": config_map}})
+    if config_map is not None and config_file is None:
+        raise UsageError("--config-map names the ConfigMap made from --config: give --config PATH")
+    labels = {"app.kubernetes.io/name": "saathii-ops"}
+    manifests: list[dict[str, Any]] = []
+    config_args: list[str] = []
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if config_file is not None:
+        config_map = config_map or DEFAULT_CONFIG_MAP
+        manifests.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": config_map, "labels": labels},
+                "data": {CONFIG_KEY: config_map_data(config_file, secret)},
+            }
+        )
+        config_args = ["--config", f"{CONFIG_MOUNT}/{CONFIG_KEY}"]
+        volumes.append({"name": "config", "configMap": {"name": config_map}})
+        mounts.append({"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True})
+    container_extra: dict[str, Any] = {}
     if secret is not None:
-        env_from.append({"secretRef": {"name": secret}})
-    manifests = []
+        container_extra["envFrom"] = [{"secretRef": {"name": secret}}]
     for job in JOBS:
         expression = job_schedule(job, settings)
         timezone = settings.timezone if job.business_time else server_tz
@@ -70,17 +129,12 @@ def kubernetes_manifests(
         except ValueError as exc:
             raise UsageError(f"--server-timezone: {exc}") from None
         limits = deadlines(shortest_interval_seconds(expression, tz, now))
+        job_labels = {**labels, "app.kubernetes.io/component": job.name}
         manifests.append(
             {
                 "apiVersion": "batch/v1",
                 "kind": "CronJob",
-                "metadata": {
-                    "name": f"saathii-ops-{job.name}",
-                    "labels": {
-                        "app.kubernetes.io/name": "saathii-ops",
-                        "app.kubernetes.io/component": job.name,
-                    },
-                },
+                "metadata": {"name": f"saathii-ops-{job.name}", "labels": job_labels},
                 "spec": {
                     "schedule": expression,
                     "timeZone": timezone,
@@ -94,24 +148,34 @@ def kubernetes_manifests(
                             # no retries: the next scheduled run catches up on what was missed
                             "backoffLimit": 0,
                             "activeDeadlineSeconds": limits.active_seconds,
+                            "ttlSecondsAfterFinished": FINISHED_JOBS_KEPT_SECONDS,
                             "template": {
-                                "metadata": {
-                                    "labels": {
-                                        "app.kubernetes.io/name": "saathii-ops",
-                                        "app.kubernetes.io/component": job.name,
-                                    }
-                                },
+                                "metadata": {"labels": job_labels},
                                 "spec": {
                                     "restartPolicy": "Never",
+                                    "securityContext": {
+                                        "runAsNonRoot": True,
+                                        "runAsUser": RUN_AS,
+                                        "runAsGroup": RUN_AS,
+                                        "seccompProfile": {"type": "RuntimeDefault"},
+                                    },
                                     "containers": [
                                         {
                                             "name": job.name,
                                             "image": image,
                                             "command": ["saathii-ops"],
-                                            "args": job.command.split(),
-                                            "envFrom": env_from,
+                                            "args": [*config_args, *job.command.split()],
+                                            **container_extra,
+                                            "resources": RESOURCES,
+                                            "securityContext": {
+                                                "allowPrivilegeEscalation": False,
+                                                "readOnlyRootFilesystem": True,
+                                                "capabilities": {"drop": ["ALL"]},
+                                            },
+                                            "volumeMounts": mounts,
                                         }
                                     ],
+                                    "volumes": volumes,
                                 },
                             },
                         }

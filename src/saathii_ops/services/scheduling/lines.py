@@ -42,6 +42,31 @@ class CronSetup:
     database_url: str | None = None  # on the lines; never one with a password
     user: str | None = None  # the user field of a system crontab (/etc/cron.d)
     options: tuple[str, ...] = ()  # the install options given, recorded in the block
+    # `status --format prometheus` written there every minute (node_exporter's textfile)
+    metrics_file: Path | None = None
+
+
+# The schedule's line that writes the metrics (not a job: it changes nothing, records no run)
+METRICS = Job(
+    name="status-metrics",
+    command="status --format prometheus --metrics-file",
+    schedule="* * * * *",
+    business_time=False,
+)
+
+
+def scheduled(setup: CronSetup) -> tuple[Job, ...]:
+    """What the schedule runs: every registered job, and the metrics when asked for."""
+    return (*JOBS, METRICS) if setup.metrics_file is not None else JOBS
+
+
+def command_words(job: Job, setup: CronSetup) -> list[str]:
+    """The arguments after saathii-ops' global options."""
+    words = job.command.split()
+    if job is METRICS:
+        assert setup.metrics_file is not None
+        words.append(str(setup.metrics_file))
+    return words
 
 
 def installed_executable(option: Path | None, argv0: str) -> Path:
@@ -109,6 +134,7 @@ def cron_setup(
     server_timezone_option: str | None,
     user: str | None,
     system: bool,
+    metrics_file: Path | None = None,
 ) -> CronSetup:
     """The setup of the lines from the command's options and the running configuration.
 
@@ -128,15 +154,19 @@ def cron_setup(
         env_file=env_file,
         database_url=line_database_url(url, source, env_file=env_file),
         user=user or (user_name() if system else None),
+        metrics_file=Path(os.path.abspath(metrics_file)) if metrics_file else None,
     )
     given = {
         "--config": setup.config_file,
-        "--database-url": setup.database_url if database_url_option else None,
+        # the URL the lines carry, given or from this shell's environment: part of the
+        # block's target (schedule_target)
+        "--database-url": setup.database_url,
         "--executable": setup.executable if executable else None,
         "--log-dir": setup.log_dir if log_dir else None,
         "--env-file": setup.env_file,
         "--server-timezone": server_timezone_option,
         "--user": user,
+        "--metrics-file": setup.metrics_file,
     }
     options = [str(part) for name, value in given.items() if value for part in (name, value)]
     return replace(setup, options=tuple(options))
@@ -155,7 +185,7 @@ def command_line(job: Job, setup: CronSetup, settings: Settings) -> str:
         program += ["--config", q(str(setup.config_file))]
     if setup.database_url is not None:
         program += ["--database-url", q(setup.database_url)]
-    program += [q(word) for word in job.command.split()]
+    program += [q(word) for word in command_words(job, setup)]
     # No `flock -n` around it: it would exit 1 before saathii-ops starts, leaving no
     # 'skipped' run and no ping. The job's own lock (in the database; a file lock beside
     # an SQLite database) keeps runs apart and records the skip (SPEC §9).
@@ -176,14 +206,15 @@ def command_line(job: Job, setup: CronSetup, settings: Settings) -> str:
 
 def render_block(setup: CronSetup, settings: Settings, now: datetime) -> str:
     """The marked block of every registered job, validated before anything is written."""
-    for value in (setup.executable, setup.log_dir, setup.config_file, setup.env_file):
+    paths = (setup.executable, setup.log_dir, setup.config_file, setup.env_file, setup.metrics_file)
+    for value in paths:
         if value is not None and ("\n" in str(value) or "\r" in str(value)):
             raise UsageError(f"a path on a cron line cannot hold a line break: {str(value)!r}")
     for option in setup.options:
         if "\n" in option or "\r" in option:
             raise UsageError(f"an option of cron install cannot hold a line break: {option!r}")
     tab = CronTab(user=False) if setup.user else CronTab()
-    for job in JOBS:
+    for job in scheduled(setup):
         expression = server_schedule(job, settings, setup.server_tz, now)
         comment = job.name
         if job.business_time:

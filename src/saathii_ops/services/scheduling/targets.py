@@ -17,6 +17,11 @@ from typing import Protocol
 from saathii_ops.errors import OpsError, UsageError
 from saathii_ops.files import read_regular_file
 from saathii_ops.services.scheduling.block import find_block, recorded_options
+from saathii_ops.services.scheduling.schedule_target import (
+    ScheduleTarget,
+    recorded_target,
+    same_target,
+)
 
 SYSTEM_CRONTAB = Path("/etc/cron.d/saathii-ops")
 
@@ -133,9 +138,10 @@ def installed_target(file: Path | None) -> CrontabTarget | None:
     return UserCrontab(program) if program else None
 
 
-def installed_jobs(target: CrontabTarget | None) -> frozenset[str] | None:
-    """The jobs with an active line in the installed block (none when there is no block);
-    None when the crontab cannot be read or its block is damaged: unknown, not an error."""
+def installed_jobs(target: CrontabTarget | None, wanted: ScheduleTarget) -> frozenset[str] | None:
+    """The jobs with an active line in the installed block, if that block targets `wanted`
+    (none when there is no block, or one of another config file or database); None when the
+    crontab cannot be read or its block is damaged: unknown, not an error."""
     from crontab import CronTab
 
     if target is None:
@@ -144,13 +150,26 @@ def installed_jobs(target: CrontabTarget | None) -> frozenset[str] | None:
         span = find_block(target.read(), target.description)
     except (OpsError, OSError):
         return None
-    if span is None:
+    if span is None or not same_target(recorded_target(recorded_options(span.text)), wanted):
         return frozenset()
     return frozenset(
         (entry.comment or "?").split()[0]
         for entry in CronTab(tab=span.text)
         if entry.is_valid() and entry.is_enabled()
     )
+
+
+def other_target(target: CrontabTarget | None, wanted: ScheduleTarget) -> ScheduleTarget | None:
+    """The target of the installed block when it is not `wanted` (None: no block, one of
+    `wanted`, or a crontab that cannot be read)."""
+    try:
+        span = None if target is None else find_block(target.read(), target.description)
+    except (OpsError, OSError):
+        return None
+    if span is None:
+        return None
+    installed = recorded_target(recorded_options(span.text))
+    return None if same_target(installed, wanted) else installed
 
 
 def lock_path() -> Path:

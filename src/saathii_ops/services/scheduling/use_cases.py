@@ -17,12 +17,14 @@ from saathii_ops.identity import user_name
 from saathii_ops.services.scheduling.block import (
     find_block,
     installed_at,
+    recorded_options,
     with_block,
     without_block,
     without_stamp,
 )
 from saathii_ops.services.scheduling.expressions import next_runs
 from saathii_ops.services.scheduling.lines import CronSetup, render_block
+from saathii_ops.services.scheduling.schedule_target import recorded_target, same_target
 from saathii_ops.services.scheduling.targets import CrontabTarget, crontab_lock
 from saathii_ops.settings import Settings
 
@@ -31,24 +33,67 @@ from saathii_ops.settings import Settings
 class CrontabChange:
     target: str
     changed: bool
-    content: str  # the crontab after the change (what a dry-run prints)
+    content: str  # the crontab after the change
+    diff: list[str] = field(default_factory=list)  # the crontab before -> after (a dry-run's)
     log_dir: str | None = None
     log_dir_created: bool = False
 
 
+def crontab_diff(before: str, after: str, where: str) -> list[str]:
+    """A unified diff of a crontab, line by line (each line with its own line break)."""
+    lines = list(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"{where} (now)",
+            f"{where} (after)",
+        )
+    )
+    # a last line without a line break, as diff(1) marks it
+    return [
+        line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n" for line in lines
+    ]
+
+
+def refuse_another_target(installed_block: str, setup: CronSetup, where: str) -> None:
+    """An installed block that runs another config file or database is not replaced
+    without --force: its jobs would silently stop running there (SPEC §10)."""
+    installed = recorded_target(recorded_options(installed_block))
+    wanted = recorded_target(dict(zip(setup.options[::2], setup.options[1::2], strict=True)))
+    if not same_target(installed, wanted):
+        raise UsageError(
+            f"{where} holds the saathii-ops block of another target ({installed.describe()}); "
+            f"this install is for {wanted.describe()}: give --force to replace it"
+        )
+
+
 def install(
-    target: CrontabTarget, setup: CronSetup, settings: Settings, now: datetime, *, dry_run: bool
+    target: CrontabTarget,
+    setup: CronSetup,
+    settings: Settings,
+    now: datetime,
+    *,
+    dry_run: bool,
+    force: bool = False,
 ) -> CrontabChange:
     """Write the block in place of the installed one. A block that differs only by its
-    install time is left as it is. The log directory is made first: if that fails,
-    nothing is written."""
+    install time is left as it is; one of another target only with `force`. The log
+    directory is made first: if that fails, nothing is written."""
     block = render_block(setup, settings, now)
     with crontab_lock():
         current = target.read()
         span = find_block(current, target.description)
+        if span is not None and not force:
+            refuse_another_target(span.text, setup, target.description)
         unchanged = span is not None and without_stamp(span.text) == without_stamp(block)
         content = current if unchanged else with_block(current, block, target.description)
-        change = CrontabChange(target.description, not unchanged, content, str(setup.log_dir))
+        change = CrontabChange(
+            target.description,
+            not unchanged,
+            content,
+            crontab_diff(current, content, target.description),
+            str(setup.log_dir),
+        )
         if dry_run:
             return change
         if not os.access(setup.executable, os.X_OK):
@@ -85,7 +130,12 @@ def remove(target: CrontabTarget, *, dry_run: bool) -> CrontabChange:
         content = without_block(current, target.description)
         if content != current and not dry_run:
             target.write(content)
-    return CrontabChange(target.description, content != current, content)
+    return CrontabChange(
+        target.description,
+        content != current,
+        content,
+        crontab_diff(current, content, target.description),
+    )
 
 
 @dataclass
