@@ -297,3 +297,20 @@ def test_an_audit_that_found_something_says_so_and_prometheus_has_its_exit_code(
             if not line.startswith("saathii_ops_job_last_run_count ")
         ]
         assert complaints == [], checked.stdout + checked.stderr
+
+
+def test_every_audit_finding_is_named_in_its_headline() -> None:
+    """Each count that makes the audit exit 1 has its words in `found()`: a finding
+    added later cannot leave the headline silent (or 'ok')."""
+    import dataclasses
+
+    from saathii_ops.services.wallet_audit import WalletAuditReport
+
+    counts = [f.name for f in dataclasses.fields(WalletAuditReport) if f.type == "int"]
+    none = WalletAuditReport(now=NOW, **dict.fromkeys(counts, 0))
+    assert none.found() is None
+    for name in counts:
+        report = WalletAuditReport(now=NOW, **{**dict.fromkeys(counts, 0), name: 2})
+        assert report.failed_rows == 2, name
+        found = report.found()
+        assert found is not None and found.startswith("found 2 "), (name, found)

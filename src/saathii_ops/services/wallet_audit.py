@@ -216,6 +216,11 @@ class WalletAuditReport(Report):
             for count, noun, what in (
                 (self.wallets_off, "wallet", " off the ledger"),
                 (self.calls_changed_after_settlement, "call", " changed after settlement"),
+                (
+                    self.calls_ended_again_after_half_end,
+                    "half-ended call",
+                    " the app ended again",
+                ),
                 (self.calls_half_ended, "half-ended call", ""),
                 (self.calls_overcharged, "ongoing call", " charged more than due"),
                 (self.calls_undercharged, "ongoing call", " charged less than due"),
