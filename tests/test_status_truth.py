@@ -265,8 +265,10 @@ def test_an_audit_that_found_something_says_so_and_prometheus_has_its_exit_code(
         s.commit()
     audit = cli("--now", NOW.isoformat(), "wallets", "audit")
     assert audit.exit_code == 1
-    assert audit.stdout.splitlines()[0] == "wallets-audit: found 1 wallet off the ledger"
-    assert "wallets-audit: ok" not in audit.stdout
+    # its key=value line (plain text, as under cron) says what it found
+    line = audit.stdout.splitlines()[0]
+    assert line.startswith("job=wallets-audit ") and " exit_code=1 " in line
+    assert line.endswith(' summary="found 1 wallet off the ledger"')
 
     scraped = cli("--now", NOW.isoformat(), "status", "--format", "prometheus")
     families = _families(scraped)
@@ -314,3 +316,28 @@ def test_every_audit_finding_is_named_in_its_headline() -> None:
         assert report.failed_rows == 2, name
         found = report.found()
         assert found is not None and found.startswith("found 2 "), (name, found)
+
+
+def test_a_run_that_found_something_is_never_titled_ok_on_a_terminal() -> None:
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    from saathii_ops.render import render_run
+    from saathii_ops.runner import RunResult
+    from saathii_ops.services.wallet_audit import WalletAuditReport
+
+    counts = [f.name for f in dataclasses.fields(WalletAuditReport) if f.type == "int"]
+    report = WalletAuditReport(now=NOW, **{**dict.fromkeys(counts, 0), "wallets_off": 1})
+    for outcome, title in (
+        ("ok", "wallets-audit: found 1 wallet off the ledger"),
+        ("dry-run", "wallets-audit: dry-run: found 1 wallet off the ledger (nothing was changed)"),
+    ):
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=True, width=200, color_system=None)
+        render_run(
+            console, RunResult("wallets-audit", outcome, NOW, 0.1, report), json_output=False
+        )
+        shown = " ".join(out.getvalue().split())  # the table may wrap its title
+        assert shown.startswith(title + " "), shown
