@@ -206,6 +206,7 @@ class SimulatedApp:
             self.pool_size, self.pool_size, libpq_dsn(self.url), application_name=APPLICATION_NAME
         )
         self._log_lock = threading.Lock()
+        self._gathered = threading.local()  # a step of _concurrently: its barrier
 
     def close(self) -> None:
         self._pool.closeall()
@@ -216,6 +217,10 @@ class SimulatedApp:
     def _acquire(self) -> Iterator[_Conn]:
         conn = self._pool.getconn()
         conn.autocommit = True
+        barrier = getattr(self._gathered, "barrier", None)
+        if barrier is not None:  # gather's coroutines each hold a connection at once
+            self._gathered.barrier = None
+            barrier.wait(timeout=30)
         try:
             yield _Conn(self, conn)
         finally:
@@ -228,8 +233,10 @@ class SimulatedApp:
     def _concurrently(self, *steps: Callable[[], None]) -> None:
         """asyncio.gather of the app: each step on its own connection, at the same time."""
         errors: list[BaseException] = []
+        barrier = threading.Barrier(len(steps))
 
         def run(step: Callable[[], None]) -> None:
+            self._gathered.barrier = barrier
             try:
                 step()
             except BaseException as exc:  # re-raised below, as gather does
