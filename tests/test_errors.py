@@ -15,7 +15,11 @@ from tests.conftest import Cli
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("not a url", "error: invalid database URL 'not a url'\n"),
+        (
+            "not a url",
+            "error: invalid database URL: it does not parse "
+            "(the rest is not shown: it may hold a password)\n",
+        ),
         (
             "mysql://root:hunter2@localhost/app",
             "error: unsupported database 'mysql': use a postgresql:// or sqlite:// URL\n",
@@ -42,7 +46,12 @@ def test_the_password_is_hidden_even_in_a_url_that_does_not_parse() -> None:
     result = Cli("postgresql://ops:s3cret@host:notaport/db")("presence", "cleanup")
     assert result.exit_code == 2
     assert "s3cret" not in result.stderr
-    assert "ops:***@" in result.stderr
+    # which part of a URL that does not parse is its password cannot be known: only the
+    # scheme is shown
+    assert result.stderr == (
+        "error: invalid database URL (postgresql://…): it does not parse "
+        "(the rest is not shown: it may hold a password)\n"
+    )
 
 
 def test_a_database_without_schema_is_exit_3(empty_db_url: str) -> None:

@@ -155,3 +155,105 @@ def test_a_redis_password_is_hidden_when_the_cache_is_down(
 def test_mask_secrets(text: str, masked: str) -> None:
     assert mask_secrets(text) == masked
     assert SECRET not in mask_url_text(text)
+
+
+# Passwords as people type them (issue 20): a raw `@`, `/` or `&` in them, percent-encoded,
+# or a URL that does not parse. Every piece of the password (both sides of the raw
+# character) is looked for; the host does not resolve, so a driver that connected would
+# quote the host name it was given.
+PIECES = ("myPart", "SecretTail")
+TYPED_URLS = [
+    ("postgresql://bob:myPart@SecretTail@no-such-host.invalid:1/x", 2),
+    ("postgresql://bob:myPart@SecretTail@127.0.0.1:1/x", 2),
+    ("postgresql://bob:myPart/x@SecretTail@no-such-host.invalid/x", 2),
+    ("postgresql://bob@no-such-host.invalid/x?password=myPart&SecretTail=1", 2),
+    ("postgresql://bob@127.0.0.1:1/x?sslmode=disable&password=myPart&SecretTail", 3),
+    ("postgresql://bob:myPart%40SecretTail@no-such-host.invalid/x", 3),
+    ("postgresql://bob:myPart%SecretTail@no-such-host.invalid/x", 3),
+    ("postgresql://bob:myPartSecretTail", 2),  # no host: does not parse
+    ("postgresql://bob:myPartSecretTail@[::1/x", 2),
+]
+
+
+@pytest.mark.parametrize(("url", "exit_code"), TYPED_URLS)
+def test_no_piece_of_a_typed_password_is_printed(url: str, exit_code: int, tmp_path: Path) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text(f"database_url = {url!r}\n")
+    for command in (["db", "current"], ["--json", "coins", "deduct"], ["status"]):
+        argv = _args(command, tmp_path)
+        for verbose in ([], ["-v"]):
+            for given, env in (
+                (["--database-url", url], None),
+                ([], {"SAATHII_DATABASE_URL": url}),
+                (["--config", str(config)], None),
+            ):
+                result = CliRunner().invoke(app, [*verbose, *given, *argv], env=env)
+                output = result.stdout + result.stderr
+                assert not any(piece in output for piece in PIECES), (command, given, output)
+                assert result.exit_code == exit_code, (command, given, output)
+
+
+def test_a_raw_at_in_the_password_is_refused_with_how_to_write_it() -> None:
+    url = "postgresql://bob:my@SecretTail@127.0.0.1:1/x"
+    result = CliRunner().invoke(app, ["--database-url", url, "db", "current"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: invalid database URL (postgresql://…@127.0.0.1:1): more than one '@' before "
+        "the host; write an '@' in the user name or password as %40\n"
+    )
+
+
+def test_a_redis_password_with_a_raw_at_is_hidden(db_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text('redis_url = "redis://:myPart@SecretTail@127.0.0.1:1/0"\n')
+    config.chmod(0o600)
+    result = CliRunner().invoke(
+        app, ["--database-url", db_url, "--config", str(config), "coins", "deduct"]
+    )
+    assert result.exit_code == 0, result.output
+    assert not any(piece in result.stdout + result.stderr for piece in PIECES)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SAATHII_DATABASE_URL": f"postgresql://ops:{SECRET}@127.0.0.1:1/x"},
+        {"SAATHII_REDIS_URL": f"redis://:{SECRET}@127.0.0.1:1/0"},
+        {"DATABASE_URL": f"postgresql://ops:{SECRET}@127.0.0.1:1/x"},
+    ],
+)
+def test_a_password_in_the_environment_is_not_the_config_files(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text(f'log_dir = "{tmp_path}"\n')
+    config.chmod(0o644)
+    result = CliRunner().invoke(
+        app, ["--config", str(config), "cron", "show", "--file", str(tmp_path / "crontab")], env=env
+    )
+    assert "warning" not in result.stderr, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f'database_url = "postgresql://ops:{SECRET}@127.0.0.1:1/x"',
+        f'redis_url = "redis://:{SECRET}@127.0.0.1:1/0"',
+        f'ping_url = "https://ops:{SECRET}@hc.example/ping"',
+    ],
+)
+def test_the_config_file_that_holds_a_password_is_named(line: str, tmp_path: Path) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text(line + "\n")
+    config.chmod(0o640)
+    result = CliRunner().invoke(
+        app,
+        ["--config", str(config), "cron", "show", "--file", str(tmp_path / "crontab")],
+        env={"SAATHII_DATABASE_URL": "sqlite:///" + str(tmp_path / "x.db")},
+    )
+    assert result.stderr.startswith(
+        f"warning: config file {config} holds a password and others can read it "
+        f"(mode 640): chmod 600 {config}\n"
+    )
+    assert SECRET not in result.stdout + result.stderr

@@ -82,6 +82,8 @@ HEALTHY_DATA = {
     "unbillable_calls": 0,
     "cleanup_due_calls": 0,
     "listeners_without_badge": 1,  # the idle listener; the inactive one is not eligible
+    "calls_settled_without_badge": 0,
+    "presence_due_users": 0,  # all seen 20 s ago; both busy users are on the call
     "negative_balance_wallets": 1,
 }
 
@@ -156,6 +158,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "reachable": True,
             "error": None,
             "source": "--database-url",
+            "read_only": None,
         },
         "schema": {"current": "0005", "head": "0005", "at_head": True},
         "crontab": str(crontab),
@@ -191,6 +194,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "next_run_at": NEXT[job.name].isoformat(),
             "overdue": False,
             "last_run_failed": False,
+            "last_exit_code": 0,
         }
 
 
@@ -459,6 +463,7 @@ def test_a_schema_not_at_head_is_exit_1_and_the_rest_is_not_read(
         ("saathii_ops_up", ()): 1.0,
         ("saathii_ops_healthy", ()): 0.0,
         ("saathii_ops_problems", ()): 1.0,
+        ("saathii_ops_database_read_only", ()): 0.0,
         ("saathii_ops_schema_at_head", ()): 0.0,
     }
 
@@ -487,6 +492,7 @@ def test_an_unreachable_database_is_exit_3_and_monitors_still_get_a_document() -
             "server_version": None,
             "error": error,
             "source": "--database-url",
+            "read_only": None,
         },
         "schema": None,
         "crontab": doc["crontab"],  # wherever this machine keeps one
@@ -637,6 +643,7 @@ def _expected_samples(doc: dict[str, Any]) -> dict[tuple[str, tuple[tuple[str, s
         ("saathii_ops_healthy", ()): float(doc["healthy"]),
         ("saathii_ops_problems", ()): float(len(doc["problems"])),
         ("saathii_ops_schema_at_head", ()): float(doc["schema"]["at_head"]),
+        ("saathii_ops_database_read_only", ()): float(doc["database"]["read_only"] is not None),
     }
     for job in doc["jobs"]:
         label = (("job", job["job"]),)
@@ -652,10 +659,7 @@ def _expected_samples(doc: dict[str, Any]) -> dict[tuple[str, tuple[tuple[str, s
         if job["last_started_at"] is not None:
             figures["last_run_timestamp_seconds"] = stamp(job["last_started_at"])
             figures["last_run_duration_seconds"] = job["last_duration_seconds"]
-            # exit 1: failed, or rows it could not do ("some rows failed")
-            figures["last_exit_code"] = job["last_run_failed"] or job["last_reason"] == (
-                "some rows failed"
-            )
+            figures["last_exit_code"] = job["last_exit_code"]
         if job["last_failed_at"] is not None:
             figures["last_failure_timestamp_seconds"] = stamp(job["last_failed_at"])
         for name, value in figures.items():

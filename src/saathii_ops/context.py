@@ -36,13 +36,19 @@ class AppContext:
 
     @cached_property
     def settings(self) -> Settings:
-        from saathii_ops.settings import load_settings, secret_readable_by_others
+        from saathii_ops.settings import (
+            read_config_file,
+            secret_readable_by_others,
+            settings_from,
+        )
 
-        settings = load_settings(self.config_file)
-        if self.config_file is not None:
-            warning = secret_readable_by_others(self.config_file, settings)
-            if warning:
-                sys.stderr.write(warning + "\n")
+        if self.config_file is None:
+            return settings_from({})
+        file_values = read_config_file(self.config_file)
+        settings = settings_from(file_values)
+        warning = secret_readable_by_others(self.config_file, file_values)
+        if warning:
+            sys.stderr.write(warning + "\n")
         return settings
 
     @cached_property

@@ -32,18 +32,61 @@ READ_ONLY = "saathii_read_only"
 
 
 def parse_url(raw: str) -> URL:
-    """Parse a database URL; PostgreSQL always goes through psycopg2."""
+    """Parse a database URL; PostgreSQL always goes through psycopg2.
+
+    A URL that does not parse is not repeated: which of its parts is a password cannot be
+    known. Nor is one whose host holds an `@` (a raw `@` in the password: SQLAlchemy and
+    libpq take the password to end at the first one, and the driver's error would then
+    quote the rest of it as the host name)."""
     try:
         url = sa.make_url(raw)
     except (ArgumentError, ValueError):
-        raise UsageError(f"invalid database URL {mask_url_text(raw)!r}") from None
+        raise UsageError(
+            f"invalid database URL{_scheme_of(raw)}: it does not parse "
+            "(the rest is not shown: it may hold a password)"
+        ) from None
+    if url.host and "@" in url.host:
+        host = url.host.rpartition("@")[2] + (f":{url.port}" if url.port else "")
+        raise UsageError(
+            f"invalid database URL ({url.drivername}://…@{host}): more than one '@' before "
+            "the host; write an '@' in the user name or password as %40"
+        )
     backend = url.get_backend_name()
     if backend in ("postgres", "postgresql"):
+        _check_query_password(url)
         # The app may use asyncpg or the Heroku-style scheme; the jobs are synchronous.
         return url.set(drivername="postgresql+psycopg2")
     if backend == "sqlite":
         return url.set(drivername="sqlite")
     raise UsageError(f"unsupported database {backend!r}: use a postgresql:// or sqlite:// URL")
+
+
+def _check_query_password(url: URL) -> None:
+    """A URL with `?password=`: every other key of its query must be one libpq knows. A raw
+    `&` in the password (`?password=my&Secret=Tail`) makes the rest of it a key of its own,
+    which the displayed URL and the driver's error ("invalid connection option") would show."""
+    if not any("pass" in key.lower() for key in url.query):
+        return
+    from psycopg2 import ProgrammingError  # type: ignore[import-untyped]
+    from psycopg2.extensions import parse_dsn  # type: ignore[import-untyped]
+
+    for key in url.query:
+        try:
+            parse_dsn(f"{key}=x")
+        except ProgrammingError:
+            raise UsageError(
+                f"invalid database URL ({url.drivername}://…@{url.host or ''}): its query holds "
+                "a password and an option PostgreSQL does not know (not shown: an '&' in the "
+                "password splits it; write it as %26)"
+            ) from None
+
+
+def _scheme_of(raw: str) -> str:
+    """` (postgresql://…)`: the scheme of a URL that does not parse, when it has one."""
+    scheme, separator, _ = raw.partition("://")
+    if separator and scheme.replace("+", "").isalnum():
+        return f" ({scheme}://…)"
+    return ""
 
 
 def mask_url_text(raw: str) -> str:

@@ -33,6 +33,14 @@ def prometheus_text(report: StatusReport) -> str:
             len(report.problems),
         ),
     ]
+    if report.database.reachable:
+        families.append(
+            gauge(
+                "database_read_only",
+                "1 when no job can write to the database (read-only, or in recovery)",
+                int(report.database.read_only is not None),
+            )
+        )
     if report.schema is not None:
         families.append(
             gauge(
@@ -79,15 +87,6 @@ def write_textfile(path: Path, text: str) -> None:
         raise UsageError(f"cannot write the metrics file {path}: {exc.strerror}") from None
 
 
-def last_exit_code(job: JobHealth) -> int:
-    """What the job's last run exited with, from its audit row: 1 when it failed or left
-    rows it could not do (an audit's findings), else 0 (ok, skipped)."""
-    from saathii_ops.models import SOME_ROWS_FAILED
-
-    failed = job.last_outcome == "failed" or job.last_reason == SOME_ROWS_FAILED
-    return int(failed)
-
-
 def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
     from prometheus_client.core import GaugeMetricFamily
 
@@ -100,7 +99,8 @@ def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
     overdue = family("overdue", "1 when the job has missed its schedule")
     failed = family("last_run_failed", "1 when the job's last run failed")
     exit_code = family(
-        "last_exit_code", "the exit code of the job's last run (1: failed, or rows it could not do)"
+        "last_exit_code",
+        "the exit code of the job's last run (1: failed, or ran and found something)",
     )
     last_run = family("last_run_timestamp_seconds", "when the job's last run started")
     duration = family("last_run_duration_seconds", "how long the job's last run took")
@@ -121,8 +121,8 @@ def _job_families(jobs: Sequence[JobHealth]) -> list[Metric]:
         never_run.add_metric(label, int(job.never_run))
         overdue.add_metric(label, int(job.overdue))
         failed.add_metric(label, int(job.last_run_failed))
-        if job.last_outcome is not None:
-            exit_code.add_metric(label, last_exit_code(job))
+        if job.last_exit_code is not None:
+            exit_code.add_metric(label, job.last_exit_code)
         if job.last_started_at is not None:
             last_run.add_metric(label, job.last_started_at.timestamp())
         if job.last_duration_seconds is not None:

@@ -204,7 +204,13 @@ def render_run(
         if result.after_commit is not None:
             console.file.write(f"  after_commit {_logfmt(result.after_commit.as_dict())}\n")
         return
+    # what made it exit 1 is its headline, never "ok" (an audit that found something)
+    found = result.report.found() if result.report is not None else None
     title = f"{result.job}: {result.outcome}"
+    if found and result.outcome == "ok":
+        title = f"{result.job}: {found}"
+    elif found:
+        title += f": {found}"
     if result.outcome == "dry-run":
         title += " (nothing was changed)"
     summary: dict[str, Any] = {k: v for k, v in header.items() if v is not None}
@@ -238,7 +244,8 @@ def run_log_line(result: RunResult, database: str | None) -> str:
         )
     fields.update(error=result.error, warning=result.warning, database=database)
     if report is not None:
-        fields["summary"] = report.headline()
+        # a report without a headline of its own (the audit) says what it found
+        fields["summary"] = report.headline() or report.found()
     return _logfmt(fields)
 
 

@@ -38,6 +38,8 @@ def render_status(console: Console, report: StatusReport, *, verbose: bool = Fal
         "reachable": "yes" if database.reachable else "no",
         "server_version": database.server_version,
     }
+    if database.read_only:
+        header["read_only"] = database.read_only
     if report.schema is not None:
         at_head = "at head" if report.schema.at_head else f"head is {report.schema.head}"
         header["schema"] = f"{report.schema.current or 'none'} ({at_head})"
@@ -269,6 +271,8 @@ def _database_line(report: StatusReport) -> str:
         text += f" (from {database.source})"
     if database.server_version:
         text += f", server {database.server_version}"
+    if database.read_only:
+        text += f"; READ-ONLY ({database.read_only})"
     if report.schema is not None:
         at_head = "at head" if report.schema.at_head else f"head is {report.schema.head}"
         text += f"; schema {report.schema.current or 'none'} ({at_head})"

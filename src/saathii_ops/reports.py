@@ -65,6 +65,14 @@ class Report:
         """Rows the job could not process; a run with any exits 1."""
         return 0
 
+    def found(self) -> str | None:
+        """What made the run exit 1 (rows it could not process; for an audit, what it
+        found), in words for its headline; None when nothing did."""
+        rows = self.failed_rows
+        if not rows:
+            return None
+        return f"{rows} {'row' if rows == 1 else 'rows'} it could not process"
+
     def headline(self) -> str | None:
         """The run in one line, for a report whose plain-text output (a cron log entry)
         is that line and its records; None: every field on a line of its own."""

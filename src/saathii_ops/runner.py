@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from saathii_ops import wiring
+from saathii_ops import pending_runs, wiring
 from saathii_ops.db import (
     bound_statements,
     classify_database_error,
@@ -213,6 +213,8 @@ def _run(
         if guard.stop is None:
             raise
         return _failed(engine, job, _Failure(exc, None, None), pinger.run_id, guard, started)
+    # failed runs this host could not record when the database went away
+    pending_runs.record_kept(engine, BOOKKEEPING_SECONDS)
     attempt: RunResult | _Failure
     for first in (True, False):
         attempt = _attempt(engine, settings, job, service, now, pinger, guard, first)
@@ -295,10 +297,22 @@ def _failed(
     else:
         error = f"{type(exc).__name__}: {first_line(exc)}"
 
+    unwritable = isinstance(state_error, DatabaseUnavailable)  # read-only: takes no record
+    if unwritable:
+        error = str(state_error)
     recorded: float | None = None
-    if not isinstance(state_error, DatabaseUnavailable):  # a read-only one records nothing
-        recorded = _record_failure(engine, job, failure, error, run_uuid)
-    record = "could not be recorded" if recorded is None else "recorded as failed"
+    kept = False
+    if not unwritable:
+        recorded = _record_failure(engine, job, failure, error, run_uuid, quiet=lost)
+    if recorded is None and (lost or unwritable):
+        # the server went away with the run, or takes no writes now: recorded later
+        kept = _keep_failure(engine, job, failure, error, run_uuid)
+    if recorded is not None:
+        record = "recorded as failed"
+    elif kept:
+        record = "not recorded yet: kept on this host, the next run records it"
+    else:
+        record = "could not be recorded"
     if stop is not None and stop.exit_code is not None:
         raise Interrupted(f"{job.name} {stop.reason}, nothing applied; {record}", stop.exit_code)
     if stop is None and lost:
@@ -468,12 +482,32 @@ def _record_skip(
     return result
 
 
+def _keep_failure(engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str) -> bool:
+    """The failure record of a run whose database went away (`pending_runs`), its times by
+    this host's clock where the database's are not known."""
+    finished_at = datetime.now(UTC)
+    started_at = failure.started_at or finished_at
+    record = {
+        "job": job.name,
+        "started_at": started_at,
+        "finished_at": max(finished_at, started_at),
+        "outcome": "failed",
+        "error": error,
+        "host": socket.gethostname(),
+        "run_now": failure.run_now or started_at,
+        "run_uuid": run_uuid,
+    }
+    return pending_runs.keep(engine.url, record)
+
+
 def _record_failure(
-    engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str
+    engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str, *, quiet: bool
 ) -> float | None:
     """Record a failed run in a transaction of its own (the run's own was rolled back),
     every statement bounded: a table locked by someone else must not hold the run.
-    Best effort: returns its recorded duration, None when it could not be recorded."""
+    Best effort: returns its recorded duration, None when it could not be recorded.
+    `quiet`: the caller keeps the record for later if not (a lost database) and says so
+    in its one line."""
     try:
         with transaction(engine) as session:
             bound_statements(session, BOOKKEEPING_SECONDS)
@@ -485,6 +519,11 @@ def _record_failure(
         return duration
     except Exception as exc:  # the failure is reported anyway
         # one line: the statement's parameters are for -v only
-        log.warning("could not record the failed run of %s: %s", job.name, first_line(exc))
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "could not record the failed run of %s: %s",
+            job.name,
+            first_line(exc),
+        )
         log.debug("recording the failed run of %s", job.name, exc_info=True)
         return None

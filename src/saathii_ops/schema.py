@@ -9,21 +9,32 @@ imported only by `db upgrade | adopt` (start-up cost: docs/performance.md).
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 
 from saathii_ops.db import READ_ONLY, classify_database_error, display_url, is_sqlite, unreachable
-from saathii_ops.errors import ExitCode, SchemaNotReady
+from saathii_ops.errors import (
+    DatabaseUnavailable,
+    ExitCode,
+    Interrupted,
+    OpsError,
+    SchemaNotReady,
+)
 from saathii_ops.masking import first_line
 from saathii_ops.models import APP_TABLE_COLUMNS, APP_TABLES, table
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from saathii_ops.run_guard import Stop
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # every revision of migrations/versions, oldest first: the last is the head this code needs
@@ -167,28 +178,142 @@ def _upgradable(engine: Engine) -> SchemaState:
 def upgrade(engine: Engine) -> UpgradeReport:
     """Migrate to head. SQLite: in one transaction. PostgreSQL: Alembic runs the
     transactions, so that a revision can build its indexes CONCURRENTLY outside one
-    (what each revision locks: docs/operations.md)."""
-    state = _upgradable(engine)
+    (what each revision locks: docs/operations.md); upgrades are serialised on an advisory
+    lock, so a second one waits for the first and then finds the schema at head.
+
+    Whatever stops it (SIGINT, SIGTERM, a lost connection, a failed statement) ends in one
+    error naming the revision the schema is at, read afresh: each revision's changes and
+    its stamp commit together, so the schema is at that revision (an interrupted index
+    build leaves an INVALID index the next upgrade rebuilds)."""
+    import math
+
+    from saathii_ops.run_guard import RunGuard
+
+    guard = RunGuard(engine, math.inf, "")
+    try:
+        with guard:
+            report = _upgrade(engine)
+    except Exception as exc:
+        raise _upgrade_error(engine, exc, guard.stop) from exc
+    if guard.stop is not None and guard.stop.exit_code is not None:
+        raise Interrupted(
+            f"db upgrade {guard.stop.reason} after it finished: the schema is at revision "
+            f"{report.after}",
+            guard.stop.exit_code,
+        )
+    return report
+
+
+# PostgreSQL advisory lock of `db upgrade` (the runner's namespace, a key no job's crc32
+# lock name is likely to take): two upgrades never run their migrations at once
+UPGRADE_LOCK = (0x5AA7, 0)
+UPGRADE_LOCK_POLL_SECONDS = 0.5
+
+
+def _upgrade(engine: Engine) -> UpgradeReport:
     from alembic import command
 
-    try:
-        if is_sqlite(engine):
-            with engine.begin() as conn:
-                command.upgrade(_config(conn), "head")
-        else:
-            with engine.connect() as conn:
-                command.upgrade(_config(conn), "head")
-    except DBAPIError as exc:
-        state_error = classify_database_error(exc)
-        if state_error is not None:
-            raise state_error from exc
-        # e.g. a table of a later revision is already there (created by hand)
-        now_at = inspect_schema(engine).current
-        raise SchemaNotReady(
-            f"db upgrade failed, the schema is still at revision {now_at or 'none'}: "
-            f"{first_line(exc)}; fix that (-v shows the statement) and run it again"
-        ) from exc
+    if is_sqlite(engine):
+        # BEGIN IMMEDIATE: a second upgrade waits for the first's write lock, then reads
+        # the revision the first one left
+        state = _upgradable(engine)
+        with engine.begin() as conn:
+            command.upgrade(_config(conn), "head")
+        return UpgradeReport(state.url, state.current, state.head)
+    with _upgrade_lock(engine):
+        state = _upgradable(engine)  # read after the lock: another upgrade may have run
+        with engine.connect() as conn:
+            command.upgrade(_config(conn), "head")
     return UpgradeReport(state.url, state.current, state.head)
+
+
+@contextmanager
+def _upgrade_lock(engine: Engine) -> Iterator[None]:
+    """Hold `db upgrade`'s session-level advisory lock on a connection of its own, in
+    autocommit: waiting for it (polling, outside any transaction) holds no snapshot, which
+    the other upgrade's CREATE INDEX CONCURRENTLY would otherwise wait for, deadlocked. The
+    server releases it if the process dies."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        try_lock = sa.text("SELECT pg_try_advisory_lock(:namespace, :key)")
+        key = {"namespace": UPGRADE_LOCK[0], "key": UPGRADE_LOCK[1]}
+        while not conn.execute(try_lock, key).scalar_one():
+            time.sleep(UPGRADE_LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:namespace, :key)"), key)
+            except Exception:  # lost, or the upgrade was stopped: no statement goes out
+                # closed rather than pooled, so the server releases the lock with it
+                with suppress(Exception):
+                    conn.invalidate()
+
+
+def _upgrade_error(engine: Engine, exc: Exception, stop: Stop | None) -> OpsError:
+    """The one line for an upgrade that did not finish, with the revision it left."""
+    if stop is None and isinstance(exc, OpsError):
+        return exc  # refused before it began (not adopted, an unknown revision)
+    state_error = classify_database_error(exc) if stop is None else None
+    if state_error is not None:
+        return state_error
+    at = _revision_now(engine)
+    again = "`saathii-ops db upgrade` continues from there"
+    if stop is not None:
+        reason = f"db upgrade {stop.reason}: stopped, the schema is at {at}; {again}"
+        if stop.exit_code is not None:
+            return Interrupted(reason, stop.exit_code)
+        return SchemaNotReady(reason)
+    if _connection_lost(exc):
+        return DatabaseUnavailable(
+            f"db upgrade lost the database connection ({first_line(_first_cause(exc))}): "
+            f"the schema is at {at}; {again}"
+        )
+    # e.g. a table of a later revision is already there (created by hand)
+    return SchemaNotReady(
+        f"db upgrade failed, the schema is still at {at}: {first_line(exc)}; fix that (-v shows "
+        "the statement) and run it again"
+    )
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The connection died under the upgrade (its backend terminated, the server gone):
+    SQLAlchemy says so on the error, or, when Alembic's next step used the dead
+    connection, by refusing it until it is rolled back."""
+    if isinstance(exc, PendingRollbackError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError) and getattr(exc.orig, "pgcode", None) in (
+        "57P01",  # admin_shutdown: pg_terminate_backend, a fast shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: the server is starting up
+    )
+
+
+def _first_cause(exc: BaseException) -> BaseException:
+    """The driver's error behind SQLAlchemy's refusal of a dead connection (which only says
+    to roll back), when there is one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _revision_now(engine: Engine) -> str:
+    """The schema's revision as the database says it now, in words."""
+    try:
+        current = inspect_schema(engine, timeout_seconds=REVISION_READ_SECONDS).current
+    except DatabaseUnavailable:
+        return (
+            "the revision it had before the interrupted step (the database does not answer "
+            "now: `saathii-ops db current` shows it when it does)"
+        )
+    return f"revision {current or 'none'}"
+
+
+REVISION_READ_SECONDS = 10.0
 
 
 @dataclass

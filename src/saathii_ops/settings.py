@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from saathii_ops.errors import UsageError
+from saathii_ops.files import read_regular_file
 from saathii_ops.masking import mask_secrets
 
 CallType = Literal["audio", "video"]
@@ -101,7 +102,7 @@ class Settings(BaseSettings):
     coins_per_minute: CoinsPerMinute = CoinsPerMinute()
     badge_thresholds: BadgeThresholds = BadgeThresholds()
     badge_rates: BadgeRates = BadgeRates()
-    counted_call_statuses: tuple[CallStatus, ...] = ("completed", "dropped")
+    counted_call_statuses: tuple[CallStatus, ...] = Field(("completed", "dropped"), min_length=1)
     presence_inactive_minutes: int = _minutes(5)
     call_stale_minutes: int = _minutes(10)
     call_max_minutes: int = _minutes(240)
@@ -127,6 +128,17 @@ class Settings(BaseSettings):
     def _known_timezone(cls, value: str | None) -> str | None:
         if value is not None:
             known_timezone(value)
+        return value
+
+    @field_validator("log_dir")
+    @classmethod
+    def _log_directory(cls, value: Path) -> Path:
+        # relative, it would mean the install directory to `cron install` and the working
+        # directory (under cron, $HOME) to `logs prune`
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path, not {str(value)!r}")
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
         return value
 
     @field_validator("ping_url")
@@ -244,19 +256,29 @@ def config_path(cli_value: Path | None) -> Path | None:
 
 def load_settings(path: Path | None) -> Settings:
     """Build the settings; any bad value is one UsageError naming the key."""
-    file_values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise UsageError(
-                f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
-            ) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
-        _strict_types(file_values, Settings)
+    return settings_from(read_config_file(path) if path is not None else {})
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The config file's values as TOML gives them: a regular file of sensible size, UTF-8
+    TOML, numbers and booleans of the right kinds; else one UsageError."""
+    try:
+        text = read_regular_file(path, "config file").decode("utf-8")
+        values = tomllib.loads(text)
+    except OSError as exc:  # missing (the reader reports any other error itself)
+        raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+    _strict_types(values, Settings)
+    return values
+
+
+def settings_from(file_values: dict[str, Any]) -> Settings:
+    """The settings from a config file's values, the environment and the defaults."""
     try:
         return Settings(**file_values)
     except ValidationError as exc:
@@ -300,11 +322,11 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
     return f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)"
 
 
-def secret_readable_by_others(path: Path, settings: Settings) -> str | None:
-    """The warning for a config file that holds a password (in its database or Redis URL)
-    and that its group or others may read; None when there is nothing to say."""
-    urls = [url for url in (settings.database_url, settings.redis_url) if url]
-    if not any(mask_secrets(url) != url for url in urls):
+def secret_readable_by_others(path: Path, file_values: dict[str, Any]) -> str | None:
+    """The warning for a config file that itself holds a password (in any of its values:
+    its database, Redis or ping URL) and that its group or others may read; None when there
+    is nothing to say. A password given in the environment is not the file's."""
+    if not any(mask_secrets(text) != text for text in _strings(file_values)):
         return None
     try:
         mode = path.stat().st_mode
@@ -316,6 +338,17 @@ def secret_readable_by_others(path: Path, settings: Settings) -> str | None:
         f"warning: config file {path} holds a password and others can read it "
         f"(mode {mode & 0o777:o}): chmod 600 {path}"
     )
+
+
+def _strings(value: object) -> list[str]:
+    """Every string in a TOML value, its tables' and arrays' included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
 
 
 def resolve_database_url(cli_value: str | None, settings: Settings) -> tuple[str, str]:

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import elapsed_seconds, is_sqlite, local_date
+from saathii_ops.formatting import plural
 from saathii_ops.models import Money, Settlement, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.reports import INTERNAL, Report, SpooledRecords
 from saathii_ops.services import half_ended, settlement
@@ -164,6 +165,14 @@ class BillingReport(Report):
     @property
     def failed_rows(self) -> int:
         return self.skipped_calls
+
+    def found(self) -> str | None:
+        if not self.skipped_calls:
+            return None
+        text = f"skipped {plural(self.skipped_calls, 'call')} it could not bill"
+        if self.half_ended_calls:
+            text += f" ({self.half_ended_calls} half-ended by the app)"
+        return text
 
     def headline(self) -> str:
         text = (

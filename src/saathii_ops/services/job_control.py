@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db import is_sqlite
 from saathii_ops.jobs import JOBS, get_job
-from saathii_ops.models import JobControl, JobRun, table
+from saathii_ops.models import SOME_ROWS_FAILED, JobControl, JobRun, table
 from saathii_ops.reports import Report
 from saathii_ops.settings import Settings
 
@@ -100,6 +100,23 @@ def set_paused(
         report.was_paused_by = before.changed_by
         report.was_paused_reason = before.reason
     return report
+
+
+def recorded_exit_code(outcome: str, reason: str | None, error: str | None) -> int:
+    """The exit code of a recorded run, from its audit row (SPEC §9's codes): an ok run with
+    rows it could not process (an audit that found something) 1; a run stopped by a signal
+    128 + its number; one that lost the database, or found it read-only, 3; any other
+    failure 1."""
+    if outcome != "failed":
+        return 1 if reason == SOME_ROWS_FAILED else 0
+    text = error or ""
+    if text.startswith("interrupted by SIGINT"):
+        return 130
+    if text.startswith("interrupted by SIGTERM"):
+        return 143
+    if text.startswith(("lost the database connection", "the database is read-only")):
+        return 3
+    return 1
 
 
 @dataclass

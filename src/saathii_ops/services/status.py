@@ -24,6 +24,12 @@ Health rules (the choices the SPEC leaves open: docs/decisions.md#status):
   deduction runs every minute, so owing for the current minute is normal;
 - ongoing calls billing cannot bill (both jobs skip them, and coin deduction
   exits 1 on every run while its runs are recorded as 'ok');
+- a paused job with work waiting (calls cleanup with calls to end, presence cleanup
+  with users to mark, badges assign with listeners without today's badge);
+- no badge for today once today's badges-assign firing (and the grace) has passed
+  with no successful run as of it since, with the calls settled at basic rates for
+  want of a badge row;
+- a database no job can write to (read-only, or in recovery);
 - the schema not at head (then the jobs and the data are not read: the
   queries need the head schema);
 - the database unreachable (exit 3; the report still says so, for monitors).
@@ -31,8 +37,10 @@ Health rules (the choices the SPEC leaves open: docs/decisions.md#status):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -40,11 +48,28 @@ from croniter import croniter
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from saathii_ops.db import database_now, disable_jit, display_url, is_sqlite, transaction
+from saathii_ops.db import (
+    database_now,
+    disable_jit,
+    display_url,
+    is_sqlite,
+    local_date,
+    transaction,
+)
 from saathii_ops.errors import DatabaseUnavailable, ExitCode
 from saathii_ops.formatting import count_name, plural
 from saathii_ops.jobs import JOBS
-from saathii_ops.models import SOME_ROWS_FAILED, UserCall, UserStatus, UserWallet, table
+from saathii_ops.models import (
+    SOME_ROWS_FAILED,
+    JobRun,
+    ListenerBadge,
+    Settlement,
+    UserCall,
+    UserStatus,
+    UserWallet,
+    UTCDateTime,
+    table,
+)
 from saathii_ops.reports import INTERNAL, Report
 from saathii_ops.schema import inspect_schema, not_ready_reason
 from saathii_ops.services import badges, billing, call_cleanup, job_control, presence
@@ -67,6 +92,9 @@ def _billing_grace_minutes() -> int:
 calls = table(UserCall)
 user_status = table(UserStatus)
 wallets = table(UserWallet)
+listener_badges = table(ListenerBadge)
+settlements = table(Settlement)
+job_runs = table(JobRun)
 
 
 @dataclass
@@ -76,6 +104,8 @@ class DatabaseHealth:
     server_version: str | None
     error: str | None
     source: str | None = None  # where the URL came from (SPEC §2)
+    # why no job can write to it: None when it can (or it could not be read)
+    read_only: str | None = None
 
 
 @dataclass
@@ -95,6 +125,7 @@ class JobHealth(JobState):
     next_run_at: datetime
     overdue: bool
     last_run_failed: bool
+    last_exit_code: int | None  # what the last run exited with; None: it never ran
 
     @property
     def last_run_exited_1(self) -> bool:
@@ -139,6 +170,15 @@ class DataHealth:
     )
     listeners_without_badge: int = field(
         metadata=_figure("active listeners without a badge for today (business date)")
+    )
+    calls_settled_without_badge: int = field(
+        metadata=_figure(
+            "calls settled today (business date) at basic rates because their listener had "
+            "no badge row for the call's date"
+        )
+    )
+    presence_due_users: int = field(
+        metadata=_figure("users presence cleanup would mark offline or clear of busy now")
     )
     negative_balance_wallets: int = field(metadata=_figure("wallets with a negative balance"))
 
@@ -221,23 +261,42 @@ def collect(
         disable_jit(session)
         now = now or database_now(session)
         version = server_version(session)
+        read_only = read_only_reason(session)
         jobs: list[JobHealth] = []
         data = None
         today = None
+        badges_done_at: datetime | None = None
         if schema_problem is None:
             jobs = job_health(session, settings, now, scheduled)
             today = badges.business_date(now, settings)
             data = data_health(session, settings, now, today)
+            badges_done_at = last_ok_run_now(session, BADGES_JOB)
 
+    if read_only is not None:
+        findings.append(
+            Finding(
+                f"the database is read-only ({read_only}): every job's run fails (exit 3) "
+                "and nothing is billed, ended or recorded",
+                "point saathii-ops at the primary (a writable database)",
+            )
+        )
     findings += [finding for job in jobs for finding in job_problems(job)]
     if data is not None:
         findings += data_problems(data, jobs)
+        findings += paused_with_work(data, jobs)
+        assert today is not None
+        findings += badge_problems(data, jobs, today, badges_done_at, settings)
     return StatusReport(
         now=now,
         healthy=not findings,
         problems=[finding.problem for finding in findings],
         database=DatabaseHealth(
-            url, reachable=True, server_version=version, error=None, source=database_source
+            url,
+            reachable=True,
+            server_version=version,
+            error=None,
+            source=database_source,
+            read_only=read_only,
         ),
         schema=SchemaHealth(state.current, state.head, state.at_head),
         crontab=crontab_source,
@@ -272,6 +331,30 @@ def server_version(session: Session) -> str:
     return str(session.execute(sa.text(query)).scalar_one())
 
 
+def read_only_reason(session: Session) -> str | None:
+    """Why no job could write to the database, in a few words; None when they can.
+
+    PostgreSQL: a server in recovery (a hot standby, a restore), or
+    default_transaction_read_only on (for the server, the database or our role), read in
+    status's own read-only transaction, where only the default says what a job's
+    transaction would be. SQLite: a database file this user may not write."""
+    if is_sqlite(session):
+        database = session.get_bind().engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database).expanduser()
+            if path.exists() and not os.access(path, os.W_OK):
+                return f"this user may not write the file {path}"
+        return None
+    in_recovery, default_read_only = session.execute(
+        sa.text("SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')")
+    ).one()
+    if in_recovery:
+        return "the server is in recovery, pg_is_in_recovery(): a standby, or a restore"
+    if default_read_only == "on":
+        return "default_transaction_read_only = on"
+    return None
+
+
 # --- the jobs -----------------------------------------------------------------------
 
 
@@ -301,6 +384,11 @@ def job_health(
                 next_run_at=next_firing(state.schedule, tz, now),
                 overdue=overdue,
                 last_run_failed=state.last_outcome == "failed",
+                last_exit_code=None
+                if state.last_outcome is None
+                else job_control.recorded_exit_code(
+                    state.last_outcome, state.last_reason, state.last_error
+                ),
             )
         )
     return health
@@ -387,18 +475,25 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
 
     badge_plan = badges.plan(today, settings)
     cutoff = presence.inactive_cutoff(now, settings)
-    online, busy, offline_seen, ongoing, without_badge, negative = session.execute(
-        sa.select(
-            count(user_status, presence.online()),
-            count(user_status, presence.busy()),
-            count(user_status, presence.offline_but_seen(cutoff)),
-            count(calls, calls.c.status == "ongoing"),
-            # the badge job's own eligibility; a row for today already there is replaced
-            count(badge_plan, badge_plan.c.replaces.is_(None)),
-            # no index: one on balance_coins would cost every wallet update its HOT update
-            count(wallets, wallets.c.balance_coins < 0),
-        )
-    ).one()
+    presence_due = sa.or_(
+        presence.inactive_online(cutoff), presence.wait_time_expired(), presence.busy_without_call()
+    )
+    online, busy, offline_seen, ongoing, without_badge, negative, presence_due_users = (
+        session.execute(
+            sa.select(
+                count(user_status, presence.online()),
+                count(user_status, presence.busy()),
+                count(user_status, presence.offline_but_seen(cutoff)),
+                count(calls, calls.c.status == "ongoing"),
+                # the badge job's own eligibility; a row for today already there is replaced
+                count(badge_plan, badge_plan.c.replaces.is_(None)),
+                # no index: one on balance_coins would cost every wallet update its HOT update
+                count(wallets, wallets.c.balance_coins < 0),
+                # presence cleanup's own rules, each user once
+                count(user_status, presence_due),
+            )
+        ).one()
+    )
     billed_now = billing.count_calls(session, now, settings)
     billed_before = billing.count_calls(session, now - billing.BILLING_GRACE, settings)
     cleanup = billing.count_calls(
@@ -414,8 +509,45 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
         unbillable_calls=billed_now.unbillable,
         cleanup_due_calls=cleanup.expired,
         listeners_without_badge=without_badge,
+        calls_settled_without_badge=settled_without_badge(session, settings, today),
+        presence_due_users=presence_due_users,
         negative_balance_wallets=negative,
     )
+
+
+def settled_without_badge(session: Session, settings: Settings, today: date) -> int:
+    """Calls settled on business day `today` whose listener had no listener_badges row for
+    the call's business date when it was settled (settlement then pays basic rates).
+
+    "When" is the settlement's instant, the call's end_time it wrote (the run's now, as
+    status's is), against the badge row's created_at (an upsert keeps it; assigned_at moves).
+    Read along ix_user_calls_start_time: a call settled today started at most the longest
+    call before today began (an older one is ended by cleanup's max-duration rule first)."""
+    start, end = badges.business_day(today, settings)
+    earliest_start = start - timedelta(minutes=settings.call_max_minutes)
+    made_at = sa.func.coalesce(listener_badges.c.created_at, listener_badges.c.assigned_at)
+    badge_row = (
+        sa.select(listener_badges.c.listener_id)
+        .where(
+            listener_badges.c.listener_id == calls.c.listener_id,
+            listener_badges.c.date == local_date(calls.c.start_time, settings.timezone),
+            # a row the app made without a time is taken to have been there
+            sa.or_(made_at.is_(None), made_at <= settlements.c.end_time),
+        )
+        .exists()
+    )
+    query = (
+        sa.select(sa.func.count())
+        .select_from(settlements.join(calls, calls.c.call_id == settlements.c.call_id))
+        .where(
+            calls.c.start_time >= sa.literal(earliest_start, UTCDateTime()),
+            calls.c.start_time < sa.literal(end, UTCDateTime()),
+            settlements.c.end_time >= sa.literal(start, UTCDateTime()),
+            settlements.c.end_time < sa.literal(end, UTCDateTime()),
+            ~badge_row,
+        )
+    )
+    return int(session.execute(query).scalar_one())
 
 
 def data_problems(data: DataHealth, jobs: list[JobHealth]) -> list[Finding]:
@@ -451,6 +583,98 @@ def data_problems(data: DataHealth, jobs: list[JobHealth]) -> list[Finding]:
 
 
 BILLING_JOB = "coins-deduct"
+BADGES_JOB = "badges-assign"
+
+# What a paused job leaves undone, by job: the figure that counts it and its words.
+# (A paused coins-deduct is billing behind, above; wallets-audit and logs-prune have no
+# waiting work to count.)
+WAITING_WORK = {
+    "calls-cleanup": ("cleanup_due_calls", "ongoing call", "it would end now"),
+    "presence-cleanup": (
+        "presence_due_users",
+        "user",
+        "it would mark offline or clear of busy now",
+    ),
+    BADGES_JOB: ("listeners_without_badge", "active listener", "without a badge for today"),
+}
+
+
+def _paused_since(job: JobHealth) -> str:
+    text = f"paused since {_moment(job.paused_at) if job.paused_at else '?'} by {job.paused_by}"
+    return f"{text}: {job.paused_reason}" if job.paused_reason else text
+
+
+def paused_with_work(data: DataHealth, jobs: list[JobHealth]) -> list[Finding]:
+    """A paused job with work waiting: the work piles up on every host until it is resumed."""
+    findings = []
+    for job in jobs:
+        if not job.paused or job.job not in WAITING_WORK:
+            continue
+        figure, noun, what = WAITING_WORK[job.job]
+        waiting = getattr(data, figure)
+        if waiting:
+            findings.append(
+                Finding(
+                    f"{job.job} is {_paused_since(job)}, with work waiting: "
+                    f"{plural(waiting, noun)} {what}",
+                    f"`saathii-ops jobs resume {job.job}`: its next run does it",
+                )
+            )
+    return findings
+
+
+def last_ok_run_now(session: Session, job_name: str) -> datetime | None:
+    """The instant the job's newest successful run worked as of; None: it never had one."""
+    value = session.execute(
+        sa.select(sa.func.max(job_runs.c.run_now)).where(
+            job_runs.c.job == job_name, job_runs.c.outcome == "ok"
+        )
+    ).scalar_one()
+    assert value is None or isinstance(value, datetime)
+    return value
+
+
+def badge_problems(
+    data: DataHealth,
+    jobs: list[JobHealth],
+    today: date,
+    done_at: datetime | None,
+    settings: Settings,
+) -> list[Finding]:
+    """No badge for today once today's badges-assign firing is past (with the overdue
+    grace) and no successful run has followed it: settlement meanwhile pays basic rates.
+    A listener added after the day's run (the app's new listener, who earns basic anyway)
+    is counted in the figures but is no problem. A paused badges-assign is
+    `paused_with_work`'s."""
+    job = next((job for job in jobs if job.job == BADGES_JOB), None)
+    if job is None or job.paused or not data.listeners_without_badge:
+        return []
+    if badges.business_date(job.due_at, settings) != today:
+        return []  # today's firing is not past yet
+    if done_at is not None and done_at >= job.due_at:
+        return []
+    if job.never_run:
+        cause = "it has never run"
+    elif job.last_run_failed:
+        cause = "its last run failed"
+    elif done_at is None:
+        cause = "it has never run successfully"
+    else:
+        cause = f"its last successful run was as of {_moment(done_at)}"
+    settled = data.calls_settled_without_badge
+    paid_basic = (
+        f"; {plural(settled, 'call')} settled today at basic rates for want of a badge row"
+        if settled
+        else ""
+    )
+    return [
+        Finding(
+            f"{plural(data.listeners_without_badge, 'active listener')} without a badge for "
+            f"today ({today}): {BADGES_JOB} was due at {_moment(job.due_at)} "
+            f"({job.schedule} in {job.timezone}) and {cause}{paid_basic}",
+            "`saathii-ops badges assign` assigns today's badges now",
+        )
+    ]
 
 
 def billing_cause(job: JobHealth) -> str | None:

@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db import elapsed_seconds
+from saathii_ops.formatting import plural
 from saathii_ops.models import (
     Correction,
     HalfEndedObservation,
@@ -208,6 +209,27 @@ class WalletAuditReport(Report):
             + self.calls_unbillable
             + self.duplicate_badge_days
         )
+
+    def found(self) -> str | None:
+        found = [
+            plural(count, noun) + what
+            for count, noun, what in (
+                (self.wallets_off, "wallet", " off the ledger"),
+                (self.calls_changed_after_settlement, "call", " changed after settlement"),
+                (
+                    self.calls_ended_again_after_half_end,
+                    "half-ended call",
+                    " the app ended again",
+                ),
+                (self.calls_half_ended, "half-ended call", ""),
+                (self.calls_overcharged, "ongoing call", " charged more than due"),
+                (self.calls_undercharged, "ongoing call", " charged less than due"),
+                (self.calls_unbillable, "ongoing call", " billing cannot bill"),
+                (self.duplicate_badge_days, "listener-day", " with several badge rows"),
+            )
+            if count
+        ]
+        return f"found {', '.join(found)}" if found else None
 
 
 def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditReport:

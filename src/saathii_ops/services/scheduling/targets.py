@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from saathii_ops.errors import OpsError, UsageError
+from saathii_ops.files import read_regular_file
 from saathii_ops.services.scheduling.block import find_block, recorded_options
 from saathii_ops.services.scheduling.schedule_target import (
     ScheduleTarget,
@@ -69,11 +70,9 @@ class FileTarget:
 
     def read(self) -> str:
         try:
-            return decode_crontab(self.path.read_bytes())
+            return decode_crontab(read_regular_file(self.path, "crontab file"))
         except FileNotFoundError:
             return ""
-        except OSError as exc:
-            raise UsageError(f"cannot read {self.path}: {exc.strerror}") from None
 
     def write(self, content: str) -> None:
         """Atomically (cron never reads half a file), keeping the file's mode."""
