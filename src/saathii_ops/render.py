@@ -202,7 +202,8 @@ def render_run(
         if result.report is not None:
             _write_records(console, result.report)
         if result.after_commit is not None:
-            console.file.write(f"  after_commit {_logfmt(result.after_commit.as_dict())}\n")
+            after = _logfmt(result.after_commit.as_dict())  # its error is Redis's text
+            console.file.write(escape_controls(f"  after_commit {after}") + "\n")
         return
     # what made it exit 1 is its headline, never "ok" (an audit that found something)
     found = result.report.found() if result.report is not None else None
