@@ -86,7 +86,7 @@ def finishes_on_a_second_run(url: str, engine: Engine) -> None:
         [SAATHII_OPS, "--database-url", url, "db", "upgrade"], capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr
-    assert revision(url) == schema.head_revision()
+    assert revision(url) == schema.HEAD_REVISION
     for name in OWN_INDEXES:
         assert index_state(engine, name) == (True, False), name
 
@@ -137,7 +137,7 @@ def test_a_signal_stops_an_upgrade_with_one_line_and_its_exit_code(
 
 
 def test_two_upgrades_at_once_both_finish_and_say_what_they_did(url: str, engine: Engine) -> None:
-    head = schema.head_revision()
+    head = schema.HEAD_REVISION
     lock = TableLock(engine)
     first = start_upgrade(url, "--json")
     with engine.connect() as conn:
