@@ -16,9 +16,9 @@ import argparse
 from datetime import UTC, datetime
 
 from benchmarks.scratch import fill, scratch_database
-from saathii_ops.jobs import get_job
-from saathii_ops.runner import run_job
-from saathii_ops.services.wallet_audit import WalletAuditReport
+from saathii_ops.jobs.wallet_audit import WalletAuditReport
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)

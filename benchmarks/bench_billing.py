@@ -23,9 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from benchmarks.scratch import fill, scratch_database
-from saathii_ops.jobs import get_job
-from saathii_ops.runner import run_job
-from saathii_ops.services import billing
+from saathii_ops.billing import charge as billing
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ SQLAlchemy's ORM and psycopg2. Ratios measured in one run, the commands alternat
 of N, so that the other processes on the machine count as little as possible). Run:
 `python -m benchmarks.bench_startup [runs]`.
 
-`python -X importtime -c "import saathii_ops.cli"` shows where the remaining time goes.
+`python -X importtime -c "import saathii_ops.cli.app"` shows where the remaining time goes.
 """
 
 from __future__ import annotations

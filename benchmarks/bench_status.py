@@ -26,8 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from benchmarks.scratch import fill, scratch_database
-from saathii_ops.services import status
 from saathii_ops.settings import Settings
+from saathii_ops.status import collect as status
 
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
 

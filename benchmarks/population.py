@@ -1,6 +1,6 @@
 """A realistic population at benchmark scale, built by set-based SQL on PostgreSQL.
 
-`saathii_ops.sample_data` builds its rows in Python, one dict per row: right for the
+`saathii_ops.demo.sample_data` builds its rows in Python, one dict per row: right for the
 demo and the tests, minutes and gigabytes at a million users. This builds the same
 kind of data with `INSERT … SELECT … FROM generate_series`, deterministic for a
 scale and a "now":

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from saathii_ops.db import make_engine, parse_url
-from saathii_ops.models import (
+from saathii_ops.db.engine import make_engine, parse_url
+from saathii_ops.db.models import (
     ListenerBadge,
     UserCall,
     UserRole,
@@ -29,7 +29,7 @@ from saathii_ops.models import (
     UserWallet,
     table,
 )
-from saathii_ops.services.badges import badge_for_minutes, rates_for
+from saathii_ops.jobs.badges import badge_for_minutes, rates_for
 from saathii_ops.settings import Settings
 
 calls = table(UserCall)

@@ -11,8 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from saathii_ops import schema
-from saathii_ops.db import make_engine, parse_url
+from saathii_ops.db import schema
+from saathii_ops.db.engine import make_engine, parse_url
 
 
 @contextmanager

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from benchmarks.suite import SCALES, Case, Databases
-from saathii_ops.db import make_engine
-from saathii_ops.jobs import get_job
-from saathii_ops.runner import run_job
+from saathii_ops.db.engine import make_engine
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 
 

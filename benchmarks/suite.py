@@ -34,9 +34,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from benchmarks import floor, population
-from saathii_ops import schema
-from saathii_ops.db import make_engine, parse_url
-from saathii_ops.models import (
+from saathii_ops.db import schema
+from saathii_ops.db.engine import make_engine, parse_url
+from saathii_ops.db.models import (
     ListenerBadge,
     User,
     UserCall,

@@ -11,11 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import UserCall, UserStatus, UserTransaction, UserWallet
-from saathii_ops.services.billing import BillingReport
+from saathii_ops.billing.charge import BillingReport
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import UserCall, UserStatus, UserTransaction, UserWallet
+from saathii_ops.runtime.wiring import JobService
 from saathii_ops.settings import Settings
-from saathii_ops.wiring import JobService
 
 
 def assert_ledger_balanced(engine: Engine) -> None:

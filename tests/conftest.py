@@ -26,9 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from saathii_ops import schema
-from saathii_ops.cli import app
-from saathii_ops.db import make_engine, parse_url
+from saathii_ops.cli.app import app
+from saathii_ops.db import schema
+from saathii_ops.db.engine import make_engine, parse_url
 
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"  # trust auth, as on CI
 BACKENDS = ["sqlite", "postgresql"]

@@ -9,7 +9,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.models import (
+from saathii_ops.db.models import (
     JobRun,
     ListenerBadge,
     User,

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.jobs import JOBS
+from saathii_ops.db.engine import transaction
+from saathii_ops.runtime.registry import JOBS
 from tests.conftest import REPO_ROOT, Cli
 from tests.factories import T0, add_run
 
@@ -86,7 +86,7 @@ def test_an_audit_that_found_something_is_what_the_audit_alert_reads(
     the rows it found), 0 after a clean one."""
     import sqlalchemy as sa
 
-    from saathii_ops.models import UserWallet
+    from saathii_ops.db.models import UserWallet
     from tests.factories import add_user
 
     def audit_exit_code() -> str:

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from saathii_ops.db import transaction
-from saathii_ops.models import JobRun
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobRun
 from tests.billing_checks import assert_ledger_balanced, call_row, money_tables, wallet
 from tests.conftest import Cli
 from tests.factories import T0, add_badge, add_call, add_user

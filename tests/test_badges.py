@@ -20,11 +20,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops import wiring
-from saathii_ops.db import transaction
-from saathii_ops.jobs import JOBS, get_job
-from saathii_ops.models import JobRun, ListenerBadge, UserRole, UserStatus
-from saathii_ops.services import badges
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobRun, ListenerBadge, UserRole, UserStatus
+from saathii_ops.jobs import badges
+from saathii_ops.runtime import wiring
+from saathii_ops.runtime.registry import JOBS, get_job
 from saathii_ops.settings import BadgeThresholds, Settings
 from tests.conftest import Cli
 from tests.factories import add_badge, add_call, add_user

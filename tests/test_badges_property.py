@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import ListenerBadge, UserCall
-from saathii_ops.services import badges
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import ListenerBadge, UserCall
+from saathii_ops.jobs import badges
 from saathii_ops.settings import BadgeRates, BadgeThresholds, Rates, Settings
 from tests.test_badges import NOW, add_listener
 

@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.jobs import get_job
-from saathii_ops.models import ListenerBadge, UserCall
-from saathii_ops.runner import run_job
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import ListenerBadge, UserCall
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 from tests.factories import add_call, add_user
 

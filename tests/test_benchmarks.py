@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from benchmarks import suite
 
-from saathii_ops.db import make_engine
+from saathii_ops.db.engine import make_engine
 from tests.conftest import NO_POSTGRES, POSTGRES_ADMIN_URL
 
 pytestmark = [

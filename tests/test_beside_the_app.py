@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import make_engine, parse_url, transaction
-from saathii_ops.jobs import get_job
-from saathii_ops.models import (
+from saathii_ops.billing.charge import BillingReport
+from saathii_ops.db.engine import make_engine, parse_url, transaction
+from saathii_ops.db.models import (
     HalfEndedObservation,
     JobRun,
     Settlement,
@@ -28,9 +28,9 @@ from saathii_ops.models import (
     UserTransaction,
     UserWallet,
 )
-from saathii_ops.runner import RunResult, run_job
-from saathii_ops.services.billing import BillingReport
-from saathii_ops.services.wallet_audit import ENDED_AGAIN, WalletAuditReport
+from saathii_ops.jobs.wallet_audit import ENDED_AGAIN, WalletAuditReport
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import RunResult, run_job
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 from tests.simulated_app import (

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import UserCall, UserTransaction, UserWallet
-from saathii_ops.services import billing, call_cleanup
+from saathii_ops.billing import charge as billing
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import UserCall, UserTransaction, UserWallet
+from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings
 from tests.billing_checks import assert_ledger_balanced
 from tests.factories import T0, add_call, add_user

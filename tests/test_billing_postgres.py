@@ -18,10 +18,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import make_engine, parse_url, transaction
-from saathii_ops.models import JobRun, UserCall, UserStatus
-from saathii_ops.services import billing, call_cleanup
-from saathii_ops.services.billing import BillingReport
+from saathii_ops.billing import charge as billing
+from saathii_ops.billing.charge import BillingReport
+from saathii_ops.db.engine import make_engine, parse_url, transaction
+from saathii_ops.db.models import JobRun, UserCall, UserStatus
+from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings
 from tests.billing_checks import (
     assert_ledger_balanced,

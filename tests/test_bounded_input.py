@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from saathii_ops.cli import app
+from saathii_ops.cli.app import app
 from saathii_ops.files import MAX_TEXT_FILE_BYTES
 
 

@@ -12,9 +12,9 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import UserCall
-from saathii_ops.services.call_cache import MARKER
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import UserCall
+from saathii_ops.jobs.call_cache import MARKER
 from tests.conftest import REDIS_URL, Cli
 from tests.factories import T0, add_call, add_user
 

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.services import billing, call_cleanup
-from saathii_ops.services.billing import BillingReport
+from saathii_ops.billing import charge as billing
+from saathii_ops.billing.charge import BillingReport
+from saathii_ops.db.engine import transaction
+from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings
 from tests.billing_checks import (
     call_row,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import UserStatus
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import UserStatus
 from tests.conftest import Cli
 from tests.factories import T0, add_user
 
@@ -73,7 +73,7 @@ def test_json_is_accepted_before_and_after_the_command(cli: Cli) -> None:
 
 
 def test_an_unexpected_error_is_one_line_and_the_traceback_needs_v(cli: Cli, monkeypatch) -> None:
-    from saathii_ops.services import presence
+    from saathii_ops.jobs import presence
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")

@@ -23,12 +23,12 @@ import yaml
 from crontab import CronTab
 from typer.testing import CliRunner
 
-from saathii_ops.cli import app
+from saathii_ops.cli.app import app
 from saathii_ops.errors import UsageError
-from saathii_ops.jobs import JOBS, get_job
-from saathii_ops.services.scheduling import block as cron_block
-from saathii_ops.services.scheduling import expressions, targets
-from saathii_ops.services.scheduling import lines as cron_lines
+from saathii_ops.runtime.registry import JOBS, get_job
+from saathii_ops.scheduling import block as cron_block
+from saathii_ops.scheduling import expressions, targets
+from saathii_ops.scheduling import lines as cron_lines
 from saathii_ops.settings import Settings
 from tests.conftest import REPO_ROOT, Cli
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.models import JobRun, User, UserCall, UserTransaction, UserWallet
+from saathii_ops.db.models import JobRun, User, UserCall, UserTransaction, UserWallet
 from tests.conftest import Cli
 
 SAATHII_OPS = Path(sys.executable).parent / "saathii-ops"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from saathii_ops.db import parse_url
+from saathii_ops.db.engine import parse_url
 from tests.conftest import Cli
 
 # the app's own variable, pointing elsewhere (nothing listens on port 1)

@@ -9,10 +9,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops import sample_data
-from saathii_ops.db import transaction
-from saathii_ops.jobs import JOBS
-from saathii_ops.models import User, UserCall, UserTransaction, UserWallet
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import User, UserCall, UserTransaction, UserWallet
+from saathii_ops.demo import sample_data
+from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 

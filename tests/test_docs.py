@@ -22,7 +22,7 @@ GENERATE = [
     sys.executable,
     "-m",
     "typer",
-    "saathii_ops.cli",
+    "saathii_ops.cli.app",
     "utils",
     "docs",
     "--name",
@@ -33,7 +33,7 @@ GENERATE = [
 def test_cli_docs_are_what_the_help_says_now() -> None:
     generated = subprocess.run(GENERATE, capture_output=True, text=True, check=True).stdout
     assert CLI_DOCS.read_text(encoding="utf-8") == generated, (
-        "docs/cli.md is stale: python -m typer saathii_ops.cli utils docs "
+        "docs/cli.md is stale: python -m typer saathii_ops.cli.app utils docs "
         "--name saathii-ops > docs/cli.md"
     )
 
@@ -156,7 +156,7 @@ def keys(line: str) -> list[str]:
 
 
 def test_the_log_lines_the_guide_shows_are_those_a_run_writes(tmp_path: Path) -> None:
-    from saathii_ops.render import error_log_line
+    from saathii_ops.output.render import error_log_line
 
     database = Cli(f"sqlite:///{tmp_path / 'ops.db'}")
     assert database("db", "upgrade").exit_code == 0

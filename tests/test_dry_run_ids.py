@@ -12,10 +12,10 @@ from typing import Any
 from rich.console import Console
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.render import emit_json
+from saathii_ops.billing import charge as billing
+from saathii_ops.db.engine import transaction
+from saathii_ops.output.render import emit_json
 from saathii_ops.reports import SpooledRecords
-from saathii_ops.services import billing
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user

@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import make_engine, parse_url, transaction
-from saathii_ops.models import ListenerBadge
+from saathii_ops.db.engine import make_engine, parse_url, transaction
+from saathii_ops.db.models import ListenerBadge
 from tests.billing_checks import assert_ledger_balanced, call_row, wallet
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user

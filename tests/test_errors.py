@@ -202,7 +202,7 @@ def test_an_unexpected_error_is_one_line_without_the_statement_or_its_parameters
             "INSERT INTO t VALUES (%(secret_value)s)", {"secret_value": "4111"}, Exception("bad")
         )
 
-    monkeypatch.setattr("saathii_ops.services.job_control.list_jobs", broken)
+    monkeypatch.setattr("saathii_ops.jobs.job_control.list_jobs", broken)
     result = Cli(db_url)("jobs", "list")
     assert result.exit_code == 1
     assert result.stderr == "error: unexpected IntegrityError: bad (-v shows the traceback)\n"

@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from saathii_ops.db import parse_url
+from saathii_ops.db.engine import parse_url
 from tests.conftest import Databases
 
 pytestmark = pytest.mark.faults

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import HalfEndedObservation
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import HalfEndedObservation
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 
@@ -180,7 +180,7 @@ def test_two_runs_recording_one_call_at_once_both_succeed_one_row(
     uncommitted row, then records nothing (ON CONFLICT DO NOTHING), without an error."""
     if backend != "postgresql":
         pytest.skip("two writers at once: PostgreSQL")
-    from saathii_ops.services import half_ended
+    from saathii_ops.jobs import half_ended
 
     ids = half_ended_call(engine)
     recorded: list[int] = []

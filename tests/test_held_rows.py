@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import ListenerBadge, UserCall, UserStatus, UserWallet
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import ListenerBadge, UserCall, UserStatus, UserWallet
 from tests.billing_checks import assert_ledger_balanced, call_row, ledger_rows, status_of, wallet
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user

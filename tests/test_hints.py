@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from saathii_ops.jobs import JOBS
+from saathii_ops.runtime.registry import JOBS
 from tests.conftest import Cli
 
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.jobs import JOBS
-from saathii_ops.models import JobControl, JobRun
-from saathii_ops.services import job_control
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobControl, JobRun
+from saathii_ops.jobs import job_control
+from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 from tests.factories import T0, add_run, add_user

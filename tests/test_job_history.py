@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Engine
 
-from saathii_ops import schema
-from saathii_ops.db import make_engine, parse_url, transaction
-from saathii_ops.jobs import JOBS
-from saathii_ops.models import JobControl
-from saathii_ops.services import job_control
+from saathii_ops.db import schema
+from saathii_ops.db.engine import make_engine, parse_url, transaction
+from saathii_ops.db.models import JobControl
+from saathii_ops.jobs import job_control
+from saathii_ops.runtime.registry import JOBS
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_run, add_user
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from saathii_ops.jobs import JOBS
+from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import load_settings
 from tests.conftest import Cli
 

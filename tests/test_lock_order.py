@@ -21,9 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from saathii_ops.db import make_engine, parse_url, transaction
-from saathii_ops.models import UserStatus
-from saathii_ops.services import billing, presence
+from saathii_ops.billing import charge as billing
+from saathii_ops.db.engine import make_engine, parse_url, transaction
+from saathii_ops.db.models import UserStatus
+from saathii_ops.jobs import presence
 from saathii_ops.settings import Settings
 from tests.factories import T0, add_call, add_user
 

@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import JobRun
-from saathii_ops.services import log_prune
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobRun
+from saathii_ops.jobs import log_prune
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 from tests.factories import T0, add_run

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy.engine import Engine
 
-from saathii_ops import monitoring
-from saathii_ops.db import transaction
-from saathii_ops.jobs import get_job
-from saathii_ops.runner import run_job
-from saathii_ops.services import presence
+from saathii_ops.db.engine import transaction
+from saathii_ops.jobs import presence
+from saathii_ops.runtime import pings as monitoring
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 from tests.factories import T0, add_user
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from saathii_ops.db import parse_url
+from saathii_ops.db.engine import parse_url
 from tests.test_docs import OPERATIONS, settings_example
 from tests.test_readme_tour import fake_crontab
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from saathii_ops.render import VerbatimConsole
+from saathii_ops.output.render import VerbatimConsole
 from tests.conftest import Cli
 
 SAATHII_OPS = str(Path(sys.executable).parent / "saathii-ops")

@@ -13,9 +13,9 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops import wiring
-from saathii_ops.db import transaction
-from saathii_ops.models import JobRun, UserWallet
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobRun, UserWallet
+from saathii_ops.runtime import wiring
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 
@@ -25,7 +25,7 @@ def without_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     """As on a plain install: `import redis` fails (None in sys.modules makes it raise),
     and no module that imported it earlier in this test session is reused."""
     monkeypatch.setitem(sys.modules, "redis", None)
-    monkeypatch.delitem(sys.modules, "saathii_ops.services.call_cache", raising=False)
+    monkeypatch.delitem(sys.modules, "saathii_ops.jobs.call_cache", raising=False)
 
 
 def _one_call(engine: Engine) -> tuple[int, int]:

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import JobRun, UserStatus
-from saathii_ops.services import presence
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobRun, UserStatus
+from saathii_ops.jobs import presence
 from saathii_ops.settings import Settings
 from tests.factories import T0, add_call, add_user
 

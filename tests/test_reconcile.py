@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import Correction, UserCall, UserTransaction, UserWallet
-from saathii_ops.services import reconcile
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWallet
+from saathii_ops.jobs import reconcile
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 from tests.test_half_ended_again import ENDED_AGAIN_AT, app_ends_call, half_ended_call
@@ -419,8 +419,8 @@ def test_apply_waits_for_a_billing_run_and_gives_up_with_exit_1(
         pytest.skip("the advisory lock of another session: PostgreSQL")
     import socket
 
-    from saathii_ops import runner
-    from saathii_ops.jobs import get_job
+    from saathii_ops.runtime import runner
+    from saathii_ops.runtime.registry import get_job
 
     caller = erased_debit(cli, engine)
     monkeypatch.setattr(runner, "LOCK_WAIT_SECONDS", 0.5)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from saathii_ops.db import make_engine, parse_url
+from saathii_ops.db.engine import make_engine, parse_url
 from tests.conftest import Cli
 from tests.simulated_app import SimulatedApp
 

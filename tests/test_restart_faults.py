@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import parse_url
+from saathii_ops.db.engine import parse_url
 from tests.conftest import Databases
 from tests.test_faults import (
     NOW,

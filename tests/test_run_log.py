@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.jobs import JOBS
-from saathii_ops.services import presence
+from saathii_ops.db.engine import transaction
+from saathii_ops.jobs import presence
+from saathii_ops.runtime.registry import JOBS
 from tests.conftest import Cli
 from tests.factories import T0, add_badge, add_call, add_user
 

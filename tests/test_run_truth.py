@@ -19,14 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from saathii_ops import runner
-from saathii_ops.db import is_sqlite, transaction
+from saathii_ops.db.engine import is_sqlite, transaction
+from saathii_ops.db.models import JobControl, JobRun, UserRole, UserStatus
 from saathii_ops.errors import DatabaseUnavailable, Interrupted
-from saathii_ops.jobs import get_job
-from saathii_ops.models import JobControl, JobRun, UserRole, UserStatus
+from saathii_ops.jobs import call_cache, presence
 from saathii_ops.reports import Report
-from saathii_ops.runner import job_lock, run_job
-from saathii_ops.services import call_cache, presence
+from saathii_ops.runtime import runner
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import job_lock, run_job
 from saathii_ops.settings import Settings
 from tests.conftest import REDIS_URL, Cli
 from tests.factories import T0, add_call, add_user
@@ -155,7 +155,7 @@ def test_anything_raised_after_the_commit_is_a_warning_and_the_run_stands(
     def broken(*args: object) -> Report:
         raise ValueError("Invalid isoformat string: 'garbage'")
 
-    from saathii_ops import wiring
+    from saathii_ops.runtime import wiring
 
     monkeypatch.setattr(wiring, "after_commit", lambda job, settings: broken)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
@@ -252,8 +252,8 @@ def test_a_badge_backfill_longer_than_its_deadline_ends_with_one_line_and_nothin
 ) -> None:
     """A year's backfill (the longest one run may do) that takes longer than the run's
     deadline: every day's statements are quick, the whole is not."""
-    from saathii_ops.models import ListenerBadge
-    from saathii_ops.services import badges
+    from saathii_ops.db.models import ListenerBadge
+    from saathii_ops.jobs import badges
 
     with transaction(engine) as s:
         for _ in range(3):
@@ -597,7 +597,7 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
     debit is erased, which is `wallets audit`'s to name, not an alarm of the run's."""
     from decimal import Decimal
 
-    from saathii_ops.services import billing
+    from saathii_ops.billing import charge as billing
     from tests.billing_checks import wait_for_a_lock_wait, wallet
     from tests.simulated_app import SimulatedApp
 

@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.jobs import get_job
-from saathii_ops.models import JobControl, JobRun, UserStatus
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobControl, JobRun, UserStatus
+from saathii_ops.jobs import presence
 from saathii_ops.reports import Report
-from saathii_ops.runner import job_lock, run_job
-from saathii_ops.services import presence
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import job_lock, run_job
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 from tests.factories import T0, add_user

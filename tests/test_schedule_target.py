@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from saathii_ops.jobs import JOBS
-from saathii_ops.services.scheduling.schedule_target import (
+from saathii_ops.runtime.registry import JOBS
+from saathii_ops.scheduling.schedule_target import (
     ScheduleTarget,
     comparable_url,
     env_file_database_url,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from saathii_ops import schema
-from saathii_ops.db import make_engine, parse_url
-from saathii_ops.models import APP_TABLES, Base, table
+from saathii_ops.db import schema
+from saathii_ops.db.engine import make_engine, parse_url
+from saathii_ops.db.models import APP_TABLES, Base, table
 from tests.conftest import Cli
 
 APP_SCHEMA_SQL = Path(__file__).parent / "fixtures" / "app-schema.sql"
@@ -188,7 +188,7 @@ def test_the_first_migration_is_exactly_the_apps_schema(databases, backend: str)
     try:
         create_app_tables(by_app, backend)
         engine = make_engine(parse_url(by_migration))
-        from saathii_ops import schema
+        from saathii_ops.db import schema
 
         with engine.begin() as conn:
             from alembic import command

@@ -12,8 +12,8 @@ import typer.main
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from saathii_ops.cli import app
-from saathii_ops.db import mask_secrets, mask_url_text
+from saathii_ops.cli.app import app
+from saathii_ops.db.engine import mask_secrets, mask_url_text
 from tests.factories import T0, add_call, add_user
 
 SECRET = "S3cretPW"
@@ -109,7 +109,7 @@ def test_status_and_db_current_of_a_reachable_database_hide_a_query_password(
 def test_a_redis_password_is_hidden_when_the_cache_is_down(
     db_url: str, engine: Engine, tmp_path: Path
 ) -> None:
-    from saathii_ops.db import transaction
+    from saathii_ops.db.engine import transaction
 
     with transaction(engine) as s:
         caller = add_user(s, balance=100)

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from saathii_ops.db import transaction
-from saathii_ops.models import JobRun, Settlement, UserCall, UserTransaction, UserWallet
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobRun, Settlement, UserCall, UserTransaction, UserWallet
 from tests.billing_checks import call_row, money_tables
 from tests.conftest import Cli
 from tests.factories import T0, add_badge, add_call, add_user

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import ListenerBadge
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import ListenerBadge
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from saathii_ops.jobs import JOBS
+from saathii_ops.runtime.registry import JOBS
 from tests.conftest import Cli
 
 HEAVY = (
@@ -45,13 +45,13 @@ def loaded_after(code: str, env: dict[str, str] | None = None) -> tuple[list[str
 
 
 def test_importing_the_cli_loads_none_of_the_heavy_libraries() -> None:
-    assert loaded_after("import saathii_ops.cli") == ([], "")
+    assert loaded_after("import saathii_ops.cli.app") == ([], "")
 
 
 def test_help_and_version_load_none_of_them() -> None:
     for option in ("--help", "--version"):
         code = (
-            "from saathii_ops.cli import app\n"
+            "from saathii_ops.cli.app import app\n"
             f"try:\n    app([{option!r}], prog_name='saathii-ops')\nexcept SystemExit:\n    pass"
         )
         loaded, output = loaded_after(code)
@@ -62,7 +62,7 @@ def test_help_and_version_load_none_of_them() -> None:
 def complete(words: str) -> tuple[list[str], list[str]]:
     """Bash completion of the last word of `words`; the heavy libraries it loaded."""
     code = (
-        "from saathii_ops.cli import app\n"
+        "from saathii_ops.cli.app import app\n"
         "try:\n    app(prog_name='saathii-ops')\nexcept SystemExit:\n    pass"
     )
     loaded, output = loaded_after(
@@ -90,8 +90,8 @@ def test_completion_completes_commands() -> None:
 
 JOB_RUN = """
 import sys
-from saathii_ops.cli import app
-from saathii_ops.schema import MIGRATIONS_DIR
+from saathii_ops.cli.app import app
+from saathii_ops.db.schema import MIGRATIONS_DIR
 
 opened = []
 def audit(event, args):
@@ -108,7 +108,7 @@ print("loaded:", *sorted(m for m in sys.modules if m.startswith({unwanted!r})))
 """
 # what a job run does without: Alembic and the migration scripts (the schema check reads
 # alembic_version), the schedules' libraries (`jobs list` shows schedules, a run does not)
-NOT_ON_A_JOB_RUN = ("alembic", "saathii_ops.migrations", "croniter", "crontab")
+NOT_ON_A_JOB_RUN = ("alembic", "saathii_ops.db.migrations", "croniter", "crontab")
 
 
 def job_run(argv: list[str], unwanted: tuple[str, ...] = NOT_ON_A_JOB_RUN) -> list[str]:

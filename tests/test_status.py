@@ -23,17 +23,19 @@ from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from saathii_ops import sample_data, schema
-from saathii_ops.db import make_engine, parse_url, transaction
-from saathii_ops.jobs import JOBS
-from saathii_ops.models import JobRun, ListenerBadge, UserCall
-from saathii_ops.services import billing, call_cleanup
-from saathii_ops.services import status as status_service
-from saathii_ops.services.billing import INSUFFICIENT_BALANCE
-from saathii_ops.services.scheduling import block as cron_block
-from saathii_ops.services.scheduling import targets
-from saathii_ops.services.scheduling.schedule_target import ScheduleTarget
+from saathii_ops.billing import charge as billing
+from saathii_ops.billing.charge import INSUFFICIENT_BALANCE
+from saathii_ops.db import schema
+from saathii_ops.db.engine import make_engine, parse_url, transaction
+from saathii_ops.db.models import JobRun, ListenerBadge, UserCall
+from saathii_ops.demo import sample_data
+from saathii_ops.jobs import call_cleanup
+from saathii_ops.runtime.registry import JOBS
+from saathii_ops.scheduling import block as cron_block
+from saathii_ops.scheduling import targets
+from saathii_ops.scheduling.schedule_target import ScheduleTarget
 from saathii_ops.settings import Settings
+from saathii_ops.status import collect as status_service
 from tests.conftest import Cli
 from tests.factories import add_badge, add_call, add_run, add_user
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from saathii_ops import render_status
-from saathii_ops.db import transaction
-from saathii_ops.jobs import JOBS
-from saathii_ops.services.scheduling import targets
+from saathii_ops.db.engine import transaction
+from saathii_ops.output import status_screen as render_status
+from saathii_ops.runtime.registry import JOBS
+from saathii_ops.scheduling import targets
 from tests.conftest import Cli
 from tests.factories import add_run
 

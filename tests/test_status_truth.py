@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import make_engine, parse_url, transaction
-from saathii_ops.models import JobControl, JobRun
+from saathii_ops.db.engine import make_engine, parse_url, transaction
+from saathii_ops.db.models import JobControl, JobRun
 from tests.conftest import Cli
 from tests.factories import add_call, add_run, add_user
 from tests.test_status import NOW, _families, _healthy, at
@@ -306,7 +306,7 @@ def test_every_audit_finding_is_named_in_its_headline() -> None:
     added later cannot leave the headline silent (or 'ok')."""
     import dataclasses
 
-    from saathii_ops.services.wallet_audit import WalletAuditReport
+    from saathii_ops.jobs.wallet_audit import WalletAuditReport
 
     counts = [f.name for f in dataclasses.fields(WalletAuditReport) if f.type == "int"]
     none = WalletAuditReport(now=NOW, **dict.fromkeys(counts, 0))
@@ -324,9 +324,9 @@ def test_a_run_that_found_something_is_never_titled_ok_on_a_terminal() -> None:
 
     from rich.console import Console
 
-    from saathii_ops.render import render_run
-    from saathii_ops.runner import RunResult
-    from saathii_ops.services.wallet_audit import WalletAuditReport
+    from saathii_ops.jobs.wallet_audit import WalletAuditReport
+    from saathii_ops.output.render import render_run
+    from saathii_ops.runtime.runner import RunResult
 
     counts = [f.name for f in dataclasses.fields(WalletAuditReport) if f.type == "int"]
     report = WalletAuditReport(now=NOW, **{**dict.fromkeys(counts, 0), "wallets_off": 1})

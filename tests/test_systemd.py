@@ -19,8 +19,8 @@ import pytest
 from croniter import croniter
 
 from saathii_ops.errors import UsageError
-from saathii_ops.jobs import JOBS
-from saathii_ops.services.scheduling import systemd
+from saathii_ops.runtime.registry import JOBS
+from saathii_ops.scheduling import systemd
 from tests.conftest import Cli
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)

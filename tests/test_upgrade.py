@@ -13,13 +13,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops import schema
-from saathii_ops.db import make_engine, parse_url
+from saathii_ops.db import schema
+from saathii_ops.db.engine import make_engine, parse_url
 from tests.conftest import Cli
 from tests.test_schema import create_app_tables
 
 REVISION_0002 = importlib.import_module(
-    "saathii_ops.migrations.versions.0002_ops_tables_and_indexes"
+    "saathii_ops.db.migrations.versions.0002_ops_tables_and_indexes"
 )
 OWN_INDEXES = sorted(name for name, *_ in REVISION_0002.INDEXES)
 

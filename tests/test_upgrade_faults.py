@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from saathii_ops import schema
+from saathii_ops.db import schema
 from tests.test_faults import SAATHII_OPS, fault_engine, one_line, our_backends, wait_until
 from tests.test_upgrade import OWN_INDEXES, adopted, everything, index_state
 

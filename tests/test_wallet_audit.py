@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db import transaction
-from saathii_ops.models import JobRun, UserCall, UserTransaction, UserWallet
+from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobRun, UserCall, UserTransaction, UserWallet
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 

@@ -1,3 +1,3 @@
-from saathii_ops.cli import main
+from saathii_ops.cli.app import main
 
 main()

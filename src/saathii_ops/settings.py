@@ -28,7 +28,7 @@ from pydantic_settings import (
 
 from saathii_ops.errors import UsageError
 from saathii_ops.files import read_regular_file
-from saathii_ops.masking import mask_secrets
+from saathii_ops.output.masking import mask_secrets
 
 CallType = Literal["audio", "video"]
 Badge = Literal["gold", "silver", "bronze", "basic"]

@@ -1,0 +1,324 @@
+"""The root `saathii-ops` command: global options, command groups, and the one
+place where errors become a line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer._click.exceptions import MissingParameter
+from typer.core import TyperGroup
+from typer.core import _TyperParameter as TyperParameter
+
+from saathii_ops import __version__
+from saathii_ops.cli.commands import (
+    badges,
+    calls,
+    coins,
+    cron,
+    db,
+    demo,
+    jobs,
+    logs,
+    presence,
+    status,
+    wallets,
+)
+from saathii_ops.cli.context import AppContext
+from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
+from saathii_ops.errors import ExitCode, OpsError, UsageError
+from saathii_ops.output.masking import first_line, mask_secrets
+from saathii_ops.output.text import escape_controls
+
+# Typer vendors click and exports only BadParameter, whose bases are click's
+# UsageError (every bad option or argument) and ClickException.
+ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
+ClickException: type[Exception] = typer.BadParameter.__mro__[2]
+
+
+class OpsGroup(TyperGroup):
+    """Turns every error a person can cause into one line and the SPEC's exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except OpsError as exc:
+            self._fail(ctx, exc, exc)
+        except (typer.Exit, typer.Abort, ClickException, BrokenPipeError):
+            raise  # a closed stdout: Typer ends the command quietly
+        except Exception as exc:
+            self._fail(ctx, _database_error(exc) or self._unexpected(exc), exc)
+        finally:
+            if isinstance(ctx.obj, AppContext):
+                ctx.obj.dispose()
+
+    @staticmethod
+    def _unexpected(exc: Exception) -> OpsError:
+        """A bug, not the operator's doing: still one line (never the statement's
+        parameters), the traceback with -v."""
+        return OpsError(
+            f"unexpected {type(exc).__name__}: {first_line(exc)} (-v shows the traceback)"
+        )
+
+    @staticmethod
+    def _fail(ctx: typer.Context, error: OpsError, cause: BaseException) -> None:
+        if isinstance(ctx.obj, AppContext) and ctx.obj.verbose:
+            sys.stderr.write(mask_secrets("".join(traceback.format_exception(cause))))
+        root = ctx.find_root().command
+        json_output = (isinstance(ctx.obj, AppContext) and ctx.obj.json_output) or (
+            isinstance(root, OpsGroup) and root.asks_json()
+        )
+        report_error(str(error), error.exit_code, json_output=json_output)
+        raise typer.Exit(error.exit_code)
+
+    arguments: tuple[str, ...] = ()
+
+    def asks_json(self) -> bool:
+        """--json given anywhere before `--` (also when the error came before the options
+        were parsed: a bad option, a malformed value)."""
+        arguments = self.arguments
+        if "--" in arguments:
+            arguments = arguments[: arguments.index("--")]
+        return "--json" in arguments
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        skip_coercing_none()
+        kwargs["standalone_mode"] = False
+        given = args[0] if args else kwargs.get("args")
+        self.arguments = tuple(sys.argv[1:] if given is None else given)
+        try:
+            code = super().main(*args, **kwargs)
+        except ClickUsageError as exc:
+            usage_ctx = getattr(exc, "ctx", None)
+            if usage_ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(short_usage(usage_ctx), err=True)
+                sys.exit(UsageError.exit_code)
+            misplaced = misplaced_global_option(usage_ctx, getattr(exc, "option_name", None))
+            if misplaced:
+                report_error(misplaced, UsageError.exit_code, json_output=self.asks_json())
+                sys.exit(UsageError.exit_code)
+            hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
+            message = exc.format_message()  # type: ignore[attr-defined]
+            report_error(f"{message}{hint}", UsageError.exit_code, json_output=self.asks_json())
+            sys.exit(UsageError.exit_code)
+        except ClickException as exc:
+            exit_code: int = exc.exit_code  # type: ignore[attr-defined]
+            message = exc.format_message()  # type: ignore[attr-defined]
+            report_error(message, exit_code, json_output=self.asks_json())
+            sys.exit(exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def report_error(message: str, exit_code: int, *, json_output: bool) -> None:
+    """Every error: one line on stderr and, with --json, also one JSON document on stdout,
+    so a script reading stdout always gets one. No password, no control character."""
+    message = escape_controls(mask_secrets(message))
+    if json_output:
+        import json
+
+        sys.stdout.write(json.dumps({"error": message, "exit_code": exit_code}) + "\n")
+    typer.echo(f"error: {message}", err=True)
+
+
+def short_usage(ctx: typer.Context) -> str:
+    """A group given no command: its usage line and its commands, not the whole help."""
+    formatter = ctx.make_formatter()
+    ctx.command.format_commands(ctx, formatter)  # type: ignore[attr-defined]
+    return (
+        f"{ctx.get_usage()}\n\n{formatter.getvalue()}\n"
+        f"'{ctx.command_path} COMMAND --help' shows a command's options"
+        + ("" if ctx.parent else f", '{ctx.command_path} --help' the global options")
+    )
+
+
+# what a global option's value is, in the hint that says where the option goes
+GLOBAL_OPTION_VALUES = {"--database-url": "URL", "--config": "FILE", "--now": "ISO-8601"}
+
+
+def misplaced_global_option(ctx: typer.Context | None, option: str | None) -> str | None:
+    """`saathii-ops status --config X`: the one line saying where --config goes."""
+    if ctx is None or ctx.parent is None or option is None:
+        return None
+    root = ctx.find_root()
+    for param in root.command.params:
+        names = [*param.opts, *param.secondary_opts]
+        if option in names and "--help" not in names:
+            value = GLOBAL_OPTION_VALUES.get(names[0])
+            given = f"{option} {value}" if value else option
+            command = ctx.command_path.removeprefix(root.command_path).strip()
+            return (
+                f"{option} is a global option: give it before the command, "
+                f"as in `{root.command_path} {given} {command}`"
+            )
+    return None
+
+
+def skip_coercing_none() -> None:
+    """Typer (0.29, pinned) coerces every parameter's value through a pydantic TypeAdapter
+    it builds on first use, importing pydantic, even for a value of None, which coerces to
+    None (or () for a multi-value one) whatever the type. Shell completion processes every
+    parameter not given, all None: skipping their coercion keeps pydantic out of every Tab
+    (it halves completion's CPU time). A value given is coerced as before."""
+    parameter: Any = TyperParameter
+    if getattr(parameter.process_value, "skips_none", False):
+        return
+    process_value = parameter.process_value
+
+    def without_coercing_none(self: Any, ctx: typer.Context, value: Any) -> Any:
+        if value is None and self._runtime_param is None:
+            value = () if self.multiple or self.nargs == -1 else None
+            if self.required and self.value_is_missing(value):
+                raise MissingParameter(ctx=ctx, param=self)
+            return self.callback(ctx, self, value) if self.callback is not None else value
+        return process_value(self, ctx, value)
+
+    without_coercing_none.skips_none = True  # type: ignore[attr-defined]
+    parameter.process_value = without_coercing_none
+
+
+app = typer.Typer(
+    cls=OpsGroup,
+    help="Saathii's back-office jobs: coin billing, call cleanup, presence cleanup, badges.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(badges.app, name="badges")
+app.add_typer(presence.app, name="presence")
+app.add_typer(calls.app, name="calls")
+app.add_typer(coins.app, name="coins")
+app.add_typer(cron.app, name="cron")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(logs.app, name="logs")
+app.command("status")(status.status)
+app.add_typer(wallets.app, name="wallets")
+app.add_typer(db.app, name="db")
+app.command("demo")(demo.demo)
+
+
+def _database_error(exc: Exception) -> OpsError | None:
+    """A database error anywhere outside the runner (the database went away mid-command,
+    is read-only, lost a table) as the operator's error. Only SQLAlchemy raises one, so it
+    is imported only if something already did."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from saathii_ops.db.engine import operator_error
+
+    return operator_error(exc)
+
+
+def configure_logging(verbose: bool) -> None:
+    """Log lines (and their tracebacks) on stderr, never showing a password."""
+    import logging
+
+    class MaskingFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return mask_secrets(super().format(record))
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+
+
+def parse_now(value: str | None) -> datetime | None:
+    """ISO-8601; a value without an offset is UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 date-time") from None
+    try:
+        moment = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+05:30 is before year 1 in UTC
+        moment = None
+    if moment is None or not EARLIEST_DAY <= moment.date() <= LATEST_DAY:
+        raise typer.BadParameter(
+            f"--now {value} is out of range: give an instant from {EARLIEST_DAY} "
+            f"to {LATEST_DAY} (UTC)"
+        )
+    return moment
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"saathii-ops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Database URL; else SAATHII_DATABASE_URL, the config file's database_url, "
+            "the app's DATABASE_URL, the embedded SQLite database.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML config file; else SAATHII_CONFIG.", show_default=False),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            help="Run as of this ISO-8601 instant (no offset means UTC); "
+            "default: the database server's clock.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON document on stdout.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks on stderr.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    configure_logging(verbose)
+    ctx.obj = AppContext(
+        database_url_option=database_url,
+        config_option=config,
+        now=parse_now(now),
+        json_output=json_output,
+        verbose=verbose,
+    )
+
+
+def main() -> None:
+    code: int | str | None = ExitCode.OK
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code
+    if not _stdout_flushed() and code in (None, ExitCode.OK):
+        code = ExitCode.FAILED  # the output was cut short, as Typer exits mid-command
+    sys.exit(code)
+
+
+def _stdout_flushed() -> bool:
+    """A reader that closed the pipe (`jobs history | head -n 1`) ends the command quietly:
+    what it did not read is dropped, with no error line."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return False
+    return True

@@ -1,0 +1,161 @@
+"""`saathii-ops badges assign | show`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from saathii_ops.cli.common import (
+    DryRunOption,
+    JsonOption,
+    app_context,
+    read_only,
+    run_registered_job,
+    show_report,
+)
+from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
+from saathii_ops.errors import UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from saathii_ops.reports import Report
+    from saathii_ops.runtime.wiring import JobService
+    from saathii_ops.settings import Settings
+
+app = typer.Typer(
+    help="Listener badges: the daily badge that sets a listener's earning rates.",
+    no_args_is_help=True,
+)
+
+
+DATE_FORMAT = {"formats": ["%Y-%m-%d"], "metavar": "YYYY-MM-DD"}
+DateOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--date", **DATE_FORMAT, help="The badge date; default: today in the business timezone."
+    ),
+]
+FromOption = Annotated[
+    datetime | None,
+    typer.Option("--from", **DATE_FORMAT, help="Backfill: the first badge date (with --to)."),
+]
+ToOption = Annotated[
+    datetime | None,
+    typer.Option("--to", **DATE_FORMAT, help="Backfill: the last badge date, included."),
+]
+
+
+# One run assigns at most a year of badges: a longer backfill is several runs, each one
+# transaction that holds the job's lock only so long.
+MAX_BACKFILL_DAYS = 366
+
+
+def target_dates(
+    day: datetime | None, first: datetime | None, last: datetime | None
+) -> list[date] | None:
+    """The badge dates the options name; None for the default (today, known only at `now`)."""
+    if day is not None and (first is not None or last is not None):
+        raise UsageError("give either --date or --from/--to, not both")
+    if (first is None) != (last is None):
+        raise UsageError("--from and --to go together")
+    for option, value in (("--date", day), ("--from", first), ("--to", last)):
+        if value is not None:
+            check_badge_date(option, value.date())
+    if day is not None:
+        return [day.date()]
+    if first is None or last is None:
+        return None
+    if first > last:
+        raise UsageError(f"--from {first.date()} is after --to {last.date()}")
+    days = (last - first).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise UsageError(
+            f"--from {first.date()} --to {last.date()} is {days} days; one run backfills at "
+            f"most {MAX_BACKFILL_DAYS}: run it once for each stretch of up to "
+            f"{MAX_BACKFILL_DAYS} days"
+        )
+    return [first.date() + timedelta(days=n) for n in range(days)]
+
+
+def check_badge_date(option: str, day: date) -> None:
+    # the badge of D counts the minutes of D - 1
+    if not EARLIEST_DAY + timedelta(days=1) <= day <= LATEST_DAY:
+        raise UsageError(
+            f"{option} {day} is out of range: give a date from "
+            f"{EARLIEST_DAY + timedelta(days=1)} to {LATEST_DAY}"
+        )
+
+
+@contextmanager
+def backfill_progress(days: int) -> Iterator[Callable[[date], None] | None]:
+    """A progress bar over a backfill's dates, on a terminal only (on stderr: stdout
+    stays the report); yields the per-date callback, or None for no bar."""
+    from rich.progress import Progress
+
+    from saathii_ops.output.render import stderr_console
+
+    console = stderr_console()
+    if days < 2 or not console.is_terminal:
+        yield None
+        return
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("assigning badges", total=days)
+        yield lambda day: progress.update(task, advance=1, description=f"badges for {day}")
+
+
+def assign_with_progress(dates: list[date] | None) -> JobService:
+    """The job's service for these dates, with the bar shown only while it runs."""
+
+    def service(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
+        from saathii_ops.jobs import badges
+
+        with backfill_progress(len(dates) if dates else 1) as on_date_done:
+            return badges.assign(
+                session, now, settings, apply=apply, dates=dates, on_date_done=on_date_done
+            )
+
+    return service
+
+
+@app.command()
+def assign(
+    ctx: typer.Context,
+    day: DateOption = None,
+    first: FromOption = None,
+    last: ToOption = None,
+    dry_run: DryRunOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Give every active listener the badge (and rates) their call minutes of the day before
+    earn; replaces the rows already there."""
+    service = assign_with_progress(target_dates(day, first, last))
+    run_registered_job(
+        ctx, "badges-assign", dry_run=dry_run, json_output=json_output, service=service
+    )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    day: DateOption = None,
+    listener: Annotated[
+        int | None, typer.Option("--listener", metavar="ID", help="Only this listener.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List the badges and rates of a date (default: today in the business timezone)."""
+    from saathii_ops.jobs import badges
+
+    app = app_context(ctx, json_output)
+    if day is not None:
+        check_badge_date("--date", day.date())
+    with read_only(app) as (session, now):
+        badge_date = day.date() if day is not None else badges.business_date(now, app.settings)
+        result = badges.listing(session, badge_date, listener)
+    who = f"listener {listener}" if listener is not None else "every listener"
+    show_report(app, f"listener badges for {badge_date} ({who})", result)

@@ -1,0 +1,16 @@
+"""`saathii-ops calls cleanup`."""
+
+import typer
+
+from saathii_ops.cli.common import DryRunOption, JsonOption, run_registered_job
+
+app = typer.Typer(help="Calls.", no_args_is_help=True)
+
+
+@app.command()
+def cleanup(
+    ctx: typer.Context, dry_run: DryRunOption = False, json_output: JsonOption = False
+) -> None:
+    """End the calls that should have ended (a silent party, too long, wait time up);
+    bill what they owe and settle them."""
+    run_registered_job(ctx, "calls-cleanup", dry_run=dry_run, json_output=json_output)

@@ -1,0 +1,15 @@
+"""`saathii-ops coins deduct`."""
+
+import typer
+
+from saathii_ops.cli.common import DryRunOption, JsonOption, run_registered_job
+
+app = typer.Typer(help="Coin billing.", no_args_is_help=True)
+
+
+@app.command()
+def deduct(
+    ctx: typer.Context, dry_run: DryRunOption = False, json_output: JsonOption = False
+) -> None:
+    """Bill every ongoing call per started minute; end the calls the caller cannot pay for."""
+    run_registered_job(ctx, "coins-deduct", dry_run=dry_run, json_output=json_output)

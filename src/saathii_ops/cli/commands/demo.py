@@ -1,0 +1,51 @@
+"""`saathii-ops demo`: the whole product on the embedded database, in one command."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated
+
+import typer
+
+from saathii_ops.cli.common import JsonOption, app_context
+from saathii_ops.output.demo_screen import render_demo
+from saathii_ops.output.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.output.status_screen import render_status
+
+
+def demo(
+    ctx: typer.Context,
+    reset: Annotated[bool, typer.Option("--reset", help="Start from an empty database.")] = False,
+    users: Annotated[int, typer.Option(min=8, max=1_000_000, help="How many sample users.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the sample data.")] = 7,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Every row each job changed, and the whole status."),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Create (or --reset) the embedded database, fill it with sample data, run every job
+    once: one line per job, the status, what to try next."""
+    from saathii_ops.demo.run import run_demo
+
+    app = app_context(ctx, json_output)
+    result = run_demo(app, reset=reset, users=users, seed=seed)
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, result)
+        return
+    if not (verbose or app.verbose):
+        command = "saathii-ops"
+        if app.database_url_option is not None:
+            command += f" --database-url {shlex.quote(result.url)}"
+        render_demo(console, result, command=command)
+        return
+    render_mapping(console, "demo database", {"database": result.url})
+    if result.sample is None:
+        console.print("kept the existing sample data (--reset starts afresh)")
+    else:
+        render_mapping(console, "sample data added", result.sample.as_dict())
+    for run in result.runs:
+        render_run(console, run, json_output=False)
+    if result.status is not None:
+        render_status(console, result.status)

@@ -1,0 +1,15 @@
+"""`saathii-ops presence cleanup`."""
+
+import typer
+
+from saathii_ops.cli.common import DryRunOption, JsonOption, run_registered_job
+
+app = typer.Typer(help="User presence.", no_args_is_help=True)
+
+
+@app.command()
+def cleanup(
+    ctx: typer.Context, dry_run: DryRunOption = False, json_output: JsonOption = False
+) -> None:
+    """Mark users offline who have not been seen for the inactive limit; clear stale busy flags."""
+    run_registered_job(ctx, "presence-cleanup", dry_run=dry_run, json_output=json_output)

@@ -1,0 +1,148 @@
+"""`saathii-ops wallets audit | reconcile`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from saathii_ops.cli.common import (
+    DryRunOption,
+    JsonOption,
+    app_context,
+    read_only,
+    run_registered_job,
+    show_report,
+)
+from saathii_ops.errors import OpsError, UsageError
+from saathii_ops.output.render import render_reconcile, stdout_console
+
+app = typer.Typer(help="Wallets and their ledger.", no_args_is_help=True)
+
+# the billing jobs whose locks `reconcile --apply` holds: neither runs meanwhile
+BILLING_JOBS = ("coins-deduct", "calls-cleanup")
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    dry_run: DryRunOption = False,
+    resolved: Annotated[
+        bool,
+        typer.Option(
+            "--resolved",
+            help="List the findings `wallets reconcile --apply` resolved, with their "
+            "corrections (newest first), instead of auditing.",
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Wallets whose balance differs from their ledger rows; calls the app changed after we
+    settled them; half-ended calls (ongoing with an end_time) and those the app ended again;
+    ongoing calls charged more or less than their elapsed minutes require. Exit 1 when
+    anything is found."""
+    if not resolved:
+        run_registered_job(ctx, "wallets-audit", dry_run=dry_run, json_output=json_output)
+        return
+    if dry_run:
+        raise UsageError("--resolved lists past corrections and changes nothing: drop --dry-run")
+    from saathii_ops.jobs import wallet_audit
+
+    app = app_context(ctx, json_output)
+    with read_only(app) as (session, _):
+        report = wallet_audit.resolved(session)
+    show_report(app, "wallets audit: resolved findings", report)
+
+
+@app.command()
+def reconcile(
+    ctx: typer.Context,
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply", help="Make the corrections (with --reason); without it: a preview."
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="Why, recorded with each correction (required by --apply).",
+            show_default=False,
+        ),
+    ] = None,
+    wallet: Annotated[
+        int | None,
+        typer.Option(
+            "--wallet",
+            metavar="ID",
+            help="Only this wallet's findings, and the calls of its owner.",
+            show_default=False,
+        ),
+    ] = None,
+    call: Annotated[
+        int | None,
+        typer.Option("--call", metavar="ID", help="Only this call's findings.", show_default=False),
+    ] = None,
+    reverse: Annotated[
+        bool,
+        typer.Option(
+            "--reverse",
+            help="A call paid twice: take the app's second payment back (a negative 'earn' "
+            "row and the same change to the listener's balance).",
+        ),
+    ] = False,
+    accept: Annotated[
+        bool, typer.Option("--accept", help="A call paid twice: let the second payment stand.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Corrections for what `wallets audit` finds: an erased debit brings the balance to the
+    ledger (never below zero), a call paid twice is reversed or accepted, a half-ended call
+    is completed; a wallet holding less than its ledger is only named. Each correction is
+    recorded in ops_corrections; history is never edited. Exit 0 (a preview changes
+    nothing)."""
+    import socket
+
+    from saathii_ops.billing.charge import ConservationError
+    from saathii_ops.errors import PlanChanged
+    from saathii_ops.jobs import reconcile as service
+    from saathii_ops.runtime.identity import user_name
+    from saathii_ops.runtime.registry import get_job
+    from saathii_ops.runtime.runner import run_exclusive
+
+    if reverse and accept:
+        raise UsageError("--reverse and --accept exclude each other: choose one")
+    if reason is not None and not reason.strip():
+        raise UsageError("--reason is empty: say why")
+    if apply and reason is None:
+        raise UsageError("--apply needs --reason TEXT: it is recorded with each correction")
+    app = app_context(ctx, json_output)
+    scope = service.Scope(
+        wallet_id=wallet,
+        call_id=call,
+        paid_twice=service.REVERSE if reverse else service.ACCEPT if accept else None,
+    )
+    corrected_by = f"{user_name()}@{socket.gethostname()}"
+    try:
+        report = run_exclusive(
+            app.engine,
+            app.settings,
+            lambda session, now: service.reconcile(
+                session,
+                now,
+                app.settings,
+                apply=apply,
+                scope=scope,
+                reason=reason,
+                corrected_by=corrected_by,
+            ),
+            now=app.now,
+            apply=apply,
+            jobs=[get_job(name) for name in BILLING_JOBS],
+        )
+    except ConservationError as exc:  # its message says nothing was changed
+        raise OpsError(str(exc)) from exc
+    except PlanChanged as exc:  # a row changed under the plan, despite the locks
+        raise OpsError(f"{exc}: rolled back, nothing was changed; run it again") from exc
+    render_reconcile(stdout_console(), report, json_output=app.json_output)

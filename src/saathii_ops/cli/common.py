@@ -1,0 +1,124 @@
+"""What every command shares: the typed context, the `--json` and `--dry-run` options,
+completing job names, and running a registered job.
+
+Command modules import only what `--help` and completion need; the libraries and
+services a command uses are imported by the command when it runs (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+import typer
+
+from saathii_ops.cli.context import AppContext
+from saathii_ops.errors import ExitCode, OpsError
+from saathii_ops.output.masking import mask_secrets
+from saathii_ops.output.render import (
+    emit_json,
+    error_log_line,
+    render_mapping,
+    render_run,
+    stdout_console,
+)
+from saathii_ops.output.text import escape_controls
+from saathii_ops.runtime.registry import JOBS, get_job
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from saathii_ops.runtime.wiring import JobService
+
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="One JSON document on stdout (also accepted before the command)."),
+]
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Show what a real run at the same instant would change; change nothing."
+    ),
+]
+
+
+def complete_job_name(incomplete: str) -> list[str]:
+    """Shell completion of a job name (`jobs pause <Tab>`)."""
+    return [job.name for job in JOBS if job.name.startswith(incomplete)]
+
+
+class Outcome(Protocol):
+    @property
+    def exit_code(self) -> ExitCode: ...
+
+
+def finish(outcome: Outcome) -> None:
+    """End a command with its outcome's exit code (its output already written)."""
+    if outcome.exit_code != ExitCode.OK:
+        raise typer.Exit(outcome.exit_code)
+
+
+def app_context(ctx: typer.Context, json_output: bool = False) -> AppContext:
+    app = ctx.find_object(AppContext)
+    assert app is not None, "the root callback sets the context"
+    if json_output:
+        app.json_output = True
+    return app
+
+
+def run_registered_job(
+    ctx: typer.Context,
+    job_name: str,
+    *,
+    dry_run: bool,
+    json_output: bool,
+    service: JobService | None = None,
+) -> None:
+    """Run one job through the runner, render its result, exit with its code."""
+    import time
+
+    from saathii_ops.runtime.runner import run_job
+
+    app = app_context(ctx, json_output)
+    job = get_job(job_name)
+    console = stdout_console()
+    started = time.monotonic()
+    try:
+        result = run_job(
+            app.engine, app.settings, job, now=app.now, dry_run=dry_run, service=service
+        )
+    except OpsError as exc:
+        if not (app.json_output or console.is_terminal):
+            # the run's log has its line too; the error's own line goes to stderr
+            line = error_log_line(
+                job.name, mask_secrets(str(exc)), exc.exit_code, time.monotonic() - started
+            )
+            console.file.write(escape_controls(line) + "\n")
+        raise
+    render_run(console, result, json_output=app.json_output, database=app.database)
+    finish(result)
+
+
+@contextmanager
+def read_only(app: AppContext) -> Iterator[tuple[Session, datetime]]:
+    """A read-only transaction on a ready schema, with the run's "now" (SPEC §3)."""
+    from saathii_ops.db.engine import database_now, transaction
+    from saathii_ops.db.schema import require_head
+
+    require_head(app.engine)
+    with transaction(app.engine, read_only=True) as session:
+        yield session, app.now or database_now(session)
+
+
+def show_report(app: AppContext, title: str, report: Any) -> None:
+    """A report that is not a job run: one JSON document, or a summary for people."""
+    console = stdout_console()
+    if app.json_output:
+        emit_json(console, report)
+    else:
+        # a field with no value (e.g. no --listener given) is left out, not shown as "-"
+        shown = {k: v for k, v in dataclasses.asdict(report).items() if v is not None}
+        render_mapping(console, title, shown)

@@ -1,0 +1,86 @@
+"""The demo: an embedded database with sample data, one run of every job, then `status`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from saathii_ops.cli.context import AppContext
+from saathii_ops.db import schema
+from saathii_ops.db.engine import database_now, display_url, transaction
+from saathii_ops.db.models import User
+from saathii_ops.demo import sample_data
+from saathii_ops.demo.sample_data import SampleReport
+from saathii_ops.errors import UsageError
+from saathii_ops.runtime.registry import JOBS
+from saathii_ops.runtime.runner import RunResult, run_job
+from saathii_ops.scheduling import targets
+from saathii_ops.scheduling.schedule_target import running_target
+from saathii_ops.settings import embedded_database_path
+from saathii_ops.status import collect as status
+from saathii_ops.status.collect import StatusReport
+
+
+@dataclass
+class DemoResult:
+    url: str
+    sample: SampleReport | None
+    runs: list[RunResult] = field(default_factory=list)
+    status: StatusReport | None = None  # after the runs, as `saathii-ops status` shows it
+
+
+def demo_context(app: AppContext) -> AppContext:
+    """The demo never touches a server: the embedded database, or an SQLite `--database-url`."""
+    if app.database_url_option is None:
+        app.use_database(f"sqlite:///{embedded_database_path()}", "embedded default")
+    if app.url.get_backend_name() != "sqlite":
+        raise UsageError(
+            "the demo fills a database with sample data: give it an SQLite URL, never a server"
+        )
+    return app
+
+
+def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResult:
+    app = demo_context(app)
+    if reset:
+        _delete_sqlite_files(app.url.database)
+    schema.upgrade(app.engine)
+    sample = None
+    with transaction(app.engine) as session:
+        if session.scalar(sa.select(sa.func.count()).select_from(User)) == 0:
+            sample = sample_data.fill(
+                session, app.now or database_now(session), app.settings, users=users, seed=seed
+            )
+            session.commit()
+    result = DemoResult(display_url(app.url), sample)
+    # the demo's log pruning must never touch a real log directory such as /var/log/saathii
+    settings = app.settings.model_copy(update={"log_dir": demo_log_dir(app)})
+    for job in JOBS:
+        result.runs.append(run_job(app.engine, settings, job, now=app.now, dry_run=False))
+    result.status = status.collect(
+        app.engine,
+        app.settings,
+        now=app.now,
+        crontab=targets.installed_target(None),
+        schedule_target=running_target(app.config_file, *app.database_url_and_source),
+        database_source=app.database_source,
+    )
+    return result
+
+
+def demo_log_dir(app: AppContext) -> Path:
+    return Path(app.url.database or ".").resolve().parent / "demo-logs"
+
+
+def _delete_sqlite_files(database: str | None) -> None:
+    if not database or database == ":memory:":
+        return
+    base = Path(database)
+    for path in [
+        base,
+        *base.parent.glob(base.name + "-*"),
+        *base.parent.glob(base.name + ".*.lock"),
+    ]:
+        path.unlink(missing_ok=True)
