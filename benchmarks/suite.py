@@ -7,7 +7,7 @@ sums per wallet and type, call rows, presence, badges.
 
     python -m benchmarks run --scale small [--repeat 3] [--json FILE]
 
-Not a test: nothing here asserts a time (tests/test_benchmarks.py runs the tiny scale and
+Not a test: nothing here asserts a time (tests/jobs/test_benchmark_smoke.py runs the tiny scale and
 asserts equal states only).
 """
 

@@ -5,7 +5,7 @@ order: plain statements in autocommit (the app runs no transaction), each `pool.
 of the app a connection of its own from a pool of several, its two presence updates at the
 end of a call run concurrently, on two connections. An endpoint's HTTP error is `AppError`.
 
-The facts it follows (issue 19 item 1), each checked by tests/test_simulated_app.py:
+The facts it follows (issue 19 item 1), each checked by tests/postgres/test_simulated_app.py:
  1. end-call reads the call with a plain SELECT and answers 404 unless it is 'ongoing';
     then it writes, without a status guard;
  2. its earnings come from the coins_spent it read;

@@ -1,7 +1,7 @@
 """Schema state and migrations: `db upgrade | current | adopt` and the runner's readiness check.
 
 A job run checks the schema without Alembic: it reads `alembic_version` and compares it
-with REVISIONS, the package's own list of its migrations (tests/test_schema.py keeps it
+with REVISIONS, the package's own list of its migrations (tests/runtime/test_schema.py keeps it
 equal to what Alembic computes from the scripts). Alembic, and the scripts it reads, are
 imported only by `db upgrade | adopt` (start-up cost: docs/performance.md).
 """

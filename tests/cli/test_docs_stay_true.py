@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from saathii_ops.settings import Settings, load_settings
 from tests.conftest import Cli
 
-CLI_DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+CLI_DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 GENERATE = [
     sys.executable,
     "-m",

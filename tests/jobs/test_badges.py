@@ -28,7 +28,7 @@ from saathii_ops.runtime.registry import JOBS, get_job
 from saathii_ops.settings import BadgeThresholds, Settings
 from tests.conftest import Cli
 from tests.factories import add_badge, add_call, add_user
-from tests.test_schema import create_app_tables
+from tests.runtime.test_schema import create_app_tables
 
 IST = ZoneInfo("Asia/Kolkata")
 D = date(2026, 11, 29)

@@ -121,7 +121,7 @@ def job_run(argv: list[str], unwanted: tuple[str, ...] = NOT_ON_A_JOB_RUN) -> li
 
 
 def test_a_job_run_reads_no_alembic_nor_migration_script(db_url: str) -> None:
-    """The schema check stays (tests/test_schema.py), without Alembic: a job starts on
+    """The schema check stays (tests/runtime/test_schema.py), without Alembic: a job starts on
     what it needs (issue 23)."""
     lines = job_run(["--database-url", db_url, "coins", "deduct"])
     assert [line.split() for line in lines] == [["exit:", "0"], ["opened:"], ["loaded:"]]

@@ -19,7 +19,7 @@ from saathii_ops.db.engine import make_engine, parse_url, transaction
 from saathii_ops.db.models import JobControl, JobRun
 from tests.conftest import Cli
 from tests.factories import add_call, add_run, add_user
-from tests.test_status import NOW, _families, _healthy, at
+from tests.jobs.test_status import NOW, _families, _healthy, at
 
 PAUSED_AT = at(6, 0)
 

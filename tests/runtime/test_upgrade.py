@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url
 from tests.conftest import Cli
-from tests.test_schema import create_app_tables
+from tests.runtime.test_schema import create_app_tables
 
 REVISION_0002 = importlib.import_module(
     "saathii_ops.db.migrations.versions.0002_ops_tables_and_indexes"

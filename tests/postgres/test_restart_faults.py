@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import parse_url
 from tests.conftest import Databases
-from tests.test_faults import (
+from tests.postgres.test_faults import (
     NOW,
     SAATHII_OPS,
     audit_rows,

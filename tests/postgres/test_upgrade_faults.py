@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from saathii_ops.db import schema
-from tests.test_faults import SAATHII_OPS, fault_engine, one_line, our_backends, wait_until
-from tests.test_upgrade import OWN_INDEXES, adopted, everything, index_state
+from tests.postgres.test_faults import SAATHII_OPS, fault_engine, one_line, our_backends, wait_until
+from tests.runtime.test_upgrade import OWN_INDEXES, adopted, everything, index_state
 
 pytestmark = pytest.mark.faults
 

@@ -6,7 +6,7 @@ data (CREATE DATABASE … TEMPLATE) at the same --now. A run is made slow at a
 known point by the test holding user_transactions in EXCLUSIVE mode (readers pass,
 writers wait, as behind a DBA's maintenance): billing's first ledger insert waits
 for it, mid-transaction, after the plan is stored, locked and its wallets debited.
-(A row another session holds no longer makes a run wait: issue 20, tests/test_held_rows.py.)
+(A row another session holds no longer makes a run wait: tests/postgres/test_held_rows.py.)
 
 Marked `faults`: deselected by default, `.ci/run` runs it (`pytest -m faults`).
 """

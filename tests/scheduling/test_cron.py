@@ -810,7 +810,7 @@ def example_setup() -> cron_lines.CronSetup:
 
 def test_crontab_example_is_what_install_writes_for_a_typical_setup() -> None:
     """Regenerate after a change of the jobs or the lines:
-    UPDATE_CRONTAB_EXAMPLE=1 pytest tests/test_cron.py -k crontab_example
+    UPDATE_CRONTAB_EXAMPLE=1 pytest tests/scheduling/test_cron.py -k crontab_example
     """
     block = cron_lines.render_block(example_setup(), Settings(), NOW)
     expected = cron_block.with_block("", block, "")

@@ -12,7 +12,7 @@ from saathii_ops.db.engine import make_engine, parse_url
 from saathii_ops.db.models import APP_TABLES, Base, table
 from tests.conftest import Cli
 
-APP_SCHEMA_SQL = Path(__file__).parent / "fixtures" / "app-schema.sql"
+APP_SCHEMA_SQL = Path(__file__).resolve().parents[1] / "fixtures" / "app-schema.sql"
 APP_TABLE_NAMES = sorted(model.__tablename__ for model in APP_TABLES)
 OWN_TABLES = [
     "alembic_version",

@@ -16,7 +16,7 @@ from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWal
 from saathii_ops.jobs import reconcile
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
-from tests.test_half_ended_again import ENDED_AGAIN_AT, app_ends_call, half_ended_call
+from tests.jobs.test_half_ended_calls import ENDED_AGAIN_AT, app_ends_call, half_ended_call
 
 NOW = T0 + timedelta(hours=1)
 LATER = NOW + timedelta(minutes=1)

@@ -15,11 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from saathii_ops.db.engine import parse_url
-from tests.test_docs import OPERATIONS, settings_example
-from tests.test_readme_tour import fake_crontab
+from tests.cli.test_docs_stay_true import OPERATIONS, settings_example
+from tests.cli.test_readme_tour import fake_crontab
 
 BIN_DIR = Path(sys.executable).parent
-APP_SCHEMA_SQL = Path(__file__).parent / "fixtures" / "app-schema.sql"
+APP_SCHEMA_SQL = Path(__file__).resolve().parents[1] / "fixtures" / "app-schema.sql"
 
 # lines of the guide that change this machine or need what a test machine has not got;
 # the plain install they describe is what .ci/run proves first
@@ -28,8 +28,8 @@ CANNOT_RUN = {
     "python3": "installs into /opt (.ci/run's plain install proves the same steps)",
     "ln": "writes /usr/local/bin",
     "install": "writes /var/log and /etc",
-    "systemctl": "no systemd is running here (tests/test_systemd.py verifies the units)",
-    "kubectl": "no cluster (tests/test_kubernetes.py validates the manifests)",
+    "systemctl": "no systemd is running here (tests/scheduling/test_systemd.py verifies the units)",
+    "kubectl": "no cluster (tests/scheduling/test_kubernetes.py validates the manifests)",
 }
 
 

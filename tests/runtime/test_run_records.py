@@ -30,8 +30,8 @@ from saathii_ops.runtime.runner import job_lock, run_job
 from saathii_ops.settings import Settings
 from tests.conftest import REDIS_URL, Cli
 from tests.factories import T0, add_call, add_user
-from tests.test_monitoring import Monitor
-from tests.test_runner import partly_failing_service
+from tests.runtime.test_pings import Monitor
+from tests.runtime.test_runner import partly_failing_service
 
 NOW = T0 + timedelta(minutes=10)
 
