@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from saathii_ops.db.engine import elapsed_seconds, local_date, transaction
+from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import UserCall
+from saathii_ops.db.sql import elapsed_seconds, local_date
 from saathii_ops.settings import embedded_database_path
 from tests.conftest import Cli
 from tests.factories import add_call, add_user

@@ -45,8 +45,9 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.billing import settlement
 from saathii_ops.billing.settlement import expect, paise_to_decimal
-from saathii_ops.db.engine import elapsed_seconds, is_sqlite, local_date
+from saathii_ops.db.engine import is_sqlite
 from saathii_ops.db.models import Money, Settlement, UserCall, UserTransaction, UserWallet, table
+from saathii_ops.db.sql import elapsed_seconds, local_date
 from saathii_ops.jobs import half_ended
 from saathii_ops.jobs.badges import one_row_each
 from saathii_ops.output.text import plural

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.db.engine import database_now, is_sqlite, local_date
+from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import (
     ListenerBadge,
     Money,
@@ -34,6 +34,7 @@ from saathii_ops.db.models import (
     UTCDateTime,
     table,
 )
+from saathii_ops.db.sql import local_date
 from saathii_ops.errors import PlanChanged
 from saathii_ops.runtime.run_id import run_uuid
 from saathii_ops.settings import Settings

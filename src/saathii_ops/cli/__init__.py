@@ -1,1 +1,1 @@
-"""cli"""
+"""The command line: the Typer app, its context object and one thin module per command group."""

@@ -210,7 +210,7 @@ def _database_error(exc: Exception) -> OpsError | None:
     is imported only if something already did."""
     if "sqlalchemy" not in sys.modules:
         return None
-    from saathii_ops.db.engine import operator_error
+    from saathii_ops.db.errors import operator_error
 
     return operator_error(exc)
 

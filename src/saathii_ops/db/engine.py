@@ -1,4 +1,4 @@
-"""Engines, transactions and the SQL pieces both dialects need.
+"""Engines, URLs and transactions.
 
 SQLite: Python's sqlite3 driver begins transactions on its own and commits
 DDL; SQLAlchemy's documented "pysqlite transactions" recipe hands that back to
@@ -11,21 +11,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
-from saathii_ops.errors import DatabaseUnavailable, OpsError, SchemaNotReady, UsageError
+from saathii_ops.db import sql
+from saathii_ops.db.errors import TIMED_OUT
+from saathii_ops.errors import DatabaseUnavailable, UsageError
 from saathii_ops.output.masking import first_line, mask_secrets
 
 READ_ONLY = "saathii_read_only"
@@ -157,10 +155,10 @@ def _apply_pysqlite_recipe(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
         dbapi_connection.create_function(
-            "saathii_elapsed_seconds", 2, _sqlite_elapsed_seconds, deterministic=True
+            "saathii_elapsed_seconds", 2, sql.sqlite_elapsed_seconds, deterministic=True
         )
         dbapi_connection.create_function(
-            "saathii_local_date", 2, _sqlite_local_date, deterministic=True
+            "saathii_local_date", 2, sql.sqlite_local_date, deterministic=True
         )
 
     @event.listens_for(engine, "begin")
@@ -186,36 +184,6 @@ def _apply_postgresql_session_setup(engine: Engine) -> None:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
-# SQLSTATEs (PostgreSQL) and messages (SQLite) of errors that are the database's state,
-# not a bug: each gets its exit code and a line that says what to do.
-_READ_ONLY = ("25006", "attempt to write a readonly database")
-_SCHEMA_CHANGED = ("42P01", "42703", "no such table", "no such column")
-_NOT_A_DATABASE = ("file is not a database",)
-
-
-# --- database errors as the operator's: the one home of their translation -------------
-# A command outside a job run takes `operator_error`; the runner tells a lost connection
-# (`lost_connection`) and the database's state (`classify_database_error`) from a failed
-# run (any other error, recorded); connecting takes `unreachable`.
-
-
-def operator_error(exc: BaseException) -> OpsError | None:
-    """A database error outside a job run: the database's state (see
-    `classify_database_error`), else any OperationalError (the server went away, a lock or
-    statement timeout) as the database being unavailable."""
-    error = classify_database_error(exc)
-    if error is None and isinstance(exc, OperationalError):
-        error = DatabaseUnavailable(f"database error: {first_line(exc)}")
-    return error
-
-
-def lost_connection(exc: BaseException) -> DatabaseUnavailable | None:
-    """The connection died under a run (the server went away): not the job's failure."""
-    if isinstance(exc, OperationalError) and exc.connection_invalidated:
-        return DatabaseUnavailable(f"lost the database: {first_line(exc)}")
-    return None
-
-
 def unreachable(
     url: URL, exc: BaseException, timeout_seconds: float | None = None
 ) -> DatabaseUnavailable:
@@ -229,35 +197,6 @@ def unreachable(
     return DatabaseUnavailable(
         f"cannot reach the database at {display_url(url)}: {first_line(exc)}"
     )
-
-
-# SQLSTATEs of a statement cancelled by statement_timeout, and of a lock_timeout
-TIMED_OUT = ("57014", "55P03")
-
-
-def classify_database_error(exc: BaseException) -> OpsError | None:
-    """The operator's error for a database error caused by the database's state, else None."""
-    if not isinstance(exc, DBAPIError):
-        return None
-    code = getattr(exc.orig, "pgcode", None)
-    text = first_line(exc)
-
-    def matches(signs: tuple[str, ...]) -> bool:
-        return code in signs or any(sign in text for sign in signs)
-
-    if matches(_READ_ONLY):
-        return DatabaseUnavailable(
-            f"the database is read-only ({text}): a hot standby, or "
-            "default_transaction_read_only is on; point saathii-ops at the primary"
-        )
-    if matches(_SCHEMA_CHANGED):
-        return SchemaNotReady(
-            f"the database's schema is not the app's ({text}): "
-            "`saathii-ops db adopt` lists what differs"
-        )
-    if matches(_NOT_A_DATABASE):
-        return DatabaseUnavailable(f"cannot open the database: {text}")
-    return None
 
 
 @contextmanager
@@ -322,76 +261,3 @@ def bound_statements(session: Session, seconds: float) -> None:
         milliseconds = max(1, int(seconds * 1000))
         session.execute(sa.text(f"SET LOCAL statement_timeout = {milliseconds}"))
         session.execute(sa.text(f"SET LOCAL lock_timeout = {milliseconds}"))
-
-
-# --- time arithmetic in SQL, the same on both dialects ---------------------------
-#
-# SQLite has no time zones and only float julian days, so these two are Python
-# functions registered on every SQLite connection: exact, not approximate.
-
-
-class elapsed_seconds(FunctionElement[int]):
-    """Whole seconds from `start` to `now`, rounded down (negative when start is later);
-    NULL when `start` is not a finite time."""
-
-    type = sa.BigInteger()
-    inherit_cache = True
-
-    def __init__(self, now: datetime, start: sa.ColumnElement[datetime]) -> None:
-        from saathii_ops.db.models import UTCDateTime
-
-        super().__init__(sa.bindparam(None, now, type_=UTCDateTime()), start)
-
-
-@compiles(elapsed_seconds, "postgresql")
-def _elapsed_seconds_pg(element: elapsed_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    now, start = (compiler.process(c, **kw) for c in element.clauses)
-    # NULL for an infinite start_time, which PostgreSQL cannot subtract from (a bad row)
-    return (
-        f"CASE WHEN isfinite({start}) "
-        f"THEN CAST(floor(extract(epoch FROM ({now} - {start}))) AS BIGINT) END"
-    )
-
-
-@compiles(elapsed_seconds, "sqlite")
-def _elapsed_seconds_sqlite(element: elapsed_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"saathii_elapsed_seconds({compiler.process(element.clauses, **kw)})"
-
-
-def _sqlite_elapsed_seconds(now: str | None, start: str | None) -> int | None:
-    if now is None or start is None:
-        return None
-    try:
-        delta = datetime.fromisoformat(now) - datetime.fromisoformat(start)
-    except (TypeError, ValueError):  # not a time a datetime can hold (a bad row)
-        return None
-    return delta.days * 86400 + delta.seconds  # timedelta keeps 0 <= seconds: this is floor
-
-
-class local_date(FunctionElement[date]):
-    """The calendar date of a UTC timestamp column in the time zone `tz` (a business date)."""
-
-    type = sa.Date()
-    inherit_cache = True
-
-    def __init__(self, column: sa.ColumnElement[datetime], tz: str) -> None:
-        super().__init__(column, sa.bindparam(None, tz, type_=sa.String()))
-
-
-@compiles(local_date, "postgresql")
-def _local_date_pg(element: local_date, compiler: SQLCompiler, **kw: Any) -> str:
-    column, tz = (compiler.process(c, **kw) for c in element.clauses)
-    return f"CAST(timezone({tz}, {column}) AS DATE)"
-
-
-@compiles(local_date, "sqlite")
-def _local_date_sqlite(element: local_date, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"saathii_local_date({compiler.process(element.clauses, **kw)})"
-
-
-def _sqlite_local_date(value: str | None, tz: str) -> str | None:
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value)
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return moment.astimezone(ZoneInfo(tz)).date().isoformat()

@@ -20,13 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 
-from saathii_ops.db.engine import (
-    READ_ONLY,
-    classify_database_error,
-    display_url,
-    is_sqlite,
-    unreachable,
-)
+from saathii_ops.db.engine import READ_ONLY, display_url, is_sqlite, unreachable
+from saathii_ops.db.errors import classify_database_error
 from saathii_ops.db.models import APP_TABLE_COLUMNS, APP_TABLES, table
 from saathii_ops.errors import (
     DatabaseUnavailable,

@@ -1,1 +1,1 @@
-"""demo"""
+"""`saathii-ops demo`: sample data and a short tour on the embedded database."""

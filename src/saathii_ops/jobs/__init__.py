@@ -1,1 +1,1 @@
-"""jobs"""
+"""The other jobs' services: badges, presence, call cleanup, audits, pauses, log pruning."""

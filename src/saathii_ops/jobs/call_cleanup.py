@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.billing.charge import BillingReport, EndRules, bill_and_settle
-from saathii_ops.db.engine import elapsed_seconds
 from saathii_ops.db.models import UserStatus, table
+from saathii_ops.db.sql import elapsed_seconds
 from saathii_ops.settings import Settings
 
 status = table(UserStatus)

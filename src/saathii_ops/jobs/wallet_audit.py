@@ -46,7 +46,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.billing.charge import BILLING_GRACE, coin_rate, coins_due, count_calls
-from saathii_ops.db.engine import elapsed_seconds
 from saathii_ops.db.models import (
     Correction,
     HalfEndedObservation,
@@ -57,6 +56,7 @@ from saathii_ops.db.models import (
     UserWallet,
     table,
 )
+from saathii_ops.db.sql import elapsed_seconds
 from saathii_ops.jobs import half_ended
 from saathii_ops.jobs.badges import one_row_each
 from saathii_ops.output.text import plural

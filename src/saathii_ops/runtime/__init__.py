@@ -1,1 +1,1 @@
-"""runtime"""
+"""Running a job: the registry, the runner, its locks and guards, pings and the run's identity."""

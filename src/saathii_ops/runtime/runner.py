@@ -32,16 +32,15 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import (
     bound_statements,
-    classify_database_error,
     create_private_file,
     database_clock,
     database_now,
     disable_jit,
     is_sqlite,
-    lost_connection,
     set_statement_timeout,
     transaction,
 )
+from saathii_ops.db.errors import classify_database_error, lost_connection
 from saathii_ops.db.models import SOME_ROWS_FAILED, JobRun
 from saathii_ops.db.schema import require_head
 from saathii_ops.errors import DatabaseUnavailable, ExitCode, Interrupted, OpsError

@@ -49,14 +49,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.billing import charge as billing
-from saathii_ops.db.engine import (
-    database_now,
-    disable_jit,
-    display_url,
-    is_sqlite,
-    local_date,
-    transaction,
-)
+from saathii_ops.db.engine import database_now, disable_jit, display_url, is_sqlite, transaction
 from saathii_ops.db.models import (
     SOME_ROWS_FAILED,
     JobRun,
@@ -69,6 +62,7 @@ from saathii_ops.db.models import (
     table,
 )
 from saathii_ops.db.schema import inspect_schema, not_ready_reason
+from saathii_ops.db.sql import local_date
 from saathii_ops.errors import DatabaseUnavailable, ExitCode
 from saathii_ops.jobs import badges, call_cleanup, job_control, presence
 from saathii_ops.jobs.job_control import JobState
