@@ -13,8 +13,10 @@ next run") and changed by the next run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -102,46 +104,130 @@ def busy_without_call() -> sa.ColumnElement[bool]:
     )
 
 
-def _ids(session: Session, statement: sa.Select[tuple[int]] | sa.Update) -> list[int]:
-    return sorted(session.execute(statement).scalars())
+class _Changed(NamedTuple):
+    user_id: int
+    offline: bool
+    wait_time: bool
+    no_call: bool
+
+
+def _apply_in_turn(session: Session, cutoff: datetime, now: datetime) -> list[_Changed]:
+    """SQLite: each rule's UPDATE … RETURNING in turn (the rules of one row touch
+    different columns, so their order does not matter)."""
+    changed: dict[str, set[int]] = {}
+    clear_busy = {"is_busy": False, "wait_time": None}
+    for name, rule, values in (
+        ("offline", inactive_online(cutoff), {"is_online": False}),
+        ("wait_time", wait_time_expired(), clear_busy),
+        ("no_call", busy_without_call(), clear_busy),
+    ):
+        update = sa.update(status).where(rule).values(updated_at=now, **values)
+        changed[name] = set(session.execute(update.returning(status.c.user_id)).scalars())
+    ids = sorted(set().union(*changed.values()))
+    return [
+        _Changed(i, *(i in changed[name] for name in ("offline", "wait_time", "no_call")))
+        for i in ids
+    ]
+
+
+def _candidates(cutoff: datetime) -> sa.CTE:
+    """The rows a rule may change, in the two scans the planner runs well (an `OR` of the
+    rules would test "on a call" per row): the inactive online users, and the busy or
+    wait-expired ones off any call (hashed anti-joins), each row with whether it is off
+    any call, so that the rules' flags below need no second look at the calls."""
+    off_call = sa.select(status.c.user_id, sa.literal(1).label("off_call")).where(
+        sa.or_(busy(), status.c.wait_time <= 0), ~on_a_call()
+    )
+    inactive = sa.select(status.c.user_id, sa.literal(0).label("off_call")).where(
+        inactive_online(cutoff)
+    )
+    rows = sa.union_all(off_call, inactive).subquery("rows")
+    return (
+        sa.select(rows.c.user_id, (sa.func.max(rows.c.off_call) == 1).label("off_call"))
+        .group_by(rows.c.user_id)
+        .cte("candidate")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+
+
+def _flags(candidate: sa.CTE, cutoff: datetime) -> list[sa.Label[bool]]:
+    """Each rule of SPEC §7 (`inactive_online`, `wait_time_expired`, `busy_without_call`)
+    on a candidate row, read from the row itself: on PostgreSQL a row the app changed
+    since the statement began is read again when it is locked, so what is changed and
+    reported is what the rules say of the row as it is."""
+    return [
+        inactive_online(cutoff).label("offline"),
+        sa.and_(candidate.c.off_call, status.c.wait_time <= 0).label("wait_time"),
+        sa.and_(
+            candidate.c.off_call,
+            busy(),
+            sa.or_(status.c.wait_time.is_(None), status.c.wait_time > 0),
+        ).label("no_call"),
+    ]
+
+
+def _as_changed(rows: Iterable[sa.Row[Any]]) -> list[_Changed]:
+    # a rule over a NULL column is NULL, as in an UPDATE's WHERE: not matched
+    return [_Changed(r.user_id, bool(r.offline), bool(r.wait_time), bool(r.no_call)) for r in rows]
+
+
+def _matching(session: Session, cutoff: datetime) -> list[_Changed]:
+    """Dry-run: every row a rule would change, with the rules it matches."""
+    candidate = _candidates(cutoff)
+    flagged = (
+        sa.select(status.c.user_id, *_flags(candidate, cutoff))
+        .join(candidate, candidate.c.user_id == status.c.user_id)
+        .subquery()
+    )
+    query = sa.select(flagged).where(
+        sa.or_(flagged.c.offline, flagged.c.wait_time, flagged.c.no_call)
+    )
+    return _as_changed(session.execute(query.order_by(flagged.c.user_id)))
 
 
 def _change_unless_held(
-    session: Session, where: sa.ColumnElement[bool], now: datetime, values: dict[str, object]
-) -> tuple[list[int], list[int]]:
-    """PostgreSQL, one statement: the rows of the rule, locked in user_id order before
-    any is changed (so that an app statement updating several user_status rows cannot
-    deadlock with this one) and SKIP LOCKED (a row another session holds is not
-    waited for); the rows changed, and those skipped because another session held
-    them."""
-    candidate = (
-        sa.select(status.c.user_id).where(where).cte("candidate").prefix_with("MATERIALIZED")
-    )
+    session: Session, cutoff: datetime, now: datetime
+) -> tuple[list[_Changed], list[int]]:
+    """PostgreSQL, one statement for the three rules: the candidate rows locked in user_id
+    order before any is changed (so that an app statement updating several user_status
+    rows cannot deadlock with this one) and SKIP LOCKED (a row another session holds is
+    not waited for), then changed as their flags say. The rows changed with their rules,
+    and the ids skipped because another session held them."""
+    candidate = _candidates(cutoff)
     locked = (
-        sa.select(status.c.user_id)
-        .where(status.c.user_id.in_(sa.select(candidate.c.user_id)))
+        sa.select(status.c.user_id, *_flags(candidate, cutoff))
+        .join(candidate, candidate.c.user_id == status.c.user_id)
         .order_by(status.c.user_id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=status, skip_locked=True)
         .cte("locked")
     )
+    clears_busy = sa.or_(locked.c.wait_time, locked.c.no_call)
     updated = (
         sa.update(status)
-        .where(status.c.user_id.in_(sa.select(locked.c.user_id)), where)
-        .values(updated_at=now, **values)
-        .returning(status.c.user_id)
+        .where(status.c.user_id == locked.c.user_id, sa.or_(locked.c.offline, clears_busy))
+        .values(
+            updated_at=now,
+            is_online=sa.case((locked.c.offline, sa.false()), else_=status.c.is_online),
+            is_busy=sa.case((clears_busy, sa.false()), else_=status.c.is_busy),
+            wait_time=sa.case((clears_busy, sa.null()), else_=status.c.wait_time),
+        )
+        .returning(status.c.user_id, locked.c.offline, locked.c.wait_time, locked.c.no_call)
         .cte("updated")
     )
     rows = session.execute(
         sa.select(
             candidate.c.user_id,
-            candidate.c.user_id.in_(sa.select(updated.c.user_id)).label("changed"),
+            updated.c.offline,
+            updated.c.wait_time,
+            updated.c.no_call,
+            updated.c.user_id.is_not(None).label("changed"),
             candidate.c.user_id.in_(sa.select(locked.c.user_id)).label("locked"),
-        ).order_by(candidate.c.user_id)
+        )
+        .select_from(candidate.outerjoin(updated, updated.c.user_id == candidate.c.user_id))
+        .order_by(candidate.c.user_id)
     ).all()
-    return (
-        [row.user_id for row in rows if row.changed],
-        [row.user_id for row in rows if not row.locked],
-    )
+    changed = _as_changed(row for row in rows if row.changed)
+    return changed, [row.user_id for row in rows if not row.locked]
 
 
 def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool) -> PresenceReport:
@@ -149,27 +235,16 @@ def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool)
     online_before = session.execute(
         sa.select(sa.func.count()).select_from(status).where(online())
     ).scalar_one()
-
-    held: set[int] = set()
-
-    def change(where: sa.ColumnElement[bool], **values: object) -> list[int]:
-        if not apply:
-            return _ids(session, sa.select(status.c.user_id).where(where))
-        if is_sqlite(session):  # the run holds the database's write lock
-            update = (
-                sa.update(status)
-                .where(where)
-                .values(updated_at=now, **values)
-                .returning(status.c.user_id)
-            )
-            return _ids(session, update)
-        changed, skipped = _change_unless_held(session, where, now, values)
-        held.update(skipped)
-        return changed
-
-    offline = change(inactive_online(cutoff), is_online=False)
-    wait_time = change(wait_time_expired(), is_busy=False, wait_time=None)
-    no_call = change(busy_without_call(), is_busy=False, wait_time=None)
+    held: list[int] = []
+    if not apply:
+        rows = _matching(session, cutoff)
+    elif is_sqlite(session):  # the run holds the database's write lock: nothing is held
+        rows = _apply_in_turn(session, cutoff, now)
+    else:
+        rows, held = _change_unless_held(session, cutoff, now)
+    offline = [row.user_id for row in rows if row.offline]
+    wait_time = [row.user_id for row in rows if row.wait_time]
+    no_call = [row.user_id for row in rows if row.no_call]
     return PresenceReport(
         inactive_before=cutoff,
         marked_offline=len(offline),
@@ -180,5 +255,5 @@ def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool)
         wait_time_ids=wait_time,
         no_call_ids=no_call,
         held_by_another_session=len(held),
-        held_ids=sorted(held),
+        held_ids=held,
     )
