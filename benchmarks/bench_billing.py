@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from benchmarks.scratch import fill, scratch_database
-from saathii_ops.billing import charge as billing
+from saathii_ops.billing import locking
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
@@ -75,13 +75,13 @@ def main() -> None:
 
     # the moment a run takes its first row lock, and the moment it commits
     locked_at: list[float] = []
-    lock_and_replan = billing._lock_and_replan
+    lock_and_replan = locking.lock_and_replan
 
     def timed_lock_and_replan(*args: Any, **kwargs: Any) -> int:
         locked_at.append(time.monotonic())
         return lock_and_replan(*args, **kwargs)
 
-    billing._lock_and_replan = timed_lock_and_replan  # type: ignore[assignment]
+    locking.lock_and_replan = timed_lock_and_replan  # type: ignore[assignment]
     committed_at: list[float] = []
 
     with scratch_database(args.server_url, args.database, keep=args.keep) as (

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.billing.charge import BillingReport
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import UserCall, UserStatus, UserTransaction, UserWallet
 from saathii_ops.runtime.wiring import JobService

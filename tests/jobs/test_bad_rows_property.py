@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from saathii_ops.billing import charge as billing
-from saathii_ops.billing.charge import PROBLEMS
+from saathii_ops.billing.problems import Problem
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import UserCall, UserWallet
 from saathii_ops.jobs import call_cleanup
@@ -33,15 +34,15 @@ LISTENER_RATES = {  # rupees per minute, by listener
 
 # kind of bad row -> the problem billing reports for it
 BAD_KINDS = {
-    "no_call_type": "unknown_call_type",
-    "negative_coins_spent": "negative_coins_spent",
-    "no_listener": "no_listener",
-    "start_1900": "start_time_out_of_range",
-    "coins_spent_1e12": "coins_spent_out_of_range",
-    "coins_spent_near_bigint_max": "coins_spent_out_of_range",
-    "negative_badge_rate": "bad_badge_rate",
-    "absurd_badge_rate": "bad_badge_rate",
-    "listener_wallet_full": "listener_wallet_overflow",
+    "no_call_type": Problem.UNKNOWN_CALL_TYPE,
+    "negative_coins_spent": Problem.NEGATIVE_COINS_SPENT,
+    "no_listener": Problem.NO_LISTENER,
+    "start_1900": Problem.START_TIME_OUT_OF_RANGE,
+    "coins_spent_1e12": Problem.COINS_SPENT_OUT_OF_RANGE,
+    "coins_spent_near_bigint_max": Problem.COINS_SPENT_OUT_OF_RANGE,
+    "negative_badge_rate": Problem.BAD_BADGE_RATE,
+    "absurd_badge_rate": Problem.BAD_BADGE_RATE,
+    "listener_wallet_full": Problem.LISTENER_WALLET_OVERFLOW,
 }
 
 
@@ -146,7 +147,7 @@ def _add_calls(engine: Engine, example: Example) -> tuple[dict[int, int | None],
         add_badge(s, listeners["negative_badge_rate"], day, "gold", "-5.00", "-5.00")
         add_badge(s, listeners["absurd_badge_rate"], day, "gold", "500.00", "999.99")
         goods: dict[int, tuple[CallSpec, int, datetime]] = {}
-        bads: dict[int, str] = {}
+        bads: dict[int, Problem] = {}
         for spec in example.calls:
             caller = callers[spec.caller % len(callers)]
             start = NOW - timedelta(seconds=spec.started_seconds_ago)
@@ -190,10 +191,10 @@ def _balances(engine: Engine, callers: list[int]) -> dict[int, int]:
         )
 
 
-def _check_skipped(report: billing.BillingReport, bads: dict[int, str]) -> None:
+def _check_skipped(report: BillingReport, bads: dict[int, Problem]) -> None:
     assert {s.call_id for s in report.skipped} == set(bads)
     for skipped in report.skipped:
-        assert skipped.problem.startswith(PROBLEMS[bads[skipped.call_id]]), skipped
+        assert skipped.problem.startswith(bads[skipped.call_id].description), skipped
     assert report.skipped_calls == len(bads)
     assert not {b.call_id for b in report.ended} & set(bads)
 

@@ -16,7 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.billing import charge as billing
-from saathii_ops.billing.charge import BillingReport
+from saathii_ops.billing import charging, settlement
+from saathii_ops.billing.plan import StoredPlan
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import is_sqlite, transaction
 from saathii_ops.db.models import JobRun, UserCall
 from saathii_ops.demo import sample_data
@@ -569,21 +571,22 @@ def test_a_conservation_violation_rolls_the_run_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A fault planted in the ledger step: one coin too few written for the whole run."""
-    charge = billing._charge
+    charge = charging.charge_chunk
 
-    def short_by_one_coin(session: Any, now: datetime, chunk: Any, cache: Any) -> int:
-        written = charge(session, now, chunk, cache)
+    def short_by_one_coin(session: Any, now: datetime, plan: Any, chunk: Any, cache: Any) -> int:
+        written = charge(session, now, plan, chunk, cache)
+        ledger = charging.ledger
         session.execute(
-            sa.update(billing.ledger)
+            sa.update(ledger)
             .where(
-                billing.ledger.c.transaction_id
-                == sa.select(sa.func.max(billing.ledger.c.transaction_id)).scalar_subquery()
+                ledger.c.transaction_id
+                == sa.select(sa.func.max(ledger.c.transaction_id)).scalar_subquery()
             )
-            .values(coins_change=billing.ledger.c.coins_change + 1)
+            .values(coins_change=ledger.c.coins_change + 1)
         )
         return written + 1
 
-    monkeypatch.setattr(billing, "_charge", short_by_one_coin)
+    monkeypatch.setattr(charging, "charge_chunk", short_by_one_coin)
     before = money_tables(engine)
 
     result = cli("--now", NOW.isoformat(), "--json", "coins", "deduct")
@@ -604,19 +607,19 @@ def test_a_rupee_conservation_violation_rolls_the_run_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A fault planted in settlement: a listener credited a paisa more than the ledger says."""
-    settle = billing.settlement.settle
+    settle = settlement.settle
 
-    def generous(session: Any, now: datetime, plan: sa.Table, chunk: Any) -> Any:
+    def generous(session: Any, now: datetime, plan: StoredPlan, chunk: Any) -> Any:
         settled = settle(session, now, plan, chunk)
-        wallets = billing.wallets
+        wallets = settlement.wallets
         session.execute(
             sa.update(wallets)
-            .where(wallets.c.user_id.in_(sa.select(plan.c.listener_id).where(plan.c.ends)))
+            .where(wallets.c.user_id.in_(sa.select(plan.listener_id).where(plan.ends)))
             .values(withdrawable_money=wallets.c.withdrawable_money + Decimal("0.01"))
         )
         return settled
 
-    monkeypatch.setattr(billing.settlement, "settle", generous)
+    monkeypatch.setattr(settlement, "settle", generous)
     before = money_tables(engine)
 
     result = cli("--now", NOW.isoformat(), "coins", "deduct")
@@ -637,16 +640,18 @@ def test_a_call_the_app_ended_after_the_plan_is_not_settled_again(
     run's transaction, since the job's row locks keep the real app out): the guarded
     settlement refuses it and the run is rolled back; the next run leaves the call alone."""
     cannot_pay = calls_of_every_kind["cannot_pay"]
-    charge = billing._charge
+    charge = charging.charge_chunk
 
-    def app_completes_the_call(session: Any, now: datetime, chunk: Any, cache: Any) -> int:
-        written = charge(session, now, chunk, cache)
+    def app_completes_the_call(
+        session: Any, now: datetime, plan: Any, chunk: Any, cache: Any
+    ) -> int:
+        written = charge(session, now, plan, chunk, cache)
         session.execute(
             sa.update(UserCall).where(UserCall.call_id == cannot_pay).values(status="completed")
         )
         return written
 
-    monkeypatch.setattr(billing, "_charge", app_completes_the_call)
+    monkeypatch.setattr(charging, "charge_chunk", app_completes_the_call)
     before = money_tables(engine)
 
     result = cli("--now", NOW.isoformat(), "coins", "deduct")

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from saathii_ops.billing import charge as billing
-from saathii_ops.billing.charge import BillingReport
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import transaction
 from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings

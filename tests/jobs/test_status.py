@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from saathii_ops.billing import charge as billing
-from saathii_ops.billing.charge import INSUFFICIENT_BALANCE
+from saathii_ops.billing.report import INSUFFICIENT_BALANCE
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url, transaction
 from saathii_ops.db.models import JobRun, ListenerBadge, UserCall

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.billing.charge import BillingReport
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import make_engine, parse_url, transaction
 from saathii_ops.db.models import (
     HalfEndedObservation,

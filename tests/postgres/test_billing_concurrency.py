@@ -19,7 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.billing import charge as billing
-from saathii_ops.billing.charge import BillingReport
+from saathii_ops.billing import conservation
+from saathii_ops.billing.plan import plan_query
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import make_engine, parse_url, transaction
 from saathii_ops.db.models import JobRun, UserCall, UserStatus
 from saathii_ops.jobs import call_cleanup
@@ -240,7 +242,7 @@ def busy_callers(engine: Engine) -> dict[int, int]:
 def _expected_balances(engine: Engine, balances: dict[int, int]) -> dict[int, int]:
     """Each caller's balance after one run: what one run's plan charges them, read before
     any run (the report counts the calls only charged, it does not list them)."""
-    planned = billing._plan(T, Settings(), None)
+    planned = plan_query(T, Settings(), None)
     with transaction(engine, read_only=True) as s:
         charges = s.execute(
             sa.select(planned.c.caller_id, sa.func.sum(planned.c.charge)).group_by(
@@ -347,15 +349,15 @@ def test_a_run_racing_another_leaves_its_held_callers_and_charges_nothing_twice(
     expected = _expected_balances(engine, busy_callers)
 
     planned, release = threading.Event(), threading.Event()
-    holdings = billing._holdings
+    holdings = conservation.holdings
 
-    def pause_deduction_after_planning(session: Any) -> Any:
+    def pause_deduction_after_planning(session: Any, plan: Any) -> Any:
         if threading.current_thread().name == "deduct" and not planned.is_set():
             planned.set()
             assert release.wait(30)
-        return holdings(session)
+        return holdings(session, plan)
 
-    monkeypatch.setattr(billing, "_holdings", pause_deduction_after_planning)
+    monkeypatch.setattr(conservation, "holdings", pause_deduction_after_planning)
     results: dict[str, Any] = {}
     deduct = _run_in_thread(db_url, billing.deduct, results, "deduct")
     assert planned.wait(30)

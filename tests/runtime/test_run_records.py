@@ -597,7 +597,7 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
     debit is erased, which is `wallets audit`'s to name, not an alarm of the run's."""
     from decimal import Decimal
 
-    from saathii_ops.billing import charge as billing
+    from saathii_ops.billing import charging
     from tests.billing_checks import wait_for_a_lock_wait, wallet
     from tests.simulated_app import SimulatedApp
 
@@ -609,7 +609,7 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
         add_call(s, caller, listener, start=T0 - timedelta(seconds=150))
         s.commit()
     simulated = SimulatedApp(db_url)
-    charge = billing._charge
+    charge = charging.charge_chunk
     buyers: list[threading.Thread] = []
 
     def charge_while_the_app_buys(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -620,7 +620,7 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
             buyers.append(buyer)
         return charge(*args, **kwargs)
 
-    monkeypatch.setattr(billing, "_charge", charge_while_the_app_buys)
+    monkeypatch.setattr(charging, "charge_chunk", charge_while_the_app_buys)
     try:
         result = run_job(engine, Settings(), get_job("coins-deduct"), now=T0, dry_run=False)
         for buyer in buyers:

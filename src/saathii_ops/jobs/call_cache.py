@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from saathii_ops.billing.charge import BillingReport
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import bound_statements, mask_url_text, transaction
 from saathii_ops.db.models import JobRun, UserCall, table
 from saathii_ops.errors import OpsError

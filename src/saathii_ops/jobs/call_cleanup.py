@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.billing.charge import BillingReport, EndRules, bill_and_settle
+from saathii_ops.billing.charge import bill_and_settle
+from saathii_ops.billing.plan import EndRules
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.models import UserStatus, table
 from saathii_ops.db.sql import elapsed_seconds
 from saathii_ops.settings import Settings

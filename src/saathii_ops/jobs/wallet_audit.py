@@ -22,7 +22,7 @@ Set-based queries, each one pass over its table:
   (undercharged: still owing for a minute that started more than
   BILLING_GRACE ago — coin deduction runs every minute, so a fresh minute is
   not yet owed by the books);
-- ongoing calls that billing cannot bill (its PROBLEMS, the half-ended and
+- ongoing calls that billing cannot bill (a `Problem` each, the half-ended and
   settled-before calls above included), counted by billing's own `count_calls`;
 - listener_badges rows held twice for one listener and day (the app's table without
   its key): each with the row every job reads (badges.one_row_each).
@@ -45,7 +45,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.billing.charge import BILLING_GRACE, coin_rate, coins_due, count_calls
+from saathii_ops.billing.charge import BILLING_GRACE, count_calls
+from saathii_ops.billing.money import rupees_read
+from saathii_ops.billing.rules import coin_rate, coins_due
 from saathii_ops.db.models import (
     Correction,
     HalfEndedObservation,
@@ -380,9 +382,9 @@ def wallet_drift(session: Session, wallet_ids: list[int] | None = None) -> list[
             coins_difference=int(row.balance_coins)
             - int(row.ledger_coins)
             - int(row.written_off_coins),
-            withdrawable_money=_rupees(row.withdrawable_money),
-            ledger_money=_rupees(row.ledger_money),
-            money_difference=_rupees(row.withdrawable_money) - _rupees(row.ledger_money),
+            withdrawable_money=rupees_read(row.withdrawable_money),
+            ledger_money=rupees_read(row.ledger_money),
+            money_difference=rupees_read(row.withdrawable_money) - rupees_read(row.ledger_money),
         )
         for row in rows
     ]
@@ -428,7 +430,7 @@ def changed_after_settlement(
             finding=ENDED_AGAIN,
             run_uuid=row.run_uuid,
             settled_at=row.settled_at,
-            earnings=_rupees(row.earnings),
+            earnings=rupees_read(row.earnings),
             settled_status=SETTLED_STATUS,
             status_now=row.status,
             settled_end_time=row.settled_end_time,
@@ -614,12 +616,8 @@ def _duplicate_badges(session: Session) -> list[DuplicateBadge]:
             date=row.date,
             rows=int(row.rows),
             badge=row.badge,
-            audio_rate_per_minute=_rupees(row.audio_rate_per_minute),
-            video_rate_per_minute=_rupees(row.video_rate_per_minute),
+            audio_rate_per_minute=rupees_read(row.audio_rate_per_minute),
+            video_rate_per_minute=rupees_read(row.video_rate_per_minute),
         )
         for row in rows
     ]
-
-
-def _rupees(value: object) -> Decimal:
-    return Decimal(str(value)).quantize(Decimal("0.01"))

@@ -104,7 +104,7 @@ def reconcile(
     nothing)."""
     import socket
 
-    from saathii_ops.billing.charge import ConservationError
+    from saathii_ops.billing.conservation import ConservationError
     from saathii_ops.errors import PlanChanged
     from saathii_ops.jobs import reconcile as service
     from saathii_ops.runtime.identity import user_name
