@@ -15,10 +15,10 @@ from saathii_ops.cli.common import (
     app_context,
     read_only,
     run_registered_job,
-    show_report,
 )
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.errors import UsageError
+from saathii_ops.output import render
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -97,9 +97,7 @@ def backfill_progress(days: int) -> Iterator[Callable[[date], None] | None]:
     stays the report); yields the per-date callback, or None for no bar."""
     from rich.progress import Progress
 
-    from saathii_ops.output.render import stderr_console
-
-    console = stderr_console()
+    console = render.stderr_console()
     if days < 2 or not console.is_terminal:
         yield None
         return
@@ -158,4 +156,5 @@ def show(
         badge_date = day.date() if day is not None else badges.business_date(now, app.settings)
         result = badges.listing(session, badge_date, listener)
     who = f"listener {listener}" if listener is not None else "every listener"
-    show_report(app, f"listener badges for {badge_date} ({who})", result)
+    title = f"listener badges for {badge_date} ({who})"
+    render.show(render.stdout_console(), result, json_output=app.json_output, title=title)

@@ -9,7 +9,7 @@ import typer
 
 from saathii_ops.cli.common import JsonOption, app_context
 from saathii_ops.output.demo_screen import render_demo
-from saathii_ops.output.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.output.render import emit_json, render_mapping, show, stdout_console
 from saathii_ops.output.status_screen import render_status
 
 
@@ -46,6 +46,6 @@ def demo(
     else:
         render_mapping(console, "sample data added", result.sample.as_dict())
     for run in result.runs:
-        render_run(console, run, json_output=False)
+        show(console, run, json_output=False)
     if result.status is not None:
         render_status(console, result.status)

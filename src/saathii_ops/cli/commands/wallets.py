@@ -12,10 +12,9 @@ from saathii_ops.cli.common import (
     app_context,
     read_only,
     run_registered_job,
-    show_report,
 )
 from saathii_ops.errors import OpsError, UsageError
-from saathii_ops.output.render import render_reconcile, stdout_console
+from saathii_ops.output.render import show, stdout_console
 
 app = typer.Typer(help="Wallets and their ledger.", no_args_is_help=True)
 
@@ -51,7 +50,8 @@ def audit(
     app = app_context(ctx, json_output)
     with read_only(app) as (session, _):
         report = wallet_audit.resolved(session)
-    show_report(app, "wallets audit: resolved findings", report)
+    title = "wallets audit: resolved findings"
+    show(stdout_console(), report, json_output=app.json_output, title=title)
 
 
 @app.command()
@@ -145,4 +145,4 @@ def reconcile(
         raise OpsError(str(exc)) from exc
     except PlanChanged as exc:  # a row changed under the plan, despite the locks
         raise OpsError(f"{exc}: rolled back, nothing was changed; run it again") from exc
-    render_reconcile(stdout_console(), report, json_output=app.json_output)
+    show(stdout_console(), report, json_output=app.json_output)
