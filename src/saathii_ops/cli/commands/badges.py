@@ -17,6 +17,7 @@ from saathii_ops.cli.common import (
     run_registered_job,
 )
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
+from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import UsageError
 from saathii_ops.output import render
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from saathii_ops.settings import Settings
 
 app = typer.Typer(
+    cls=WholeHelpGroup,
     help="Listener badges: the daily badge that sets a listener's earning rates.",
     no_args_is_help=True,
 )

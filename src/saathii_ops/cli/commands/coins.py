@@ -3,8 +3,9 @@
 import typer
 
 from saathii_ops.cli.common import DryRunOption, JsonOption, run_registered_job
+from saathii_ops.cli.help import WholeHelpGroup
 
-app = typer.Typer(help="Coin billing.", no_args_is_help=True)
+app = typer.Typer(cls=WholeHelpGroup, help="Coin billing.", no_args_is_help=True)
 
 
 @app.command()

@@ -5,9 +5,12 @@ from typing import Annotated
 import typer
 
 from saathii_ops.cli.common import JsonOption, app_context, finish
+from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.output.render import show, stdout_console, to_jsonable
 
-app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+app = typer.Typer(
+    cls=WholeHelpGroup, help="The database schema (Alembic migrations).", no_args_is_help=True
+)
 
 
 def _with_source(data: object, url_from: str) -> dict[str, object]:

@@ -13,10 +13,11 @@ from saathii_ops.cli.common import (
     read_only,
     run_registered_job,
 )
+from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import OpsError, UsageError
 from saathii_ops.output.render import show, stdout_console
 
-app = typer.Typer(help="Wallets and their ledger.", no_args_is_help=True)
+app = typer.Typer(cls=WholeHelpGroup, help="Wallets and their ledger.", no_args_is_help=True)
 
 # the billing jobs whose locks `reconcile --apply` holds: neither runs meanwhile
 BILLING_JOBS = ("coins-deduct", "calls-cleanup")
