@@ -132,7 +132,11 @@ def assign(
     json_output: JsonOption = False,
 ) -> None:
     """Give every active listener the badge (and rates) their call minutes of the day before
-    earn; replaces the rows already there."""
+    earn; replaces the rows already there.
+
+    Reassigned: listeners whose badge for the date was there already, written again (with
+    `replaces`, the badge it had). Held listener ids: rows another session held; the next
+    run assigns them."""
     service = assign_with_progress(target_dates(day, first, last))
     run_registered_job(
         ctx, "badges-assign", dry_run=dry_run, json_output=json_output, service=service

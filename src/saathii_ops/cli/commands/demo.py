@@ -25,7 +25,10 @@ def demo(
     json_output: JsonOption = False,
 ) -> None:
     """Create (or --reset) the embedded database, fill it with sample data, run every job
-    once: one line per job, the status, what to try next."""
+    once: one line per job, the status, what to try next.
+
+    A job's line gives its counts that are not 0 (as `--help` of the job explains them);
+    "nothing to do, nothing found" when all are."""
     from saathii_ops.demo.run import run_demo
 
     app = app_context(ctx, json_output)

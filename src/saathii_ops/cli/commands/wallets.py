@@ -40,7 +40,12 @@ def audit(
     """Wallets whose balance differs from their ledger rows; calls the app changed after we
     settled them; half-ended calls (ongoing with an end_time) and those the app ended again;
     ongoing calls charged more or less than their elapsed minutes require. Exit 1 when
-    anything is found."""
+    anything is found.
+
+    Of an ongoing call: coins due now, what its elapsed minutes cost at this instant;
+    coins due by now, what billing must have charged by now (its minutes as of the
+    billing grace ago). Charged above the first: overcharged; below the second:
+    undercharged."""
     if not resolved:
         run_registered_job(ctx, "wallets-audit", dry_run=dry_run, json_output=json_output)
         return
