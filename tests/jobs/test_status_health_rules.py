@@ -325,7 +325,7 @@ def test_a_run_that_found_something_is_never_titled_ok_on_a_terminal() -> None:
     from rich.console import Console
 
     from saathii_ops.jobs.wallet_audit import WalletAuditReport
-    from saathii_ops.output.render import render_run
+    from saathii_ops.output.render import show
     from saathii_ops.runtime.runner import RunResult
 
     counts = [f.name for f in dataclasses.fields(WalletAuditReport) if f.type == "int"]
@@ -336,8 +336,6 @@ def test_a_run_that_found_something_is_never_titled_ok_on_a_terminal() -> None:
     ):
         out = io.StringIO()
         console = Console(file=out, force_terminal=True, width=200, color_system=None)
-        render_run(
-            console, RunResult("wallets-audit", outcome, NOW, 0.1, report), json_output=False
-        )
+        show(console, RunResult("wallets-audit", outcome, NOW, 0.1, report), json_output=False)
         shown = " ".join(out.getvalue().split())  # the table may wrap its title
         assert shown.startswith(title + " "), shown

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from typer._click.exceptions import MissingParameter
-from typer.core import TyperGroup
 from typer.core import _TyperParameter as TyperParameter
 
 from saathii_ops import __version__
@@ -30,6 +29,7 @@ from saathii_ops.cli.commands import (
 )
 from saathii_ops.cli.context import AppContext
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
+from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import ExitCode, OpsError, UsageError
 from saathii_ops.output.masking import first_line, mask_secrets
 from saathii_ops.output.text import escape_controls
@@ -40,7 +40,7 @@ ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
 ClickException: type[Exception] = typer.BadParameter.__mro__[2]
 
 
-class OpsGroup(TyperGroup):
+class OpsGroup(WholeHelpGroup):
     """Turns every error a person can cause into one line and the SPEC's exit code."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]

@@ -7,24 +7,17 @@ services a command uses are imported by the command when it runs (docs/architect
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 
 from saathii_ops.cli.context import AppContext
 from saathii_ops.errors import ExitCode, OpsError
 from saathii_ops.output.masking import mask_secrets
-from saathii_ops.output.render import (
-    emit_json,
-    error_log_line,
-    render_mapping,
-    render_run,
-    stdout_console,
-)
+from saathii_ops.output.render import error_log_line, show, stdout_console
 from saathii_ops.output.text import escape_controls
 from saathii_ops.runtime.registry import JOBS, get_job
 
@@ -98,7 +91,7 @@ def run_registered_job(
             )
             console.file.write(escape_controls(line) + "\n")
         raise
-    render_run(console, result, json_output=app.json_output, database=app.database)
+    show(console, result, json_output=app.json_output, database=app.database)
     finish(result)
 
 
@@ -111,14 +104,3 @@ def read_only(app: AppContext) -> Iterator[tuple[Session, datetime]]:
     require_head(app.engine)
     with transaction(app.engine, read_only=True) as session:
         yield session, app.now or database_now(session)
-
-
-def show_report(app: AppContext, title: str, report: Any) -> None:
-    """A report that is not a job run: one JSON document, or a summary for people."""
-    console = stdout_console()
-    if app.json_output:
-        emit_json(console, report)
-    else:
-        # a field with no value (e.g. no --listener given) is left out, not shown as "-"
-        shown = {k: v for k, v in dataclasses.asdict(report).items() if v is not None}
-        render_mapping(console, title, shown)

@@ -1,22 +1,24 @@
-"""The output layer's generic half: a report becomes a Rich summary for people, plain text
-under cron, or one JSON document for machines. What a screen of its own needs lives
-beside it: `render_status` (status, the jobs), `render_cron` (the crontab), `render_demo`,
-`prometheus` (status as Prometheus text)."""
+"""The output layer's generic half: a result becomes a Rich summary for people, plain text
+under cron, or one JSON document for machines, through one entry, `show`. What a screen of
+its own needs lives beside it: `status_screen` (status, the jobs), `cron_screen` (the
+crontab), `demo_screen`, `prometheus` (status as Prometheus text)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from saathii_ops.output.text import escape_controls
+from saathii_ops.output.text import count_name, escape_controls
 from saathii_ops.reports import Report, SpooledRecords, output_fields
 
 if TYPE_CHECKING:
@@ -32,10 +34,14 @@ class VerbatimConsole(Console):
     reasons, user names, crontab lines and error text come from people or the database,
     so nothing is read as Rich markup, emoji codes or highlighting, and control characters
     are escaped (an ESC in a reason must not drive the terminal). Every string Rich
-    prints (table cells and titles included) passes through render_str."""
+    prints (table cells and titles included) passes through render_str.
+
+    A line longer than a terminal is wrapped between words (the terminal would cut a word
+    in two); anywhere else (a cron log, a pipe) it stays one line, as written."""
 
     def __init__(self, *, stderr: bool = False) -> None:
-        super().__init__(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
+        super().__init__(stderr=stderr, markup=False, emoji=False, highlight=False)
+        self.soft_wrap = not self.is_terminal
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(escape_controls(text), **kwargs)
@@ -129,11 +135,9 @@ def render_mapping(console: Console, title: str, data: Mapping[str, Any]) -> Non
     records = {k: v for k, v in data.items() if _is_records(v)}
     scalars = {k: v for k, v in data.items() if k not in records}
     if console.is_terminal:
-        table = Table(title=title, show_header=False, title_justify="left")
-        table.add_column(style="bold")
-        table.add_column()
-        for key, value in scalars.items():
-            table.add_row(key.replace("_", " "), format_value(value))
+        rows = [[count_name(key), format_value(value)] for key, value in scalars.items()]
+        table = fitted_table(console, ["", ""], rows, title=title, show_header=False)
+        table.columns[0].style = "bold"
         console.print(table)
     else:
         console.print(title)
@@ -149,18 +153,72 @@ def render_rows(console: Console, title: str, rows: Sequence[Any]) -> None:
     dicts = [to_jsonable(row) for row in rows]
     columns = list(dicts[0]) if dicts else []
     if console.is_terminal:
-        table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(column.replace("_", " "))
-        for row in dicts:
-            table.add_row(*(format_value(row[c]) for c in columns))
-        console.print(table)
+        headers = [count_name(column) for column in columns]
+        cells = [[format_value(row[c]) for c in columns] for row in dicts]
+        console.print(fitted_table(console, headers, cells, title=title))
     else:
         # plain text (a cron log): written as it is, a line a row; Rich's print parses
         # markup and measures every line (0.6 s for a cleanup's 10,000 ended calls)
         lines = [f"{title}:"]
         lines += ["  " + "  ".join(f"{c}={format_value(row[c])}" for c in columns) for row in dicts]
         console.file.write(escape_controls("\n".join(lines)) + "\n")
+
+
+def fitted_table(
+    console: Console,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    show_header: bool = True,
+    grid: bool = False,
+    max_width: int | None = None,
+) -> Table:
+    """A table as wide as the console at most, that cuts no value: a column narrower than
+    its text wraps it at spaces; only when even its longest words cannot fit does the widest
+    column fold them (a long URL, a list of ids), never ending a value in "…". `grid`: no
+    borders, two spaces between columns; `max_width`: else the console's width."""
+    width = console.width if max_width is None else max_width
+    if grid:
+        table = Table.grid(padding=(0, 2, 0, 0), pad_edge=False)
+        room = width - 2 * (len(headers) - 1)
+    else:
+        # as wide as its title (a narrow table would wrap it), as the console allows
+        least = min(cell_len(title or ""), width)
+        table = Table(title=title, show_header=show_header, title_justify="left", min_width=least)
+        room = width - 3 * len(headers) - 1  # borders and a space each side
+    cells = [
+        [escape_controls(text) for text in column] for column in zip(headers, *rows, strict=True)
+    ]
+    if not show_header or grid:
+        cells = [column[1:] for column in cells]
+    for header, fitted in zip(headers, _fitted_widths(cells, room), strict=True):
+        table.add_column(header, width=fitted, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _fitted_widths(columns: Sequence[Sequence[str]], room: int) -> list[int]:
+    """Each column's width: as wide as its longest line while they all fit in `room`; else
+    the widest column that can still wrap at a space gives a character, and so on; the
+    widest of all when none can (it folds its words)."""
+    widths = [
+        max((cell_len(line) for text in column for line in text.splitlines()), default=1)
+        for column in columns
+    ]
+    least = [
+        max((cell_len(word) for text in column for word in text.split()), default=1)
+        for column in columns
+    ]
+    widths = [max(width, 1) for width in widths]
+    while sum(widths) > room:
+        wrapping = [n for n, width in enumerate(widths) if width > least[n]]
+        shrinking = wrapping or [n for n, width in enumerate(widths) if width > 1]
+        if not shrinking:
+            break
+        widths[max(shrinking, key=lambda n: widths[n])] -= 1
+    return widths
 
 
 def _is_records(value: Any) -> bool:
@@ -171,8 +229,43 @@ def _is_records(value: Any) -> bool:
     )
 
 
-def render_run(
-    console: Console, result: RunResult, *, json_output: bool, database: str | None = None
+def show(
+    console: Console,
+    result: Any,
+    *,
+    json_output: bool,
+    title: str = "",
+    database: str | None = None,
+) -> None:
+    """The one way a command's result reaches stdout: one JSON document with --json, else
+    the summary for people (a terminal) or plain lines (a cron log), chosen by its type.
+
+    A job's run (`RunResult`; `database` names the database it used and where its URL
+    came from), a reconcile's plan, or any other report (a dataclass or a mapping, shown
+    under `title`: its scalars, then its records as tables)."""
+    if _is_instance(result, "saathii_ops.runtime.runner", "RunResult"):
+        _show_run(console, result, json_output=json_output, database=database)
+    elif json_output:
+        emit_json(console, result)
+    elif _is_instance(result, "saathii_ops.jobs.reconcile", "ReconcileReport"):
+        _show_reconcile(console, result)
+    elif isinstance(result, Mapping):
+        render_mapping(console, title, result)
+    else:
+        # a field with no value (e.g. no --listener given) is left out, not shown as "-"
+        fields = dataclasses.asdict(result)
+        render_mapping(console, title, {k: v for k, v in fields.items() if v is not None})
+
+
+def _is_instance(value: Any, module: str, name: str) -> bool:
+    """isinstance, without importing `module` for it: a value of its class exists only once
+    the module is imported (a `db current` need not load the runner to be shown)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(value, getattr(loaded, name))
+
+
+def _show_run(
+    console: Console, result: RunResult, *, json_output: bool, database: str | None
 ) -> None:
     """`database`: the line naming the database the run used and where its URL came from.
 
@@ -338,12 +431,9 @@ def _record_pairs(row: Any, names: list[str] | None) -> str:
     return " ".join(pairs)
 
 
-def render_reconcile(console: Console, report: ReconcileReport, *, json_output: bool) -> None:
+def _show_reconcile(console: Console, report: ReconcileReport) -> None:
     """`wallets reconcile`: the counts, then each finding and what was (or would be) done;
     the rows before and after are in --json and `wallets audit --resolved`."""
-    if json_output:
-        emit_json(console, report)
-        return
     what = "applied" if report.applied else "preview (nothing was changed)"
     console.print(f"wallets reconcile: {what}: {report.headline()}", markup=False)
     if report.reason is not None:

@@ -57,9 +57,19 @@ def relative(value: datetime, now: datetime) -> str:
     return f"{amount} ago" if seconds < 0 else f"in {amount}"
 
 
+# the fields whose name alone says too little to a person; `--help` explains the rest
+PEOPLE_NAMES = {
+    "replanned_calls": "calls planned again",  # their rows changed under the plan
+    "replaced": "reassigned",  # the date's badge was there already: written again
+    "online_after": "still online",
+    "wallets_off": "wallets off the ledger",
+}
+
+
 def count_name(name: str) -> str:
-    """A report's count field as words: calls_charged -> calls charged."""
-    return name.replace("_", " ")
+    """A report's field as words, on screen (`--json` and log lines keep the name):
+    calls_charged -> calls charged, replanned_calls -> calls planned again."""
+    return PEOPLE_NAMES.get(name, name.replace("_", " "))
 
 
 def counts(values: Mapping[str, int] | None, *, zeros: bool = False) -> str:

@@ -15,10 +15,11 @@ from saathii_ops.cli.common import (
     app_context,
     read_only,
     run_registered_job,
-    show_report,
 )
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
+from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import UsageError
+from saathii_ops.output import render
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from saathii_ops.settings import Settings
 
 app = typer.Typer(
+    cls=WholeHelpGroup,
     help="Listener badges: the daily badge that sets a listener's earning rates.",
     no_args_is_help=True,
 )
@@ -97,9 +99,7 @@ def backfill_progress(days: int) -> Iterator[Callable[[date], None] | None]:
     stays the report); yields the per-date callback, or None for no bar."""
     from rich.progress import Progress
 
-    from saathii_ops.output.render import stderr_console
-
-    console = stderr_console()
+    console = render.stderr_console()
     if days < 2 or not console.is_terminal:
         yield None
         return
@@ -132,7 +132,11 @@ def assign(
     json_output: JsonOption = False,
 ) -> None:
     """Give every active listener the badge (and rates) their call minutes of the day before
-    earn; replaces the rows already there."""
+    earn; replaces the rows already there.
+
+    Reassigned: listeners whose badge for the date was there already, written again (with
+    `replaces`, the badge it had). Held listener ids: rows another session held; the next
+    run assigns them."""
     service = assign_with_progress(target_dates(day, first, last))
     run_registered_job(
         ctx, "badges-assign", dry_run=dry_run, json_output=json_output, service=service
@@ -158,4 +162,5 @@ def show(
         badge_date = day.date() if day is not None else badges.business_date(now, app.settings)
         result = badges.listing(session, badge_date, listener)
     who = f"listener {listener}" if listener is not None else "every listener"
-    show_report(app, f"listener badges for {badge_date} ({who})", result)
+    title = f"listener badges for {badge_date} ({who})"
+    render.show(render.stdout_console(), result, json_output=app.json_output, title=title)

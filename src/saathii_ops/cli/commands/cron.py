@@ -14,6 +14,7 @@ import typer
 
 from saathii_ops.cli.common import JsonOption, app_context, finish
 from saathii_ops.cli.context import AppContext
+from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import UsageError
 from saathii_ops.output.cron_screen import (
     render_change,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from saathii_ops.scheduling.use_cases import CrontabState
 
 app = typer.Typer(
+    cls=WholeHelpGroup,
     help="The jobs' schedule: a marked block in a crontab, systemd timers, or Kubernetes CronJobs.",
     no_args_is_help=True,
 )

@@ -5,20 +5,18 @@ from typing import Annotated
 import typer
 
 from saathii_ops.cli.common import JsonOption, app_context, finish
-from saathii_ops.output.render import emit_json, render_mapping, stdout_console, to_jsonable
+from saathii_ops.cli.help import WholeHelpGroup
+from saathii_ops.output.render import show, stdout_console, to_jsonable
 
-app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+app = typer.Typer(
+    cls=WholeHelpGroup, help="The database schema (Alembic migrations).", no_args_is_help=True
+)
 
 
-def _show(title: str, data: object, json_output: bool, url_from: str) -> None:
+def _with_source(data: object, url_from: str) -> dict[str, object]:
     """`data` has the database's `url`; `url_from` (where it came from) follows it."""
     document = to_jsonable(data)
-    document = {"url": document.pop("url"), "url_from": url_from, **document}
-    console = stdout_console()
-    if json_output:
-        emit_json(console, document)
-    else:
-        render_mapping(console, title, document)
+    return {"url": document.pop("url"), "url_from": url_from, **document}
 
 
 @app.command()
@@ -44,14 +42,15 @@ def upgrade(
     if sql:
         script = schema.upgrade_sql(app.engine)
         if app.json_output:
-            _show("db upgrade --sql", script, True, app.database_source)
+            show(stdout_console(), _with_source(script, app.database_source), json_output=True)
         elif script.sql:
             typer.echo(script.sql, nl=False)
         else:
             typer.echo(f"-- already at revision {script.after}: nothing to run")
         return
     report = schema.upgrade(app.engine)
-    _show("db upgrade", report, app.json_output, app.database_source)
+    document = _with_source(report, app.database_source)
+    show(stdout_console(), document, json_output=app.json_output, title="db upgrade")
 
 
 @app.command()
@@ -68,7 +67,8 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
         "at_head": state.at_head,
         "adopted": not state.unadopted,
     }
-    _show("db current", data, app.json_output, app.database_source)
+    document = _with_source(data, app.database_source)
+    show(stdout_console(), document, json_output=app.json_output, title="db current")
     finish(state)
 
 
@@ -79,4 +79,5 @@ def adopt(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
     app = app_context(ctx, json_output)
     report = schema.adopt(app.engine)
-    _show("db adopt", report, app.json_output, app.database_source)
+    document = _with_source(report, app.database_source)
+    show(stdout_console(), document, json_output=app.json_output, title="db adopt")

@@ -9,7 +9,7 @@ import typer
 
 from saathii_ops.cli.common import JsonOption, app_context
 from saathii_ops.output.demo_screen import render_demo
-from saathii_ops.output.render import emit_json, render_mapping, render_run, stdout_console
+from saathii_ops.output.render import emit_json, render_mapping, show, stdout_console
 from saathii_ops.output.status_screen import render_status
 
 
@@ -25,7 +25,10 @@ def demo(
     json_output: JsonOption = False,
 ) -> None:
     """Create (or --reset) the embedded database, fill it with sample data, run every job
-    once: one line per job, the status, what to try next."""
+    once: one line per job, the status, what to try next.
+
+    A job's line gives its counts that are not 0 (as `--help` of the job explains them);
+    "nothing to do, nothing found" when all are."""
     from saathii_ops.demo.run import run_demo
 
     app = app_context(ctx, json_output)
@@ -46,6 +49,6 @@ def demo(
     else:
         render_mapping(console, "sample data added", result.sample.as_dict())
     for run in result.runs:
-        render_run(console, run, json_output=False)
+        show(console, run, json_output=False)
     if result.status is not None:
         render_status(console, result.status)

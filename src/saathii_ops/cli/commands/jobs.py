@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from saathii_ops.cli.common import JsonOption, app_context, complete_job_name, read_only
+from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.output.render import stdout_console
 from saathii_ops.output.status_screen import render_history, render_jobs, render_pause
 from saathii_ops.runtime.identity import user_name
 from saathii_ops.runtime.registry import get_job
 
 app = typer.Typer(
+    cls=WholeHelpGroup,
     help="The registered jobs; pause and resume them on every host; their recent runs.",
     no_args_is_help=True,
 )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from saathii_ops.cli.common import DryRunOption, JsonOption, run_registered_job
+from saathii_ops.cli.help import WholeHelpGroup
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from saathii_ops.runtime.wiring import JobService
     from saathii_ops.settings import Settings
 
-app = typer.Typer(help="The jobs' logs.", no_args_is_help=True)
+app = typer.Typer(cls=WholeHelpGroup, help="The jobs' logs.", no_args_is_help=True)
 
 
 def prune_for(days: int | None) -> JobService:

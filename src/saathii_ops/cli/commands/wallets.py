@@ -12,12 +12,12 @@ from saathii_ops.cli.common import (
     app_context,
     read_only,
     run_registered_job,
-    show_report,
 )
+from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import OpsError, UsageError
-from saathii_ops.output.render import render_reconcile, stdout_console
+from saathii_ops.output.render import show, stdout_console
 
-app = typer.Typer(help="Wallets and their ledger.", no_args_is_help=True)
+app = typer.Typer(cls=WholeHelpGroup, help="Wallets and their ledger.", no_args_is_help=True)
 
 # the billing jobs whose locks `reconcile --apply` holds: neither runs meanwhile
 BILLING_JOBS = ("coins-deduct", "calls-cleanup")
@@ -40,7 +40,12 @@ def audit(
     """Wallets whose balance differs from their ledger rows; calls the app changed after we
     settled them; half-ended calls (ongoing with an end_time) and those the app ended again;
     ongoing calls charged more or less than their elapsed minutes require. Exit 1 when
-    anything is found."""
+    anything is found.
+
+    Of an ongoing call: coins due now, what its elapsed minutes cost at this instant;
+    coins due by now, what billing must have charged by now (its minutes as of the
+    billing grace ago). Charged above the first: overcharged; below the second:
+    undercharged."""
     if not resolved:
         run_registered_job(ctx, "wallets-audit", dry_run=dry_run, json_output=json_output)
         return
@@ -51,7 +56,8 @@ def audit(
     app = app_context(ctx, json_output)
     with read_only(app) as (session, _):
         report = wallet_audit.resolved(session)
-    show_report(app, "wallets audit: resolved findings", report)
+    title = "wallets audit: resolved findings"
+    show(stdout_console(), report, json_output=app.json_output, title=title)
 
 
 @app.command()
@@ -145,4 +151,4 @@ def reconcile(
         raise OpsError(str(exc)) from exc
     except PlanChanged as exc:  # a row changed under the plan, despite the locks
         raise OpsError(f"{exc}: rolled back, nothing was changed; run it again") from exc
-    render_reconcile(stdout_console(), report, json_output=app.json_output)
+    show(stdout_console(), report, json_output=app.json_output)
