@@ -83,6 +83,7 @@ def status(
     """
     from saathii_ops.scheduling.schedule_target import running_target
     from saathii_ops.status import collect as status_service
+    from saathii_ops.status.report import StatusReport
 
     app = app_context(ctx, json_output)
     if app.json_output and output_format is Format.prometheus:
@@ -92,7 +93,7 @@ def status(
     console = stdout_console()
     crontab = targets.installed_target(crontab_file)
 
-    def collect() -> status_service.StatusReport:
+    def collect() -> StatusReport:
         return status_service.collect(
             app.engine,
             app.settings,
