@@ -9,7 +9,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment, Segments
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -67,10 +70,36 @@ def watch_status(
             while True:
                 report = collect()
                 footer = Text(f"every {seconds:g} s; Ctrl-C stops", style="dim")
-                live.update(Group(status_screen(report, verbose=verbose), footer), refresh=True)
+                frame = watch_frame(console, report, footer, verbose=verbose)
+                live.update(frame, refresh=True)
                 time.sleep(seconds)
     except KeyboardInterrupt:
         pass
+
+
+def watch_frame(
+    console: Console, report: StatusReport, footer: Text, *, verbose: bool
+) -> RenderableType:
+    """One refresh of `--watch`, as tall as the terminal at most (Live would cut what is
+    taller, the footer first): the database and the footer whole at the bottom, the rest
+    of the screen above them as far as it fits, and how many lines did not."""
+    options = console.options
+    bottom = console.render_lines(
+        Group(Text(), _database_section(report), footer), options, pad=False
+    )
+    top = console.render_lines(_screen_above_database(report, verbose), options, pad=False)
+    room = max(console.size.height - len(bottom), 0)
+    if len(top) > room:
+        kept = max(room - 1, 0)
+        hidden = (
+            f"… {formatting.plural(len(top) - kept, 'more line')}: a taller terminal shows them"
+        )
+        top = top[:kept] + [[Segment(hidden, Style(dim=True))]][: room - kept]
+    segments: list[Segment] = []
+    for n, line in enumerate(top + bottom):
+        segments += [Segment.line()] if n else []
+        segments += line
+    return Segments(segments)
 
 
 def _badge_day(report: StatusReport) -> str:
@@ -186,8 +215,7 @@ def status_screen(report: StatusReport, *, verbose: bool = False) -> RenderableT
     """The verdict and each problem with what to do, one line per job (its name whole at 80
     columns: state, last run "3 min ago, 0.6 s", next run), the data's figures, then the
     database; `verbose`: each job in full as well."""
-    database = Text(_database_line(report), style="dim")
-    return Group(_screen_above_database(report, verbose), Text(), database)
+    return Group(_screen_above_database(report, verbose), Text(), _database_section(report))
 
 
 def _screen_above_database(report: StatusReport, verbose: bool) -> RenderableType:
@@ -303,17 +331,35 @@ def _job_detail(job: JobHealth) -> Table:
     return detail
 
 
-def _database_line(report: StatusReport) -> str:
+def _database_section(report: StatusReport) -> Table:
+    """The database (its URL whole, wrapped after its separators when it is longer than
+    a line), the schema, and where the cron block was looked for."""
     database = report.database
-    text = f"database {database.url}"
-    if database.source:
-        text += f" (from {database.source})"
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="dim")
+    grid.add_column(style="dim")
+    source = f" (from {database.source})" if database.source else ""
+    grid.add_row("database", Breakable(database.url + source))
     if database.server_version:
-        text += f", server {database.server_version}"
+        grid.add_row("server", database.server_version)
     if database.read_only:
-        text += f"; READ-ONLY ({database.read_only})"
+        grid.add_row(Text("READ-ONLY", style="bold red"), database.read_only)
     if report.schema is not None:
         at_head = "at head" if report.schema.at_head else f"head is {report.schema.head}"
-        text += f"; schema {report.schema.current or 'none'} ({at_head})"
-    text += f"; crontab: {report.crontab or 'none found (scheduled: unknown)'}"
-    return text
+        grid.add_row("schema", f"{report.schema.current or 'none'} ({at_head})")
+    grid.add_row("crontab", Breakable(report.crontab or "none found (scheduled: unknown)"))
+    return grid
+
+
+class Breakable:
+    """Text wrapped at its spaces and, in a word longer than a line (a URL, a path), after
+    its separators (`output.text.wrap`): never cut, nor broken inside a name."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(formatting.longest_piece(self.text), len(self.text))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text("\n".join(formatting.wrap(self.text, options.max_width)))
