@@ -76,21 +76,7 @@ def collect(
     try:
         state = inspect_schema(engine)
     except DatabaseUnavailable as exc:
-        unreachable = DatabaseHealth(
-            url, reachable=False, server_version=None, error=str(exc), source=database_source
-        )
-        return StatusReport(
-            now=now or datetime.now(UTC),
-            healthy=False,
-            problems=[str(exc)],
-            database=unreachable,
-            schema=None,
-            crontab=crontab.description if crontab is not None else None,
-            badge_date=None,
-            jobs=[],
-            data=None,
-            findings=[DatabaseUnreachable(str(exc))],
-        )
+        return unreachable(exc, url, now, crontab, database_source)
     schema_problem = not_ready_reason(state)
     scheduled = None if schedule_target is None else scheduled_jobs(crontab, schedule_target)
     with transaction(engine, read_only=True) as session:
@@ -99,7 +85,9 @@ def collect(
         version = server_version(session)
         read_only = read_only_reason(session)
         jobs: list[JobHealth] = []
-        data = today = badges_done_at = None
+        data: DataHealth | None = None
+        today: date | None = None
+        badges_done_at: datetime | None = None
         if schema_problem is None:
             jobs = job_health(session, settings, now, scheduled)
             today = badges.business_date(now, settings)
@@ -118,7 +106,14 @@ def collect(
         now=now,
         healthy=not findings,
         problems=[finding.problem for finding in findings],
-        database=DatabaseHealth(url, True, version, None, database_source, read_only),
+        database=DatabaseHealth(
+            url,
+            reachable=True,
+            server_version=version,
+            error=None,
+            source=database_source,
+            read_only=read_only,
+        ),
         schema=SchemaHealth(state.current, state.head, state.at_head),
         crontab=crontab_description(crontab, schedule_target),
         badge_date=today,
@@ -126,6 +121,30 @@ def collect(
         data=data,
         findings=findings,
         business_timezone=settings.timezone,
+    )
+
+
+def unreachable(
+    exc: DatabaseUnavailable,
+    url: str,
+    now: datetime | None,
+    crontab: CrontabTarget | None,
+    database_source: str | None,
+) -> StatusReport:
+    """The report of a database that did not answer: for monitors, that it is down."""
+    return StatusReport(
+        now=now or datetime.now(UTC),
+        healthy=False,
+        problems=[str(exc)],
+        database=DatabaseHealth(
+            url, reachable=False, server_version=None, error=str(exc), source=database_source
+        ),
+        schema=None,
+        crontab=crontab.description if crontab is not None else None,
+        badge_date=None,
+        jobs=[],
+        data=None,
+        findings=[DatabaseUnreachable(str(exc))],
     )
 
 

@@ -65,7 +65,7 @@ from saathii_ops.status.report import DataHealth, JobHealth
 OVERDUE_GRACE = timedelta(minutes=2)
 
 
-def _counts_of(report: type[Report], *names: str) -> frozenset[str]:
+def report_counts(report: type[Report], *names: str) -> frozenset[str]:
     """`names` (every count of `report` when none is named), each checked to be a count
     of `report`: a count renamed there fails here, when status is imported, rather than
     dropping silently out of the problem that quotes it."""
@@ -78,7 +78,7 @@ def _counts_of(report: type[Report], *names: str) -> frozenset[str]:
 
 # The counts of a run that name what made it exit 1, quoted by the problem: billing's
 # skipped calls (coins-deduct, calls-cleanup) and every finding of the audit.
-EXIT_1_COUNTS = _counts_of(BillingReport, "skipped_calls", "half_ended_calls") | _counts_of(
+EXIT_1_COUNTS = report_counts(BillingReport, "skipped_calls", "half_ended_calls") | report_counts(
     WalletAuditReport
 )
 
