@@ -287,13 +287,15 @@ def test_each_problem_and_what_to_do_wraps_between_words(
     for line in lines[1 : lines.index("")]:
         if line.startswith("✗ "):
             shown.append(line[2:])
-        elif not line.startswith("  → ") and not shown[-1].startswith("→"):
-            shown[-1] += " " + line.strip()
         elif line.startswith("  → "):
             shown.append(line.strip())
-        else:
+        else:  # the next line of a problem or of its advice
             shown[-1] += " " + line.strip()
     assert [text for text in shown if not text.startswith("→")] == problems
+    assert [text for text in shown if text.startswith("→")] == [
+        f"→ `saathii-ops cron install` schedules it; `saathii-ops {command}` runs it now"
+        for command in ("coins deduct", "calls cleanup", "presence cleanup")
+    ] + ["→ `saathii-ops coins deduct` bills them now"]
 
 
 # --- --watch: each refresh whole, its footer included ----------------------------------
