@@ -94,7 +94,7 @@ def watch_frame(
         hidden = (
             f"… {formatting.plural(len(top) - kept, 'more line')}: a taller terminal shows them"
         )
-        top = top[:kept] + [[Segment(hidden, Style(dim=True))]][: room - kept]
+        top = top[:kept] + ([[Segment(hidden, Style(dim=True))]] if room else [])
     segments: list[Segment] = []
     for n, line in enumerate(top + bottom):
         segments += [Segment.line()] if n else []
