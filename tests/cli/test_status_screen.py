@@ -6,6 +6,7 @@ A terminal is forced with Rich's TTY_COMPATIBLE=1 and its width with COLUMNS."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -233,3 +234,102 @@ def test_each_kind_of_problem_says_what_to_do(
         if line.split()[:1] in (["coins-deduct"], ["presence-cleanup"])
     }
     assert rows == {"coins-deduct": "exit", "presence-cleanup": "FAILED"}
+
+
+# --- 80 columns: nothing cut, no word broken --------------------------------------------
+
+# a database path long enough to wrap at 80 columns, relative to the test's directory
+LONG_DATABASE = "a-database-kept-in-a-directory-named-at-some-length/for-the-status-screen"
+SEPARATORS = "/@?&:"
+
+
+def _database_section(lines: list[str]) -> list[str]:
+    """The lines from `database` on."""
+    start = next(n for n, line in enumerate(lines) if line.split()[:1] == ["database"])
+    return lines[start:]
+
+
+def test_a_long_database_url_is_shown_whole_wrapped_after_its_separators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, terminal: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / LONG_DATABASE).mkdir(parents=True)
+    url = f"sqlite:///{LONG_DATABASE}/saathii.db"
+    cli = Cli(url)
+    assert cli("db", "upgrade").exit_code == 0
+    lines = plain(cli("--now", NOW.isoformat(), "status", "--crontab-file", "/none").stdout)
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    section = _database_section(lines)
+    key, *first = section[0].split(maxsplit=1)
+    assert key == "database"
+    shown = [*first, *(line.strip() for line in section[1:])]
+    url_lines: list[str] = []
+    while "".join(url_lines) != url:
+        assert url.startswith("".join(url_lines) + shown[len(url_lines)].split()[0]), shown
+        url_lines.append(shown[len(url_lines)].split()[0])
+    assert len(url_lines) > 1
+    assert all(line[-1] in SEPARATORS for line in url_lines[:-1]), url_lines
+    assert [line.split()[0] for line in section[len(url_lines) :]] == [
+        "server",
+        "schema",
+        "crontab",
+    ]
+
+
+def test_each_problem_and_what_to_do_wraps_between_words(
+    demo: Cli, terminal: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns each problem and its advice wraps at spaces: put back together, its
+    lines are the problem as --json has it, word for word."""
+    problems = json.loads(demo("--now", LATER.isoformat(), "status", "--json").stdout)["problems"]
+    lines = plain(demo("--now", LATER.isoformat(), "status").stdout)
+    shown: list[str] = []
+    for line in lines[1 : lines.index("")]:
+        if line.startswith("✗ "):
+            shown.append(line[2:])
+        elif line.startswith("  → "):
+            shown.append(line.strip())
+        else:  # the next line of a problem or of its advice
+            shown[-1] += " " + line.strip()
+    assert [text for text in shown if not text.startswith("→")] == problems
+    assert [text for text in shown if text.startswith("→")] == [
+        f"→ `saathii-ops cron install` schedules it; `saathii-ops {command}` runs it now"
+        for command in ("coins deduct", "calls cleanup", "presence cleanup")
+    ] + ["→ `saathii-ops coins deduct` bills them now"]
+
+
+# --- --watch: each refresh whole, its footer included ----------------------------------
+
+# what Live writes to draw a refresh over the last: the cursor up a line, erasing each
+REDRAW = re.compile(r"\r?(?:\x1b\[2K\x1b\[1A)+\x1b\[2K")
+
+
+def test_watch_fits_each_refresh_to_the_terminal_with_its_footer_and_database(
+    demo: Cli, terminal: pytest.MonkeyPatch
+) -> None:
+    terminal.setenv("LINES", "30")
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            raise KeyboardInterrupt
+
+    terminal.setattr(render_status.time, "sleep", sleep)
+    result = demo("--now", LATER.isoformat(), "status", "--watch")
+    assert result.exit_code == 0, result.stderr
+    frames = [plain(frame) for frame in REDRAW.split(result.stdout)]
+    frames = [frame for frame in frames if any(frame)]
+    assert len(frames) >= 3
+    for frame in frames:
+        assert len(frame) <= 30, frame
+        assert all(len(line) <= 80 for line in frame)
+        assert frame[0] == "UNHEALTHY (4 problems)  status at 2026-11-29 06:30:00 UTC"
+        section = _database_section(frame)
+        assert section[0].startswith("database  sqlite:///")
+        assert section[-1] == "every 5 s; Ctrl-C stops"
+        # the screen does not fit 30 lines: what is left out is counted, above the
+        # database and the footer, which are whole
+        assert any(
+            re.fullmatch(r"… \d+ more lines: a taller terminal shows them", line) for line in frame
+        )

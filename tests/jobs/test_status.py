@@ -36,6 +36,7 @@ from saathii_ops.scheduling import targets
 from saathii_ops.scheduling.schedule_target import ScheduleTarget
 from saathii_ops.settings import Settings
 from saathii_ops.status import collect as status_service
+from saathii_ops.status.report import StatusReport
 from tests.conftest import Cli
 from tests.factories import add_badge, add_call, add_run, add_user
 
@@ -124,7 +125,7 @@ def _status(cli: Cli, *args: str, now: datetime = NOW) -> tuple[int, dict[str, A
     return result.exit_code, json.loads(result.stdout)
 
 
-def _collect(engine: Engine, now: datetime = NOW) -> status_service.StatusReport:
+def _collect(engine: Engine, now: datetime = NOW) -> StatusReport:
     return status_service.collect(engine, SETTINGS, now=now, crontab=None)
 
 

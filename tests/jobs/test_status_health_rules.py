@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import make_engine, parse_url, transaction
 from saathii_ops.db.models import JobControl, JobRun
@@ -29,6 +32,76 @@ def _status(cli: Cli, *args: str, now: str = NOW.isoformat()) -> tuple[int, dict
     return result.exit_code, json.loads(result.stdout)
 
 
+@pytest.fixture(autouse=True)
+def _server_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAATHII_SERVER_TIMEZONE", "UTC")
+
+
+# --- a paused job with work waiting -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitingWork:
+    """Work waiting for a job on the healthy database: no problem while the job runs."""
+
+    job: str
+    add: Callable[[Session], None]  # the work, if the healthy database has none for it
+    figure: str  # the figure that counts it
+    count: int
+    problem: str  # once the job is paused
+
+
+def _call_to_end(s: Session) -> None:
+    caller = add_user(s, balance=0)
+    listener = add_user(s, role="listener")
+    # past the 240-minute limit, and paid for every started minute (owes nothing)
+    add_call(s, caller, listener, start=NOW - timedelta(minutes=241), coins_spent=2420)
+
+
+def _users_to_mark(s: Session) -> None:
+    add_user(s, online=True, last_seen=NOW - timedelta(minutes=6))  # inactive: 5 min
+    add_user(s, online=False, last_seen=NOW, busy=True)  # busy on no call
+
+
+WAITING_WORK = [
+    WaitingWork(
+        "calls-cleanup",
+        _call_to_end,
+        "cleanup_due_calls",
+        1,
+        "calls-cleanup is paused since 2026-11-29 06:00:00 UTC by ops: upgrade, with work "
+        "waiting: 1 ongoing call it would end now",
+    ),
+    WaitingWork(
+        "presence-cleanup",
+        _users_to_mark,
+        "presence_due_users",
+        2,
+        "presence-cleanup is paused since 2026-11-29 06:00:00 UTC by ops: upgrade, with work "
+        "waiting: 2 users it would mark offline or clear of busy now",
+    ),
+    WaitingWork(
+        "badges-assign",
+        lambda s: None,  # one active listener has no badge for today; the day's run is done
+        "listeners_without_badge",
+        1,
+        "badges-assign is paused since 2026-11-29 06:00:00 UTC by ops: upgrade, with work "
+        "waiting: 1 active listener without a badge for today",
+    ),
+]
+
+
+@pytest.fixture(params=WAITING_WORK, ids=lambda work: work.job)
+def waiting(request: pytest.FixtureRequest, engine: Engine) -> WaitingWork:
+    """The healthy database with work waiting for one job, which is running."""
+    work: WaitingWork = request.param
+    _healthy(engine)
+    with transaction(engine) as s:
+        work.add(s)
+        s.commit()
+    return work
+
+
 def _pause(engine: Engine, job: str) -> None:
     with transaction(engine) as s:
         s.add(
@@ -39,68 +112,16 @@ def _pause(engine: Engine, job: str) -> None:
         s.commit()
 
 
-@pytest.fixture(autouse=True)
-def _server_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAATHII_SERVER_TIMEZONE", "UTC")
-
-
-# --- a paused job with work waiting -----------------------------------------------------
-
-
-def test_a_paused_cleanup_with_a_call_to_end_is_a_problem(cli: Cli, engine: Engine) -> None:
-    _healthy(engine)
-    with transaction(engine) as s:
-        caller = add_user(s, balance=0)
-        listener = add_user(s, role="listener")
-        # past the 240-minute limit, and paid for every started minute (owes nothing)
-        add_call(s, caller, listener, start=NOW - timedelta(minutes=241), coins_spent=2420)
-        s.commit()
-    code, doc = _status(cli)
-    assert (code, doc["data"]["cleanup_due_calls"], doc["problems"]) == (0, 1, [])
-
-    _pause(engine, "calls-cleanup")
-    code, doc = _status(cli)
-    assert code == 1
-    assert doc["problems"] == [
-        "calls-cleanup is paused since 2026-11-29 06:00:00 UTC by ops: upgrade, with work "
-        "waiting: 1 ongoing call it would end now"
-    ]
-
-
-def test_a_paused_presence_cleanup_with_a_user_to_mark_is_a_problem(
-    cli: Cli, engine: Engine
+def test_a_paused_job_with_work_waiting_is_a_problem(
+    cli: Cli, engine: Engine, waiting: WaitingWork
 ) -> None:
-    _healthy(engine)
-    with transaction(engine) as s:
-        add_user(s, online=True, last_seen=NOW - timedelta(minutes=6))  # inactive: 5 min
-        add_user(s, online=False, last_seen=NOW, busy=True)  # busy on no call
-        s.commit()
     code, doc = _status(cli)
-    assert (code, doc["data"]["presence_due_users"], doc["problems"]) == (0, 2, [])
+    assert (code, doc["data"][waiting.figure], doc["problems"]) == (0, waiting.count, [])
 
-    _pause(engine, "presence-cleanup")
+    _pause(engine, waiting.job)
     code, doc = _status(cli)
     assert code == 1
-    assert doc["problems"] == [
-        "presence-cleanup is paused since 2026-11-29 06:00:00 UTC by ops: upgrade, with work "
-        "waiting: 2 users it would mark offline or clear of busy now"
-    ]
-
-
-def test_a_paused_badges_assign_with_a_listener_without_todays_badge_is_a_problem(
-    cli: Cli, engine: Engine
-) -> None:
-    _healthy(engine)  # one active listener has no badge for today; the day's run is done
-    code, doc = _status(cli)
-    assert (code, doc["data"]["listeners_without_badge"]) == (0, 1)
-
-    _pause(engine, "badges-assign")
-    code, doc = _status(cli)
-    assert code == 1
-    assert doc["problems"] == [
-        "badges-assign is paused since 2026-11-29 06:00:00 UTC by ops: upgrade, with work "
-        "waiting: 1 active listener without a badge for today"
-    ]
+    assert doc["problems"] == [waiting.problem]
 
 
 # --- no badge for today after the day's badges-assign time ------------------------------

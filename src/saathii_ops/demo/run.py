@@ -20,7 +20,7 @@ from saathii_ops.scheduling import targets
 from saathii_ops.scheduling.schedule_target import running_target
 from saathii_ops.settings import embedded_database_path
 from saathii_ops.status import collect as status
-from saathii_ops.status.collect import StatusReport
+from saathii_ops.status.report import StatusReport
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from prometheus_client.core import GaugeMetricFamily, Metric
 
-    from saathii_ops.status.collect import JobHealth, StatusReport
+    from saathii_ops.status.report import JobHealth, StatusReport
 
 
 def prometheus_text(report: StatusReport) -> str:

@@ -1,28 +1,28 @@
-"""The output layer for the jobs' state: `status` (the screen for people on a terminal,
-plain text elsewhere, `--watch`), `jobs list`, a pause or resume, `jobs history`."""
+"""The output layer for `status`: the screen for people on a terminal (with what to do
+about each finding, and the commands to run), plain text elsewhere, `--watch`."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
-from rich.padding import Padding
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.segment import Segment, Segments
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
 from saathii_ops.output import text as formatting
-from saathii_ops.output.render import emit_json, format_value, render_mapping, render_rows
+from saathii_ops.output.jobs_screen import AS_OF_SHOWN, outcome_text, paused_since
+from saathii_ops.output.render import format_value, render_mapping, render_rows
 
 if TYPE_CHECKING:
-    from saathii_ops.jobs.job_control import HistoryReport, JobState, PauseReport, RunRecord
-    from saathii_ops.status.collect import JobHealth, StatusReport
-
-# a run made with --now: its "now" is shown beside the time it really ran
-AS_OF_SHOWN = timedelta(minutes=1)
+    from saathii_ops.status.findings import Finding
+    from saathii_ops.status.report import JobHealth, StatusReport
 
 
 def render_status(console: Console, report: StatusReport, *, verbose: bool = False) -> None:
@@ -70,10 +70,36 @@ def watch_status(
             while True:
                 report = collect()
                 footer = Text(f"every {seconds:g} s; Ctrl-C stops", style="dim")
-                live.update(Group(status_screen(report, verbose=verbose), footer), refresh=True)
+                frame = watch_frame(console, report, footer, verbose=verbose)
+                live.update(frame, refresh=True)
                 time.sleep(seconds)
     except KeyboardInterrupt:
         pass
+
+
+def watch_frame(
+    console: Console, report: StatusReport, footer: Text, *, verbose: bool
+) -> RenderableType:
+    """One refresh of `--watch`, as tall as the terminal at most (Live would cut what is
+    taller, the footer first): the database and the footer whole at the bottom, the rest
+    of the screen above them as far as it fits, and how many lines did not."""
+    options = console.options
+    bottom = console.render_lines(
+        Group(Text(), _database_section(report), footer), options, pad=False
+    )
+    top = console.render_lines(_screen_above_database(report, verbose), options, pad=False)
+    room = max(console.size.height - len(bottom), 0)
+    if len(top) > room:
+        kept = max(room - 1, 0)
+        hidden = (
+            f"… {formatting.plural(len(top) - kept, 'more line')}: a taller terminal shows them"
+        )
+        top = top[:kept] + ([[Segment(hidden, Style(dim=True))]] if room else [])
+    segments: list[Segment] = []
+    for n, line in enumerate(top + bottom):
+        segments += [Segment.line()] if n else []
+        segments += line
+    return Segments(segments)
 
 
 def _badge_day(report: StatusReport) -> str:
@@ -133,6 +159,44 @@ def _job_row(job: JobHealth) -> dict[str, str]:
     }
 
 
+# --- what to do -------------------------------------------------------------------
+
+
+def what_to_do(finding: Finding) -> str | None:
+    """What the operator does about a finding, with the commands to run; None: nothing
+    to add to the problem itself."""
+    from saathii_ops.status import findings as found
+
+    match finding:
+        case found.DatabaseReadOnly():
+            return "point saathii-ops at the primary (a writable database)"
+        case found.JobOverdue(job=job):
+            run_it = f"`saathii-ops {job.command}` runs it now"
+            if job.scheduled:
+                history = f"`saathii-ops jobs history {job.job}`"
+                return f"cron has it: see cron's log and {history}; {run_it}"
+            return f"`saathii-ops cron install` schedules it; {run_it}"
+        case found.JobFailed(job=job):
+            return (
+                f"`saathii-ops jobs history {job.job} --failed` lists its failures; "
+                f"`saathii-ops -v {job.command} --dry-run` shows the traceback"
+            )
+        case found.JobExited1(job=job):
+            return f"`saathii-ops {job.command} --dry-run` names each"
+        case found.BillingBehind(stalled=found.Stalled.PAUSED):
+            resume = f"`saathii-ops jobs resume {found.BILLING_JOB}`"
+            return f"{resume}: its next run bills what is owed"
+        case found.BillingBehind():
+            return "`saathii-ops coins deduct` bills them now"
+        case found.UnbillableCalls():
+            return "docs/running-beside-the-app.md says what to do with each kind"
+        case found.PausedWithWork(job=job):
+            return f"`saathii-ops jobs resume {job.job}`: its next run does it"
+        case found.NoBadgeForToday():
+            return "`saathii-ops badges assign` assigns today's badges now"
+    return None
+
+
 # --- the screen for people ----------------------------------------------------------
 
 STATE_STYLES = {
@@ -151,34 +215,27 @@ def status_screen(report: StatusReport, *, verbose: bool = False) -> RenderableT
     """The verdict and each problem with what to do, one line per job (its name whole at 80
     columns: state, last run "3 min ago, 0.6 s", next run), the data's figures, then the
     database; `verbose`: each job in full as well."""
-    parts: list[RenderableType] = []
+    return Group(_screen_above_database(report, verbose), Text(), _database_section(report))
+
+
+def _screen_above_database(report: StatusReport, verbose: bool) -> RenderableType:
     verdict = Text()
     if report.healthy:
         verdict.append("healthy", style="bold green")
     else:
         verdict.append(_verdict(report), style="bold red")
     verdict.append(f"  status at {formatting.moment(report.now)}")
-    parts.append(verdict)
+    parts: list[RenderableType] = [verdict]
     if report.findings:
-        problems = Table.grid(padding=(0, 1))
-        problems.add_column(no_wrap=True)
-        problems.add_column()
-        for finding in report.findings:
-            problems.add_row(Text("✗", style="bold red"), Text(finding.problem))
-            if finding.todo:
-                problems.add_row("", Text(f"→ {finding.todo}", style="cyan"))
-        parts.append(problems)
-
+        parts.append(_findings(report.findings))
     if report.jobs:
-        parts.append(Text())
-        parts.append(_jobs_table(report))
-        paused = [job for job in report.jobs if job.paused]
-        for job in paused:
-            since = paused_since(job.paused_at, job.paused_by, job.paused_reason)
-            parts.append(Text(f"{job.job} is paused {since}", style="yellow"))
+        parts += [Text(), _jobs_table(report)]
+        for job in report.jobs:
+            if job.paused:
+                since = paused_since(job.paused_at, job.paused_by, job.paused_reason)
+                parts.append(Text(f"{job.job} is paused {since}", style="yellow"))
     if report.data is not None:
-        parts.append(Text())
-        parts.append(Text(f"data (badge date {_badge_day(report)})", style="bold"))
+        parts += [Text(), Text(f"data (badge date {_badge_day(report)})", style="bold")]
         figures = Table.grid(padding=(0, 1))
         figures.add_column(justify="right", no_wrap=True)
         figures.add_column()
@@ -187,13 +244,23 @@ def status_screen(report: StatusReport, *, verbose: bool = False) -> RenderableT
             style = "bold red" if value and f.name in ALARMING_FIGURES else ""
             figures.add_row(Text(f"{value:,}", style=style), f.metadata["description"])
         parts.append(figures)
-    if verbose and report.jobs:
+    if verbose:
         for job in report.jobs:
-            parts.append(Text())
-            parts.append(_job_detail(job))
-    parts.append(Text())
-    parts.append(Text(_database_line(report), style="dim"))
+            parts += [Text(), _job_detail(job)]
     return Group(*parts)
+
+
+def _findings(findings: list[Finding]) -> Table:
+    """Each problem, and under it what to do."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for finding in findings:
+        table.add_row(Text("✗", style="bold red"), Text(finding.problem))
+        todo = what_to_do(finding)
+        if todo:
+            table.add_row("", Text(f"→ {todo}", style="cyan"))
+    return table
 
 
 def _jobs_table(report: StatusReport) -> Table:
@@ -264,170 +331,35 @@ def _job_detail(job: JobHealth) -> Table:
     return detail
 
 
-def _database_line(report: StatusReport) -> str:
+def _database_section(report: StatusReport) -> Table:
+    """The database (its URL whole, wrapped after its separators when it is longer than
+    a line), the schema, and where the cron block was looked for."""
     database = report.database
-    text = f"database {database.url}"
-    if database.source:
-        text += f" (from {database.source})"
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="dim")
+    grid.add_column(style="dim")
+    source = f" (from {database.source})" if database.source else ""
+    grid.add_row("database", Breakable(database.url + source))
     if database.server_version:
-        text += f", server {database.server_version}"
+        grid.add_row("server", database.server_version)
     if database.read_only:
-        text += f"; READ-ONLY ({database.read_only})"
+        grid.add_row(Text("READ-ONLY", style="bold red"), database.read_only)
     if report.schema is not None:
         at_head = "at head" if report.schema.at_head else f"head is {report.schema.head}"
-        text += f"; schema {report.schema.current or 'none'} ({at_head})"
-    text += f"; crontab: {report.crontab or 'none found (scheduled: unknown)'}"
-    return text
+        grid.add_row("schema", f"{report.schema.current or 'none'} ({at_head})")
+    grid.add_row("crontab", Breakable(report.crontab or "none found (scheduled: unknown)"))
+    return grid
 
 
-# --- jobs ---------------------------------------------------------------------------
+class Breakable:
+    """Text wrapped at its spaces and, in a word longer than a line (a URL, a path), after
+    its separators (`output.text.wrap`): never cut, nor broken inside a name."""
 
-OUTCOME_STYLES = {"ok": "green", "failed": "bold red", "skipped": "yellow", "dry-run": "cyan"}
+    def __init__(self, text: str) -> None:
+        self.text = text
 
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(formatting.longest_piece(self.text), len(self.text))
 
-def paused_since(at: datetime | None, by: str | None, reason: str | None) -> str:
-    """since 2026-12-03 07:10:00 UTC by alice@ops-1: database maintenance"""
-    since = formatting.moment(at) if at else "?"
-    text = f"since {since} by {by or '?'}"
-    return f"{text}: {reason}" if reason else text
-
-
-def outcome_text(outcome: str | None, reason: str | None) -> str:
-    """ok, ok (some rows failed), skipped (paused)."""
-    text = outcome or "-"
-    return f"{text} ({reason})" if reason else text
-
-
-def last_run(state: JobState) -> str:
-    if state.last_started_at is None:
-        return "never"
-    text = f"{outcome_text(state.last_outcome, state.last_reason)} at "
-    text += formatting.moment(state.last_started_at)
-    return f"{text}: {state.last_error}" if state.last_error else text
-
-
-def render_jobs(console: Console, states: list[JobState], *, json_output: bool) -> None:
-    """`jobs list`: each job's schedule, pause switch (since when, by whom, why), last run."""
-    if json_output:
-        emit_json(console, states)
-        return
-    rows = [
-        (
-            state.job,
-            state.schedule + ("" if state.timezone == "server" else f" ({state.timezone})"),
-            paused_since(state.paused_at, state.paused_by, state.paused_reason)
-            if state.paused
-            else "no",
-            last_run(state),
-        )
-        for state in states
-    ]
-    if console.is_terminal:
-        # one line per job at 80 columns; a pause (who, why: any length) on a line of its own
-        table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
-        table.add_column("job", no_wrap=True)
-        table.add_column("schedule", no_wrap=True)
-        table.add_column("last run")
-        for state, (job, schedule, paused, last) in zip(states, rows, strict=True):
-            style = OUTCOME_STYLES.get(state.last_outcome or "", "")
-            table.add_row(job, schedule, Text(last, style=style))
-            if state.paused:
-                table.add_row("", "", Text(f"paused {paused}", style="yellow"))
-        console.print(table, soft_wrap=False)
-        return
-    console.print("jobs:")
-    for job, schedule, paused, last in rows:
-        console.print(f"  job={job}  schedule={schedule}  paused={paused}  last run={last}")
-
-
-def render_pause(console: Console, report: PauseReport, *, json_output: bool) -> None:
-    """`jobs pause | resume`: what changed, or that nothing did."""
-    if json_output:
-        emit_json(console, report)
-        return
-    assert report.changed_at is not None
-    job = report.job
-    if report.paused:
-        since = paused_since(report.changed_at, report.changed_by, report.reason)
-        if report.was_paused:
-            console.print(f"{job}: already paused {since} (nothing changed)")
-            return
-        console.print(f"{job}: paused {since}")
-        console.print(
-            f"  its runs are recorded as skipped, on every host, until "
-            f"`saathii-ops jobs resume {job}`",
-        )
-        return
-    if not report.was_paused:
-        console.print(f"{job}: not paused (nothing changed)")
-        return
-    console.print(
-        f"{job}: resumed at {formatting.moment(report.changed_at)} by {report.changed_by}",
-    )
-    console.print(
-        "  it had been paused "
-        + paused_since(report.was_paused_at, report.was_paused_by, report.was_paused_reason),
-    )
-    console.print("  its next scheduled run does its work (`saathii-ops status` shows when)")
-
-
-def _as_of(run: RunRecord) -> str:
-    if abs(run.run_now - run.started_at) > AS_OF_SHOWN:
-        return f" (as of --now {formatting.moment(run.run_now)})"
-    return ""
-
-
-def _details(run: RunRecord, *, verbose: bool, none: str = "-") -> str:
-    """A run's counts (or `none`) and error, and the instant it worked as of."""
-    text = formatting.counts(run.counts, zeros=verbose) if run.counts else none
-    if run.error:
-        text = f"error: {run.error}" if text in (none, "all counts 0") else f"{text}; {run.error}"
-    return (text + _as_of(run)).strip()
-
-
-def render_history(
-    console: Console, report: HistoryReport, *, json_output: bool, verbose: bool = False
-) -> None:
-    """`jobs history`: one line per run (a table on a terminal); `verbose`: zero counts too."""
-    if json_output:
-        emit_json(console, report)
-        return
-    what = f"runs of {report.job}" if report.job else "runs of every job"
-    if report.failed_only:
-        what = "failed " + what
-    if not report.runs:
-        console.print(f"no {what} recorded")
-        return
-    shown = formatting.plural(len(report.runs), "run")
-    title = f"{what}, newest first ({shown}; --limit {report.limit})"
-    if console.is_terminal:
-        # one line per run at 80 columns; its host, counts or error indented on the next
-        console.print(Text(title, style="bold"), soft_wrap=False)
-        job_width = max(len(run.job) for run in report.runs)
-        outcome_width = max(len(outcome_text(run.outcome, run.reason)) for run in report.runs)
-        for run in report.runs:
-            line = Text(formatting.moment(run.started_at))
-            if report.job is None:
-                line.append(f"  {run.job:<{job_width}}")
-            line.append("  ")
-            outcome = f"{outcome_text(run.outcome, run.reason):<{outcome_width}}"
-            line.append(outcome, style=OUTCOME_STYLES.get(run.outcome, ""))
-            line.append(f"  {formatting.duration(run.duration_seconds):>8}")
-            details = _details(run, verbose=verbose, none="")
-            separator = " " if details.startswith("(") else ": "
-            detail = Text(f"host {run.host}" + (separator + details if details else ""))
-            if run.error:
-                detail.stylize("red")
-            console.print(line, soft_wrap=False)
-            console.print(Padding(detail, (0, 0, 0, 4)), soft_wrap=False)
-        return
-    console.print(f"{title}:")
-    width = max(len(run.job) for run in report.runs)
-    for run in report.runs:
-        job = f"  {run.job:<{width}}" if report.job is None else ""
-        outcome = outcome_text(run.outcome, run.reason)
-        console.print(
-            f"  {formatting.moment(run.started_at)}{job}  {outcome}"
-            f"  {formatting.duration(run.duration_seconds)}  host {run.host}"
-            f"  {_details(run, verbose=verbose)}",
-        )
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text("\n".join(formatting.wrap(self.text, options.max_width)))

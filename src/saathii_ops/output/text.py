@@ -97,3 +97,36 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def escape_controls(text: str) -> str:
     """Text from people or the database, printable as written: ESC becomes \\x1b."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+# where a URL or a path may break without reading as two words: after these
+_BREAKS_AFTER = re.compile(r"(?<=[/@?&:])")
+
+
+def longest_piece(text: str) -> int:
+    """The width `wrap` needs: its longest word, or piece of one between separators."""
+    return max(
+        (len(piece) for word in text.split() for piece in _BREAKS_AFTER.split(word)), default=0
+    )
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width`, broken at spaces and, in a word longer than a
+    line (a URL, a path), after a / @ ? & or : of it; a piece longer than the line is
+    left whole for whoever shows it to fold."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if len(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+            line = ""
+        for piece in _BREAKS_AFTER.split(word) if len(word) > width else [word]:
+            if line and len(line) + len(piece) > width:
+                lines.append(line)
+                line = ""
+            line += piece
+    return [*lines, line] if line else lines

@@ -18,7 +18,7 @@ CronJobs, which take a timeZone (docs/decisions.md#scheduling).
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -148,6 +148,19 @@ def next_runs(
     """The next firings of a server-time expression after `now`, in the server's timezone."""
     firings = croniter(expression, now.astimezone(server_tz))
     return [firings.get_next(datetime) for _ in range(count)]
+
+
+def last_firing(expression: str, tz: ZoneInfo, moment: datetime) -> datetime:
+    """The latest firing of `expression` read in `tz` at or before `moment`, in UTC."""
+    # croniter's get_prev is strictly before its start: start a microsecond later
+    start = moment.astimezone(tz) + timedelta(microseconds=1)
+    return croniter(expression, start).get_prev(datetime).astimezone(UTC)
+
+
+def next_firing(expression: str, tz: ZoneInfo, moment: datetime) -> datetime:
+    """The first firing of `expression` read in `tz` strictly after `moment`, in UTC."""
+    (firing,) = next_runs(expression, tz, moment, count=1)
+    return firing.astimezone(UTC)
 
 
 INTERVAL_SAMPLE = 500  # firings looked at for a schedule's shortest interval

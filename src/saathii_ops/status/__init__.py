@@ -1,1 +1,2 @@
-"""`status` (SPEC §11): what it reads of the jobs and the data, and the health rules."""
+"""`status` (SPEC §11): `collect` reads the jobs' runs and the data into a `report`; the
+health `rules` (pure functions) make typed `findings` of them."""

@@ -9,8 +9,8 @@ import typer
 
 from saathii_ops.cli.common import JsonOption, app_context, complete_job_name, read_only
 from saathii_ops.cli.help import WholeHelpGroup
+from saathii_ops.output.jobs_screen import render_history, render_jobs, render_pause
 from saathii_ops.output.render import stdout_console
-from saathii_ops.output.status_screen import render_history, render_jobs, render_pause
 from saathii_ops.runtime.identity import user_name
 from saathii_ops.runtime.registry import get_job
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,11 @@ from saathii_ops.output.render import emit_json, stdout_console
 from saathii_ops.output.status_screen import render_status, watch_status
 from saathii_ops.scheduling import targets
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from saathii_ops.status.report import StatusReport
+
 WATCH_SECONDS = 5.0  # a status on a large database takes about half a second
 
 
@@ -24,57 +29,65 @@ class Format(StrEnum):
     prometheus = "prometheus"
 
 
+FormatOption = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        help="text: a summary for people; prometheus: the text exposition format "
+        "(for a scraper or node_exporter's textfile collector).",
+    ),
+]
+CrontabFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--crontab-file",
+        help="The crontab holding the installed block; default: "
+        f"{targets.SYSTEM_CRONTAB} if it exists, else the user's crontab.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+MetricsFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        help="With --format prometheus: write the text to this file, atomically "
+        "(node_exporter's textfile collector), instead of stdout.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Every detail of each job, on a terminal.")
+]
+WatchOption = Annotated[
+    bool,
+    typer.Option(
+        "--watch",
+        help=f"Refresh in place every SECONDS ({WATCH_SECONDS:g} if not given) until "
+        "Ctrl-C; a terminal only.",
+    ),
+]
+SecondsArgument = Annotated[
+    float | None,
+    typer.Argument(
+        metavar="SECONDS",
+        min=0.5,
+        help="With --watch: how often to refresh, in seconds.",
+        show_default=False,
+    ),
+]
+
+
 def status(
     ctx: typer.Context,
     json_output: JsonOption = False,
-    output_format: Annotated[
-        Format,
-        typer.Option(
-            "--format",
-            help="text: a summary for people; prometheus: the text exposition format "
-            "(for a scraper or node_exporter's textfile collector).",
-        ),
-    ] = Format.text,
-    crontab_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--crontab-file",
-            help="The crontab holding the installed block; default: "
-            f"{targets.SYSTEM_CRONTAB} if it exists, else the user's crontab.",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    metrics_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--metrics-file",
-            help="With --format prometheus: write the text to this file, atomically "
-            "(node_exporter's textfile collector), instead of stdout.",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Every detail of each job, on a terminal.")
-    ] = False,
-    watch: Annotated[
-        bool,
-        typer.Option(
-            "--watch",
-            help=f"Refresh in place every SECONDS ({WATCH_SECONDS:g} if not given) until "
-            "Ctrl-C; a terminal only.",
-        ),
-    ] = False,
-    seconds: Annotated[
-        float | None,
-        typer.Argument(
-            metavar="SECONDS",
-            min=0.5,
-            help="With --watch: how often to refresh, in seconds.",
-            show_default=False,
-        ),
-    ] = None,
+    output_format: FormatOption = Format.text,
+    crontab_file: CrontabFileOption = None,
+    metrics_file: MetricsFileOption = None,
+    verbose: VerboseOption = False,
+    watch: WatchOption = False,
+    seconds: SecondsArgument = None,
 ) -> None:
     """Problems first, with what to do; one line per job (state, last run, next run); the
     data. Plain text when not on a terminal (cron logs, scripts).
@@ -92,7 +105,7 @@ def status(
     console = stdout_console()
     crontab = targets.installed_target(crontab_file)
 
-    def collect() -> status_service.StatusReport:
+    def collect() -> StatusReport:
         return status_service.collect(
             app.engine,
             app.settings,
@@ -114,15 +127,36 @@ def status(
         )
         return
     report = collect()
+    _show(
+        console,
+        report,
+        output_format,
+        metrics_file,
+        json_output=app.json_output,
+        verbose=verbose or app.verbose,
+    )
+    finish(report)
+
+
+def _show(
+    console: Console,
+    report: StatusReport,
+    output_format: Format,
+    metrics_file: Path | None,
+    *,
+    json_output: bool,
+    verbose: bool,
+) -> None:
+    """The report as asked: for monitors (--json, Prometheus) even of a database found
+    down; for people, the screen."""
     if not report.database.reachable:
         # the one line every command gives; monitors still get a document saying "down"
         typer.echo(f"error: {mask_secrets(report.database.error or '')}", err=True)
-    if app.json_output:
+    if json_output:
         emit_json(console, report)
     elif output_format is Format.prometheus and metrics_file is not None:
         write_textfile(metrics_file, prometheus_text(report))
     elif output_format is Format.prometheus:
         console.file.write(prometheus_text(report))
     elif report.database.reachable:
-        render_status(console, report, verbose=verbose or app.verbose)
-    finish(report)
+        render_status(console, report, verbose=verbose)
