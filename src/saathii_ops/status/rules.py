@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import date, datetime, timedelta
 
-from saathii_ops.billing.charge import BillingReport
+from saathii_ops.billing.report import BillingReport
 from saathii_ops.jobs import badges
 from saathii_ops.jobs.wallet_audit import WalletAuditReport
 from saathii_ops.reports import Report
