@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.calls import SETTLED_CALL_STATUS
 from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import (
     ListenerBadge,
@@ -189,7 +190,7 @@ def settle(
             calls.c.status == "ongoing",
         )
         .values(
-            status="dropped",
+            status=SETTLED_CALL_STATUS,
             end_time=now,
             duration_seconds=plan.c.duration_seconds,
             duration_minutes=plan.c.duration_minutes,

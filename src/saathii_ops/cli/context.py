@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
 
-    from saathii_ops.settings import Settings
+    from saathii_ops.settings import Settings, UrlSource
 
 
 @dataclass
@@ -52,17 +52,17 @@ class AppContext:
         return settings
 
     @cached_property
-    def _database_url(self) -> tuple[str, str]:
+    def _database_url(self) -> tuple[str, UrlSource]:
         from saathii_ops.settings import resolve_database_url
 
         return resolve_database_url(self.database_url_option, self.settings)
 
     @property
-    def database_url_and_source(self) -> tuple[str, str]:
+    def database_url_and_source(self) -> tuple[str, UrlSource]:
         """The URL as given (with its password) and where it came from (SPEC §2)."""
         return self._database_url
 
-    def use_database(self, raw: str, source: str) -> None:
+    def use_database(self, raw: str, source: UrlSource) -> None:
         """Use this database, whatever the options and the environment say."""
         self.__dict__["_database_url"] = (raw, source)
 
@@ -75,10 +75,12 @@ class AppContext:
     @property
     def database_source(self) -> str:
         """Where the URL came from, in a few words (SPEC §2: every job's output says)."""
+        from saathii_ops.settings import UrlSource
+
         source = self._database_url[1]
-        if source == "config file":
+        if source == UrlSource.CONFIG_FILE:
             return f"config file {self.config_file}"
-        if source == "DATABASE_URL":
+        if source == UrlSource.APP_ENVIRONMENT:
             return "DATABASE_URL (the app's)"
         return source
 

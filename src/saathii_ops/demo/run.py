@@ -18,7 +18,7 @@ from saathii_ops.runtime.registry import JOBS
 from saathii_ops.runtime.runner import RunResult, run_job
 from saathii_ops.scheduling import targets
 from saathii_ops.scheduling.schedule_target import running_target
-from saathii_ops.settings import embedded_database_path
+from saathii_ops.settings import UrlSource, embedded_database_path
 from saathii_ops.status import collect as status
 from saathii_ops.status.collect import StatusReport
 
@@ -34,7 +34,7 @@ class DemoResult:
 def demo_context(app: AppContext) -> AppContext:
     """The demo never touches a server: the embedded database, or an SQLite `--database-url`."""
     if app.database_url_option is None:
-        app.use_database(f"sqlite:///{embedded_database_path()}", "embedded default")
+        app.use_database(f"sqlite:///{embedded_database_path()}", UrlSource.EMBEDDED)
     if app.url.get_backend_name() != "sqlite":
         raise UsageError(
             "the demo fills a database with sample data: give it an SQLite URL, never a server"

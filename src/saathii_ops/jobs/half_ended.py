@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import HalfEndedObservation, Settlement, UserCall, UTCDateTime, table
 from saathii_ops.runtime.run_id import bound_run_uuid
@@ -28,7 +29,7 @@ def half_ended(call: sa.FromClause) -> sa.ColumnElement[bool]:
     """The call is half-ended and was not settled by us (a call we settled that the app
     changed since is the audit's 'changed after settlement', compared with our record)."""
     return sa.and_(
-        call.c.status == "ongoing",
+        call.c.status == CallStatus.ONGOING,
         call.c.end_time.is_not(None),
         ~sa.exists().where(settlements.c.call_id == call.c.call_id),
     )

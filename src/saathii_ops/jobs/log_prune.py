@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from saathii_ops.db.models import JobRun, table
+from saathii_ops.db.models import JobRun, RunOutcome, table
 from saathii_ops.reports import Report
 from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import Settings
@@ -82,10 +82,12 @@ def prune(
         return session.execute(sa.select(sa.func.count()).select_from(runs).where(old)).scalar_one()
 
     runs_deleted = prune_runs(
-        sa.and_(runs.c.outcome.in_(("ok", "skipped")), runs.c.started_at < logs_before)
+        sa.and_(
+            runs.c.outcome.in_((RunOutcome.OK, RunOutcome.SKIPPED)), runs.c.started_at < logs_before
+        )
     )
     failed_deleted = prune_runs(
-        sa.and_(runs.c.outcome == "failed", runs.c.started_at < failed_before)
+        sa.and_(runs.c.outcome == RunOutcome.FAILED, runs.c.started_at < failed_before)
     )
 
     log_dir = settings.log_dir

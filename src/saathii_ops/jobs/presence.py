@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
 from saathii_ops.db.models import UserCall, UserStatus, table
 from saathii_ops.reports import Report
@@ -80,7 +81,7 @@ def on_a_call() -> sa.ColumnElement[bool]:
     def party(column: sa.ColumnElement[int | None]) -> sa.Exists:
         return (
             sa.select(calls.c.call_id)
-            .where(calls.c.status == "ongoing", column == status.c.user_id)
+            .where(calls.c.status == CallStatus.ONGOING, column == status.c.user_id)
             .exists()
         )
 

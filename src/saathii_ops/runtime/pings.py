@@ -21,6 +21,7 @@ import time
 import uuid
 from typing import Any
 
+from saathii_ops.db.models import RunOutcome
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,12 @@ PING_TIMEOUT = 2.0
 START, SUCCESS, FAIL, LOG = "/start", "", "/fail", "/log"
 
 
-def result_endpoint(outcome: str, exit_code: int) -> str:
+def result_endpoint(outcome: RunOutcome, exit_code: int) -> str:
     """The ping that ends a run: its outcome, or its exit code when it committed with
     rows it could not process (never plain success for a run that exits 1)."""
-    if outcome == "skipped":
+    if outcome == RunOutcome.SKIPPED:
         return LOG
-    if outcome == "failed":
+    if outcome == RunOutcome.FAILED:
         return FAIL
     return SUCCESS if exit_code == 0 else f"/{exit_code}"
 

@@ -41,7 +41,7 @@ from saathii_ops.db.engine import (
     transaction,
 )
 from saathii_ops.db.errors import classify_database_error, lost_connection
-from saathii_ops.db.models import SOME_ROWS_FAILED, JobRun
+from saathii_ops.db.models import SOME_ROWS_FAILED, JobRun, RunOutcome
 from saathii_ops.db.schema import require_head
 from saathii_ops.errors import DatabaseUnavailable, ExitCode, Interrupted, OpsError
 from saathii_ops.jobs.job_control import Pause, current_pause
@@ -66,7 +66,7 @@ ADVISORY_LOCK_NAMESPACE = 0x5AA7
 @dataclass
 class RunResult:
     job: str
-    outcome: str  # ok | failed | skipped | dry-run
+    outcome: RunOutcome
     now: datetime
     duration_seconds: float
     report: Report | None = None
@@ -79,7 +79,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.outcome == "failed":
+        if self.outcome == RunOutcome.FAILED:
             return ExitCode.FAILED
         if self.report is not None and self.report.failed_rows:
             return ExitCode.FAILED
@@ -122,7 +122,7 @@ def run_job(
                 engine, settings, job, now=now, service=service, pinger=pinger, guard=guard
             )
         except Exception as exc:
-            pinger.send(FAIL, {"job": job.name, "outcome": "failed", "error": str(exc)})
+            pinger.send(FAIL, {"job": job.name, "outcome": RunOutcome.FAILED, "error": str(exc)})
             pinger.wait()
             raise
         pinger.send(
@@ -176,7 +176,7 @@ def _dry_run(
             raise Interrupted(f"{job.name} dry-run {stop.reason}", stop.exit_code) from exc
         raise OpsError(f"{job.name} dry-run {stop.reason}") from exc
     duration = time.monotonic() - started
-    result = RunResult(job.name, "dry-run", run_now, duration, report)
+    result = RunResult(job.name, RunOutcome.DRY_RUN, run_now, duration, report)
     if pause is not None:
         result.reason = PAUSED_DRY_RUN
         result.paused_by, result.paused_reason = pause.by, pause.reason
@@ -260,7 +260,13 @@ def _attempt(
                 # the good rows commit; the audit row says that some did not
                 reason = SOME_ROWS_FAILED if report.failed_rows else None
                 duration = _record(
-                    session, job, run_now, started_at, "ok", reason=reason, counts=report.counts()
+                    session,
+                    job,
+                    run_now,
+                    started_at,
+                    RunOutcome.OK,
+                    reason=reason,
+                    counts=report.counts(),
                 )
                 session.commit()
     except DatabaseUnavailable as exc:
@@ -272,7 +278,9 @@ def _attempt(
         return _Failure(exc, run_now, started_at)
     guard.disarm()
     after, warning = _after_commit(engine, settings, job, report, run_now)
-    return RunResult(job.name, "ok", run_now, duration, report, after_commit=after, warning=warning)
+    return RunResult(
+        job.name, RunOutcome.OK, run_now, duration, report, after_commit=after, warning=warning
+    )
 
 
 def _failed(
@@ -324,7 +332,7 @@ def _failed(
     # stopped before its first statement: the host's clock
     run_now = failure.run_now or failure.started_at or datetime.now(UTC)
     duration = time.monotonic() - started if recorded is None else recorded
-    return RunResult(job.name, "failed", run_now, duration, error=error)
+    return RunResult(job.name, RunOutcome.FAILED, run_now, duration, error=error)
 
 
 def _after_commit(
@@ -438,7 +446,7 @@ def _record(
     job: Job,
     run_now: datetime,
     started_at: datetime,
-    outcome: str,
+    outcome: RunOutcome,
     *,
     reason: str | None = None,
     counts: dict[str, int] | None = None,
@@ -473,9 +481,9 @@ def _record_skip(
     reason: str,
     pause: Pause | None = None,
 ) -> RunResult:
-    duration = _record(session, job, run_now, started_at, "skipped", reason=reason)
+    duration = _record(session, job, run_now, started_at, RunOutcome.SKIPPED, reason=reason)
     session.commit()
-    result = RunResult(job.name, "skipped", run_now, duration, reason=reason)
+    result = RunResult(job.name, RunOutcome.SKIPPED, run_now, duration, reason=reason)
     if pause is not None:
         result.paused_by, result.paused_reason = pause.by, pause.reason
     return result
@@ -490,7 +498,7 @@ def _keep_failure(engine: Engine, job: Job, failure: _Failure, error: str, run_u
         "job": job.name,
         "started_at": started_at,
         "finished_at": max(finished_at, started_at),
-        "outcome": "failed",
+        "outcome": RunOutcome.FAILED,
         "error": error,
         "host": socket.gethostname(),
         "run_now": failure.run_now or started_at,
@@ -513,7 +521,7 @@ def _record_failure(
             bind_run(session, run_uuid)
             started_at = failure.started_at or database_clock(session)
             run_now = failure.run_now or started_at
-            duration = _record(session, job, run_now, started_at, "failed", error=error)
+            duration = _record(session, job, run_now, started_at, RunOutcome.FAILED, error=error)
             session.commit()
         return duration
     except Exception as exc:  # the failure is reported anyway

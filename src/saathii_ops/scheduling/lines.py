@@ -25,7 +25,7 @@ from saathii_ops.scheduling.expressions import (
     server_schedule,
     server_timezone,
 )
-from saathii_ops.settings import Settings, resolve_database_url
+from saathii_ops.settings import Settings, UrlSource, resolve_database_url
 
 STANDARD_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
@@ -85,7 +85,7 @@ def installed_executable(option: Path | None, argv0: str) -> Path:
     return Path(os.path.abspath(found))
 
 
-def line_database_url(url: str, source: str, *, env_file: Path | None) -> str | None:
+def line_database_url(url: str, source: UrlSource, *, env_file: Path | None) -> str | None:
     """The database URL a line must carry, if any, by SPEC §2's precedence as cron will see it.
 
     From the config file: the line's --config carries it. The embedded default:
@@ -94,9 +94,9 @@ def line_database_url(url: str, source: str, *, env_file: Path | None) -> str | 
     with a password never goes on a line: it belongs in the config file or an
     env file.
     """
-    if source in ("config file", "embedded default"):
+    if source in (UrlSource.CONFIG_FILE, UrlSource.EMBEDDED):
         return None
-    if source != "--database-url" and env_file is not None:
+    if source != UrlSource.OPTION and env_file is not None:
         return None
     parsed = parse_url(url)
     if parsed.password is not None or "password" in parsed.query:
