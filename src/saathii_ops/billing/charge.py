@@ -52,6 +52,7 @@ from saathii_ops.jobs import half_ended
 from saathii_ops.jobs.badges import one_row_each
 from saathii_ops.output.text import plural
 from saathii_ops.reports import INTERNAL, Report, SpooledRecords
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
 
 calls = table(UserCall)
@@ -759,23 +760,17 @@ def _replan_changed(
 # --- the service ---------------------------------------------------------------
 
 
-def deduct(session: Session, now: datetime, settings: Settings, *, apply: bool) -> BillingReport:
+def deduct(run: RunContext[None]) -> BillingReport:
     """`coins deduct`: bill every ongoing call up to `now`; end those that cannot pay."""
-    return bill_and_settle(session, now, settings, apply=apply)
+    return bill_and_settle(run)
 
 
-def bill_and_settle(
-    session: Session,
-    now: datetime,
-    settings: Settings,
-    *,
-    apply: bool,
-    end_rules: EndRules | None = None,
-) -> BillingReport:
+def bill_and_settle(run: RunContext[None], end_rules: EndRules | None = None) -> BillingReport:
     """Plan at `now`; with `apply`, charge, settle, and check conservation.
 
     With `end_rules`, only the calls they end are billed and settled (call cleanup).
     """
+    session, now, settings, apply = run.session, run.now, run.settings, run.apply
     planned = _plan(now, settings, end_rules)
     if not apply:
         report = _report(session, planned, end_rules)
@@ -793,14 +788,16 @@ def bill_and_settle(
     report = _report(session, PLAN, end_rules, replanned)
     report.held, report.held_calls = held, len(held)
     # what the app wrote of the half-ended calls skipped, before it can end them again
-    half_ended.record(session, sa.select(PLAN.c.call_id).where(PLAN.c.problem == HALF_ENDED))
+    half_ended.record(
+        session, run.run_id, sa.select(PLAN.c.call_id).where(PLAN.c.problem == HALF_ENDED)
+    )
     before = _holdings(session)
     spend_coins, earn_money = 0, Decimal("0.00")
     cache_updates = report.cache_updates if settings.redis_url is not None else None
     for first, last in _chunks(session):
         chunk = PLAN.c.call_id.between(first, last)
         spend_coins += _charge(session, now, chunk, cache_updates)
-        earn_money += settlement.settle(session, now, PLAN, chunk).earn_money
+        earn_money += settlement.settle(session, now, PLAN, chunk, run.run_id).earn_money
     check_conservation(
         planned_coins=report.coins_charged,
         planned_paise=_paise(report.listener_earnings),

@@ -37,7 +37,6 @@ from saathii_ops.db.models import (
 )
 from saathii_ops.db.sql import local_date
 from saathii_ops.errors import PlanChanged
-from saathii_ops.runtime.run_id import run_uuid
 from saathii_ops.settings import Settings
 
 calls = table(UserCall)
@@ -163,7 +162,7 @@ class Settled:
 
 
 def settle(
-    session: Session, now: datetime, plan: sa.Table, chunk: sa.ColumnElement[bool]
+    session: Session, now: datetime, plan: sa.Table, chunk: sa.ColumnElement[bool], run_id: str
 ) -> Settled:
     """End the plan's calls marked `ends` within `chunk` and pay their listeners.
 
@@ -272,7 +271,7 @@ def settle(
             ],
             sa.select(
                 plan.c.call_id,
-                sa.literal(run_uuid(session), sa.String(32)),
+                sa.literal(run_id, sa.String(32)),
                 sa.literal(database_now(session), UTCDateTime()),
                 sa.literal(now, UTCDateTime()),
                 plan.c.duration_seconds,

@@ -15,24 +15,14 @@ from typer.core import TyperGroup
 from typer.core import _TyperParameter as TyperParameter
 
 from saathii_ops import __version__
-from saathii_ops.cli.commands import (
-    badges,
-    calls,
-    coins,
-    cron,
-    db,
-    demo,
-    jobs,
-    logs,
-    presence,
-    status,
-    wallets,
-)
+from saathii_ops.cli.commands import badges, cron, db, demo, jobs, logs, status, wallets
+from saathii_ops.cli.common import job_command
 from saathii_ops.cli.context import AppContext
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.errors import ExitCode, OpsError, UsageError
 from saathii_ops.output.masking import first_line, mask_secrets
 from saathii_ops.output.text import escape_controls
+from saathii_ops.runtime.registry import JOBS
 
 # Typer vendors click and exports only BadParameter, whose bases are click's
 # UsageError (every bad option or argument) and ClickException.
@@ -191,17 +181,32 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(badges.app, name="badges")
-app.add_typer(presence.app, name="presence")
-app.add_typer(calls.app, name="calls")
-app.add_typer(coins.app, name="coins")
-app.add_typer(cron.app, name="cron")
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(logs.app, name="logs")
+# the command groups, in the order --help lists them (a group of jobs only: its help here)
+GROUPS = {
+    "badges": badges.app,
+    "presence": typer.Typer(help="User presence.", no_args_is_help=True),
+    "calls": typer.Typer(help="Calls.", no_args_is_help=True),
+    "coins": typer.Typer(help="Coin billing.", no_args_is_help=True),
+    "cron": cron.app,
+    "jobs": jobs.app,
+    "logs": logs.app,
+    "wallets": wallets.app,
+    "db": db.app,
+}
+for group_name, group in GROUPS.items():
+    app.add_typer(group, name=group_name)
 app.command("status")(status.status)
-app.add_typer(wallets.app, name="wallets")
-app.add_typer(db.app, name="db")
 app.command("demo")(demo.demo)
+# each registered job's command: made from its registry entry unless its group's module
+# declares it (a job with options of its own)
+for job in JOBS:
+    group_name, command_name = job.command.split()
+    group = GROUPS[group_name]
+    declared = {
+        info.name or getattr(info.callback, "__name__", "") for info in group.registered_commands
+    }
+    if command_name not in declared:
+        group.command(command_name, help=job.help)(job_command(job))
 
 
 def _database_error(exc: Exception) -> OpsError | None:

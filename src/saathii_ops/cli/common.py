@@ -1,5 +1,6 @@
 """What every command shares: the typed context, the `--json` and `--dry-run` options,
-completing job names, and running a registered job.
+completing job names, and running a registered job (the command of a job without options
+of its own is made here, from its registry entry).
 
 Command modules import only what `--help` and completion need; the libraries and
 services a command uses are imported by the command when it runs (docs/architecture.md).
@@ -8,7 +9,7 @@ services a command uses are imported by the command when it runs (docs/architect
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
@@ -26,12 +27,12 @@ from saathii_ops.output.render import (
     stdout_console,
 )
 from saathii_ops.output.text import escape_controls
-from saathii_ops.runtime.registry import JOBS, get_job
+from saathii_ops.runtime.registry import JOBS, Job, get_job
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from saathii_ops.runtime.wiring import JobService
+    from saathii_ops.runtime.runner import RunResult
 
 JsonOption = Annotated[
     bool,
@@ -75,21 +76,28 @@ def run_registered_job(
     *,
     dry_run: bool,
     json_output: bool,
-    service: JobService | None = None,
+    options: object = None,
 ) -> None:
-    """Run one job through the runner, render its result, exit with its code."""
+    """Run one job through the runner (its service gets the command's `options`), render
+    its result, exit with its code."""
+    app = app_context(ctx, json_output)
+    result = run_registered(app, job_name, dry_run=dry_run, options=options)
+    show_run(app, result)
+
+
+def run_registered(
+    app: AppContext, job_name: str, *, dry_run: bool, options: object = None
+) -> RunResult:
+    """Run one job through the runner; its result, not rendered yet."""
     import time
 
     from saathii_ops.runtime.runner import run_job
 
-    app = app_context(ctx, json_output)
     job = get_job(job_name)
     console = stdout_console()
     started = time.monotonic()
     try:
-        result = run_job(
-            app.engine, app.settings, job, now=app.now, dry_run=dry_run, service=service
-        )
+        return run_job(app.engine, app.settings, job, now=app.now, dry_run=dry_run, options=options)
     except OpsError as exc:
         if not (app.json_output or console.is_terminal):
             # the run's log has its line too; the error's own line goes to stderr
@@ -98,8 +106,23 @@ def run_registered_job(
             )
             console.file.write(escape_controls(line) + "\n")
         raise
-    render_run(console, result, json_output=app.json_output, database=app.database)
+
+
+def show_run(app: AppContext, result: RunResult) -> None:
+    """A run's result on stdout; the command exits with its code."""
+    render_run(stdout_console(), result, json_output=app.json_output, database=app.database)
     finish(result)
+
+
+def job_command(job: Job) -> Callable[..., None]:
+    """The command of a job that has no options of its own: run it."""
+
+    def command(
+        ctx: typer.Context, dry_run: DryRunOption = False, json_output: JsonOption = False
+    ) -> None:
+        run_registered_job(ctx, job.name, dry_run=dry_run, json_output=json_output)
+
+    return command
 
 
 @contextmanager

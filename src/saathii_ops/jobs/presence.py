@@ -23,6 +23,7 @@ from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
 from saathii_ops.db.models import UserCall, UserStatus, table
 from saathii_ops.reports import Report
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
 
 status = table(UserStatus)
@@ -145,7 +146,8 @@ def _change_unless_held(
     )
 
 
-def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool) -> PresenceReport:
+def cleanup(run: RunContext[None]) -> PresenceReport:
+    session, now, settings, apply = run.session, run.now, run.settings, run.apply
     cutoff = inactive_cutoff(now, settings)
     online_before = session.execute(
         sa.select(sa.func.count()).select_from(status).where(online())

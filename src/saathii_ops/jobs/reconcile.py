@@ -453,7 +453,7 @@ def _apply(
             rows_written += item.coins_change
         if item.action == COMPLETED:
             assert item.call_id is not None
-            half_ended.record(session, sa.select(sa.literal(item.call_id)))
+            half_ended.record(session, None, sa.select(sa.literal(item.call_id)))
             completed = session.connection().execute(
                 sa.update(calls)
                 .where(

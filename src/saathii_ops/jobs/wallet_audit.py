@@ -62,6 +62,7 @@ from saathii_ops.jobs import half_ended
 from saathii_ops.jobs.badges import one_row_each
 from saathii_ops.output.text import plural
 from saathii_ops.reports import Report
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
 
 wallets = table(UserWallet)
@@ -258,12 +259,12 @@ def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditRep
     )
 
 
-def audit_job(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
+def audit_job(run: RunContext[None]) -> Report:
     """The registered job `wallets-audit`; the runner records it. A real run also records
     the half-ended calls it sees, so that the app ending one again stays visible."""
-    report = audit(session, now, settings)
-    if apply:
-        half_ended.record(session)
+    report = audit(run.session, run.now, run.settings)
+    if run.apply:
+        half_ended.record(run.session, run.run_id)
     return report
 
 

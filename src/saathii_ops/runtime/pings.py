@@ -18,7 +18,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from typing import Any
 
 from saathii_ops.db.models import RunOutcome
@@ -50,9 +49,9 @@ def ping_url(settings: Settings, job_name: str) -> str | None:
 
 
 class Pinger:
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, run_id: str) -> None:
         self.url = url.rstrip("/") if url else None
-        self.run_id = uuid.uuid4().hex
+        self.run_id = run_id  # the runner's
         self._threads: list[threading.Thread] = []
 
     def send(self, endpoint: str, body: dict[str, Any]) -> None:

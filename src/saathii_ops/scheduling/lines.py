@@ -18,7 +18,7 @@ from saathii_ops.db.engine import parse_url
 from saathii_ops.errors import UsageError
 from saathii_ops.jobs.log_prune import log_path
 from saathii_ops.runtime.identity import user_name
-from saathii_ops.runtime.registry import JOBS, Job
+from saathii_ops.runtime.registry import JOBS, ScheduledCommand
 from saathii_ops.scheduling.block import BLOCK_BEGIN, BLOCK_END, INSTALLED_AT, OPTIONS_LINE
 from saathii_ops.scheduling.expressions import (
     job_schedule,
@@ -47,7 +47,7 @@ class CronSetup:
 
 
 # The schedule's line that writes the metrics (not a job: it changes nothing, records no run)
-METRICS = Job(
+METRICS = ScheduledCommand(
     name="status-metrics",
     command="status --format prometheus --metrics-file",
     schedule="* * * * *",
@@ -55,12 +55,12 @@ METRICS = Job(
 )
 
 
-def scheduled(setup: CronSetup) -> tuple[Job, ...]:
+def scheduled(setup: CronSetup) -> tuple[ScheduledCommand, ...]:
     """What the schedule runs: every registered job, and the metrics when asked for."""
     return (*JOBS, METRICS) if setup.metrics_file is not None else JOBS
 
 
-def command_words(job: Job, setup: CronSetup) -> list[str]:
+def command_words(job: ScheduledCommand, setup: CronSetup) -> list[str]:
     """The arguments after saathii-ops' global options."""
     words = job.command.split()
     if job is METRICS:
@@ -172,7 +172,7 @@ def cron_setup(
     return replace(setup, options=tuple(options))
 
 
-def command_line(job: Job, setup: CronSetup, settings: Settings) -> str:
+def command_line(job: ScheduledCommand, setup: CronSetup, settings: Settings) -> str:
     """The shell command of one job's line (before python-crontab escapes `%`)."""
     q = shlex.quote
     search_path = ":".join(dict.fromkeys([str(setup.executable.parent), *STANDARD_PATH]))

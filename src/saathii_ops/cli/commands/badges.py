@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -14,18 +14,13 @@ from saathii_ops.cli.common import (
     JsonOption,
     app_context,
     read_only,
-    run_registered_job,
+    run_registered,
     show_report,
+    show_run,
 )
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.errors import UsageError
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from saathii_ops.reports import Report
-    from saathii_ops.runtime.wiring import JobService
-    from saathii_ops.settings import Settings
+from saathii_ops.runtime.registry import get_job
 
 app = typer.Typer(
     help="Listener badges: the daily badge that sets a listener's earning rates.",
@@ -108,21 +103,7 @@ def backfill_progress(days: int) -> Iterator[Callable[[date], None] | None]:
         yield lambda day: progress.update(task, advance=1, description=f"badges for {day}")
 
 
-def assign_with_progress(dates: list[date] | None) -> JobService:
-    """The job's service for these dates, with the bar shown only while it runs."""
-
-    def service(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
-        from saathii_ops.jobs import badges
-
-        with backfill_progress(len(dates) if dates else 1) as on_date_done:
-            return badges.assign(
-                session, now, settings, apply=apply, dates=dates, on_date_done=on_date_done
-            )
-
-    return service
-
-
-@app.command()
+@app.command(help=get_job("badges-assign").help)
 def assign(
     ctx: typer.Context,
     day: DateOption = None,
@@ -131,12 +112,16 @@ def assign(
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Give every active listener the badge (and rates) their call minutes of the day before
-    earn; replaces the rows already there."""
-    service = assign_with_progress(target_dates(day, first, last))
-    run_registered_job(
-        ctx, "badges-assign", dry_run=dry_run, json_output=json_output, service=service
-    )
+    from saathii_ops.jobs.badges import AssignOptions
+
+    app = app_context(ctx, json_output)
+    dates = target_dates(day, first, last)
+    # the bar only while the job runs: its result is shown after
+    with backfill_progress(len(dates) if dates else 1) as on_date_done:
+        result = run_registered(
+            app, "badges-assign", dry_run=dry_run, options=AssignOptions(dates, on_date_done)
+        )
+    show_run(app, result)
 
 
 @app.command()

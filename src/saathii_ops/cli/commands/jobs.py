@@ -44,25 +44,28 @@ def _set_paused(
     ctx: typer.Context, job: str, *, paused: bool, reason: str | None, json_output: bool
 ) -> None:
     import socket
+    from datetime import datetime
 
-    from saathii_ops.db.engine import database_now, transaction
-    from saathii_ops.db.schema import require_head
+    from sqlalchemy.orm import Session
+
     from saathii_ops.jobs import job_control
+    from saathii_ops.runtime.runner import operator_change
 
     app = app_context(ctx, json_output)
     get_job(job)  # an unknown name is a usage error before the database is asked
-    require_head(app.engine)
-    # not a job run: one upsert, committed here (see services/job_control.py)
-    with transaction(app.engine) as session:
-        report = job_control.set_paused(
+
+    def set_paused(session: Session, now: datetime) -> job_control.PauseReport:
+        return job_control.set_paused(
             session,
             job,
             paused=paused,
-            now=app.now or database_now(session),
+            now=now,
             changed_by=f"{user_name()}@{socket.gethostname()}",
             reason=reason,
         )
-        session.commit()
+
+    # not a job run: one upsert
+    report = operator_change(app.engine, app.settings, set_paused, now=app.now)
     render_pause(stdout_console(), report, json_output=app.json_output)
 
 

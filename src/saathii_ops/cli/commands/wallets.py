@@ -16,6 +16,7 @@ from saathii_ops.cli.common import (
 )
 from saathii_ops.errors import OpsError, UsageError
 from saathii_ops.output.render import render_reconcile, stdout_console
+from saathii_ops.runtime.registry import get_job
 
 app = typer.Typer(help="Wallets and their ledger.", no_args_is_help=True)
 
@@ -23,7 +24,7 @@ app = typer.Typer(help="Wallets and their ledger.", no_args_is_help=True)
 BILLING_JOBS = ("coins-deduct", "calls-cleanup")
 
 
-@app.command()
+@app.command(help=get_job("wallets-audit").help)
 def audit(
     ctx: typer.Context,
     dry_run: DryRunOption = False,
@@ -37,10 +38,6 @@ def audit(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Wallets whose balance differs from their ledger rows; calls the app changed after we
-    settled them; half-ended calls (ongoing with an end_time) and those the app ended again;
-    ongoing calls charged more or less than their elapsed minutes require. Exit 1 when
-    anything is found."""
     if not resolved:
         run_registered_job(ctx, "wallets-audit", dry_run=dry_run, json_output=json_output)
         return
@@ -108,7 +105,6 @@ def reconcile(
     from saathii_ops.errors import PlanChanged
     from saathii_ops.jobs import reconcile as service
     from saathii_ops.runtime.identity import user_name
-    from saathii_ops.runtime.registry import get_job
     from saathii_ops.runtime.runner import run_exclusive
 
     if reverse and accept:
