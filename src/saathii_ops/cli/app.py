@@ -16,7 +16,7 @@ from typer.core import _TyperParameter as TyperParameter
 
 from saathii_ops import __version__
 from saathii_ops.cli.commands import badges, cron, db, demo, jobs, logs, status, wallets
-from saathii_ops.cli.common import job_command
+from saathii_ops.cli.common import JsonOption, job_command
 from saathii_ops.cli.context import AppContext
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.errors import ExitCode, OpsError, UsageError
@@ -284,9 +284,7 @@ def root(
             show_default=False,
         ),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="One JSON document on stdout.")
-    ] = False,
+    json_output: JsonOption = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks on stderr.")
     ] = False,
@@ -296,11 +294,13 @@ def root(
     ] = False,
 ) -> None:
     configure_logging(verbose)
+    # --json given after the command too (the command declares it so that it parses)
+    asked = isinstance(ctx.command, OpsGroup) and ctx.command.asks_json()
     ctx.obj = AppContext(
         database_url_option=database_url,
         config_option=config,
         now=parse_now(now),
-        json_output=json_output,
+        json_output=json_output or asked,
         verbose=verbose,
     )
 

@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 
     from saathii_ops.runtime.runner import RunResult
 
+# The one --json, given before the command or after it: the root callback reads it from the
+# whole command line once (a command declares it so that it parses; its value is the root's).
 JsonOption = Annotated[
     bool,
-    typer.Option("--json", help="One JSON document on stdout (also accepted before the command)."),
+    typer.Option("--json", help="One JSON document on stdout (before or after the command)."),
 ]
 DryRunOption = Annotated[
     bool,
@@ -62,11 +64,9 @@ def finish(outcome: Outcome) -> None:
         raise typer.Exit(outcome.exit_code)
 
 
-def app_context(ctx: typer.Context, json_output: bool = False) -> AppContext:
+def app_context(ctx: typer.Context) -> AppContext:
     app = ctx.find_object(AppContext)
     assert app is not None, "the root callback sets the context"
-    if json_output:
-        app.json_output = True
     return app
 
 
@@ -75,12 +75,11 @@ def run_registered_job(
     job_name: str,
     *,
     dry_run: bool,
-    json_output: bool,
     options: object = None,
 ) -> None:
     """Run one job through the runner (its service gets the command's `options`), render
     its result, exit with its code."""
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     result = run_registered(app, job_name, dry_run=dry_run, options=options)
     show_run(app, result)
 
@@ -120,7 +119,7 @@ def job_command(job: Job) -> Callable[..., None]:
     def command(
         ctx: typer.Context, dry_run: DryRunOption = False, json_output: JsonOption = False
     ) -> None:
-        run_registered_job(ctx, job.name, dry_run=dry_run, json_output=json_output)
+        run_registered_job(ctx, job.name, dry_run=dry_run)
 
     return command
 

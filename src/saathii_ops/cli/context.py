@@ -1,4 +1,6 @@
-"""The typed object the root callback puts in `ctx.obj`.
+"""The typed object the root callback puts in `ctx.obj`: the global options, resolved once
+and never changed (a command that must read another configuration makes a new context,
+`dataclasses.replace`, before anything is read).
 
 Everything expensive is built on first use, so `--help` touches no file and no
 database, and a bad config value is reported only by commands that need it; the
@@ -20,13 +22,15 @@ if TYPE_CHECKING:
     from saathii_ops.settings import Settings, UrlSource
 
 
-@dataclass
+@dataclass(frozen=True)
 class AppContext:
     database_url_option: str | None = None
     config_option: Path | None = None
     now: datetime | None = None
     json_output: bool = False
     verbose: bool = False
+    # the database a command chose itself, whatever the options say (the demo's embedded one)
+    chosen_database: tuple[str, UrlSource] | None = None
 
     @cached_property
     def config_file(self) -> Path | None:
@@ -55,16 +59,14 @@ class AppContext:
     def _database_url(self) -> tuple[str, UrlSource]:
         from saathii_ops.settings import resolve_database_url
 
+        if self.chosen_database is not None:
+            return self.chosen_database
         return resolve_database_url(self.database_url_option, self.settings)
 
     @property
     def database_url_and_source(self) -> tuple[str, UrlSource]:
         """The URL as given (with its password) and where it came from (SPEC §2)."""
         return self._database_url
-
-    def use_database(self, raw: str, source: UrlSource) -> None:
-        """Use this database, whatever the options and the environment say."""
-        self.__dict__["_database_url"] = (raw, source)
 
     @cached_property
     def url(self) -> URL:
@@ -98,5 +100,5 @@ class AppContext:
         return make_engine(self.url)
 
     def dispose(self) -> None:
-        if "engine" in self.__dict__:
+        if "engine" in self.__dict__:  # built (cached_property keeps it there)
             self.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +37,8 @@ class DemoResult:
 def demo_context(app: AppContext) -> AppContext:
     """The demo never touches a server: the embedded database, or an SQLite `--database-url`."""
     if app.database_url_option is None:
-        app.use_database(f"sqlite:///{embedded_database_path()}", UrlSource.EMBEDDED)
+        embedded = f"sqlite:///{embedded_database_path()}"
+        app = dataclasses.replace(app, chosen_database=(embedded, UrlSource.EMBEDDED))
     if app.url.get_backend_name() != "sqlite":
         raise UsageError(
             "the demo fills a database with sample data: give it an SQLite URL, never a server"
@@ -45,7 +47,15 @@ def demo_context(app: AppContext) -> AppContext:
 
 
 def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResult:
-    app = demo_context(app)
+    demo_app = demo_context(app)
+    try:
+        return _run_demo(demo_app, reset=reset, users=users, seed=seed)
+    finally:
+        if demo_app is not app:  # the command's own context is disposed by the CLI
+            demo_app.dispose()
+
+
+def _run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResult:
     if reset:
         _delete_sqlite_files(app.url.database)
     schema.upgrade(app.engine)

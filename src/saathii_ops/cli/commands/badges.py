@@ -114,7 +114,7 @@ def assign(
 ) -> None:
     from saathii_ops.jobs.badges import AssignOptions
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     dates = target_dates(day, first, last)
     # the bar only while the job runs: its result is shown after
     with backfill_progress(len(dates) if dates else 1) as on_date_done:
@@ -136,7 +136,7 @@ def show(
     """List the badges and rates of a date (default: today in the business timezone)."""
     from saathii_ops.jobs import badges
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     if day is not None:
         check_badge_date("--date", day.date())
     with read_only(app) as (session, now):

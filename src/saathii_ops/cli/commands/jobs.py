@@ -33,16 +33,14 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
     from saathii_ops.db.schema import require_head
     from saathii_ops.jobs import job_control
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     require_head(app.engine)
     with transaction(app.engine, read_only=True) as session:
         states = job_control.list_jobs(session, app.settings)
     render_jobs(stdout_console(), states, json_output=app.json_output)
 
 
-def _set_paused(
-    ctx: typer.Context, job: str, *, paused: bool, reason: str | None, json_output: bool
-) -> None:
+def _set_paused(ctx: typer.Context, job: str, *, paused: bool, reason: str | None) -> None:
     import socket
     from datetime import datetime
 
@@ -51,7 +49,7 @@ def _set_paused(
     from saathii_ops.jobs import job_control
     from saathii_ops.runtime.runner import operator_change
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     get_job(job)  # an unknown name is a usage error before the database is asked
 
     def set_paused(session: Session, now: datetime) -> job_control.PauseReport:
@@ -84,13 +82,13 @@ def pause(
     json_output: JsonOption = False,
 ) -> None:
     """Pause a job on every host: its runs are recorded as skipped until it is resumed."""
-    _set_paused(ctx, job, paused=True, reason=reason, json_output=json_output)
+    _set_paused(ctx, job, paused=True, reason=reason)
 
 
 @app.command()
 def resume(ctx: typer.Context, job: JobArgument, json_output: JsonOption = False) -> None:
     """Resume a paused job: its next scheduled run does its work."""
-    _set_paused(ctx, job, paused=False, reason=None, json_output=json_output)
+    _set_paused(ctx, job, paused=False, reason=None)
 
 
 @app.command()
@@ -120,7 +118,7 @@ def history(
     """Recent runs, newest first: start, duration, outcome and reason, counts, error, host."""
     from saathii_ops.jobs import job_control
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     with read_only(app) as (session, _now):
         report = job_control.history(session, job, limit=limit or HISTORY_LIMIT, failed_only=failed)
     render_history(stdout_console(), report, json_output=app.json_output, verbose=app.verbose)

@@ -29,6 +29,4 @@ def prune(
 ) -> None:
     from saathii_ops.jobs.log_prune import PruneOptions
 
-    run_registered_job(
-        ctx, "logs-prune", dry_run=dry_run, json_output=json_output, options=PruneOptions(days)
-    )
+    run_registered_job(ctx, "logs-prune", dry_run=dry_run, options=PruneOptions(days))

@@ -39,13 +39,13 @@ def audit(
     json_output: JsonOption = False,
 ) -> None:
     if not resolved:
-        run_registered_job(ctx, "wallets-audit", dry_run=dry_run, json_output=json_output)
+        run_registered_job(ctx, "wallets-audit", dry_run=dry_run)
         return
     if dry_run:
         raise UsageError("--resolved lists past corrections and changes nothing: drop --dry-run")
     from saathii_ops.jobs import wallet_audit
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     with read_only(app) as (session, _):
         report = wallet_audit.resolved(session)
     show_report(app, "wallets audit: resolved findings", report)
@@ -113,7 +113,7 @@ def reconcile(
         raise UsageError("--reason is empty: say why")
     if apply and reason is None:
         raise UsageError("--apply needs --reason TEXT: it is recorded with each correction")
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     scope = service.Scope(
         wallet_id=wallet,
         call_id=call,
