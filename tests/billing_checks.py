@@ -14,8 +14,9 @@ from sqlalchemy.engine import Engine
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import UserCall, UserStatus, UserTransaction, UserWallet
-from saathii_ops.runtime.wiring import JobService
+from saathii_ops.runtime.registry import JobService
 from saathii_ops.settings import Settings
+from tests.factories import run_context
 
 
 def assert_ledger_balanced(engine: Engine) -> None:
@@ -115,7 +116,7 @@ def run_service(
 ) -> BillingReport:
     """A billing service in its own transaction: committed when applied, read-only otherwise."""
     with transaction(engine, read_only=not apply) as s:
-        report = service(s, now, Settings(), apply=apply)
+        report = service(run_context(s, now, Settings(), apply=apply))
         assert isinstance(report, BillingReport)
         if apply:
             s.commit()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -19,6 +23,10 @@ from saathii_ops.db.models import (
     UserTransaction,
     UserWallet,
 )
+from saathii_ops.reports import Report
+from saathii_ops.runtime.context import RunContext, new_run_id
+from saathii_ops.runtime.registry import Job
+from saathii_ops.settings import Settings
 
 _serial = itertools.count(1)
 
@@ -147,3 +155,25 @@ def add_run(
         )
         .returning(JobRun.run_id)
     ).scalar_one()
+
+
+def run_context(
+    session: Session,
+    now: datetime,
+    settings: Settings,
+    *,
+    apply: bool,
+    options: object = None,
+) -> RunContext[Any]:
+    """What the runner hands a job's service, for a test calling the service itself."""
+    return RunContext(session, now, new_run_id(), apply, settings, options)
+
+
+def job_with_service(job: Job, service: Callable[[RunContext[Any]], Report]) -> Job:
+    """`job`'s registry entry with a test's own service: the runner resolves it like any."""
+    name = f"service_{next(_injected)}"
+    setattr(sys.modules[__name__], name, service)
+    return dataclasses.replace(job, service=f"{__name__}:{name}")
+
+
+_injected = itertools.count()

@@ -12,6 +12,7 @@ import os
 import re
 import tomllib
 from decimal import Decimal
+from enum import StrEnum
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +33,8 @@ from saathii_ops.output.masking import mask_secrets
 
 CallType = Literal["audio", "video"]
 Badge = Literal["gold", "silver", "bronze", "basic"]
-CallStatus = Literal["completed", "dropped"]
+# the ended statuses of calls.CallStatus (a Literal: a bad value's error lists these two)
+EndedCallStatus = Literal["completed", "dropped"]
 
 
 class _Section(BaseModel):
@@ -102,7 +104,9 @@ class Settings(BaseSettings):
     coins_per_minute: CoinsPerMinute = CoinsPerMinute()
     badge_thresholds: BadgeThresholds = BadgeThresholds()
     badge_rates: BadgeRates = BadgeRates()
-    counted_call_statuses: tuple[CallStatus, ...] = Field(("completed", "dropped"), min_length=1)
+    counted_call_statuses: tuple[EndedCallStatus, ...] = Field(
+        ("completed", "dropped"), min_length=1
+    )
     presence_inactive_minutes: int = _minutes(5)
     call_stale_minutes: int = _minutes(10)
     call_max_minutes: int = _minutes(240)
@@ -351,20 +355,30 @@ def _strings(value: object) -> list[str]:
     return []
 
 
-def resolve_database_url(cli_value: str | None, settings: Settings) -> tuple[str, str]:
+class UrlSource(StrEnum):
+    """Where the database URL came from (SPEC §2), in the order they are tried."""
+
+    OPTION = "--database-url"
+    ENVIRONMENT = "SAATHII_DATABASE_URL"
+    CONFIG_FILE = "config file"
+    APP_ENVIRONMENT = "DATABASE_URL"  # the app's own
+    EMBEDDED = "embedded default"
+
+
+def resolve_database_url(cli_value: str | None, settings: Settings) -> tuple[str, UrlSource]:
     """The URL to use and where it came from (SPEC §2). The app's DATABASE_URL is a
     fallback only: on the app's server it is always set, with the app's credentials, and
     must not override the database an explicit config file names."""
     candidates = (
-        (cli_value, "--database-url"),
-        (os.environ.get("SAATHII_DATABASE_URL"), "SAATHII_DATABASE_URL"),
-        (settings.database_url, "config file"),
-        (os.environ.get("DATABASE_URL"), "DATABASE_URL"),
+        (cli_value, UrlSource.OPTION),
+        (os.environ.get("SAATHII_DATABASE_URL"), UrlSource.ENVIRONMENT),
+        (settings.database_url, UrlSource.CONFIG_FILE),
+        (os.environ.get("DATABASE_URL"), UrlSource.APP_ENVIRONMENT),
     )
     for value, source in candidates:
         if value:
             return value, source
-    return f"sqlite:///{embedded_database_path()}", "embedded default"
+    return f"sqlite:///{embedded_database_path()}", UrlSource.EMBEDDED
 
 
 def embedded_database_path() -> Path:

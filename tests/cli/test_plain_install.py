@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import JobRun, UserWallet
-from saathii_ops.runtime import wiring
+from saathii_ops.runtime import registry
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 
@@ -82,14 +82,14 @@ def test_resolving_the_after_commit_step_is_part_of_the_guard(
     stands, ok and exit 0, with the failure as its warning."""
     caller, _ = _one_call(engine)
 
-    resolve = wiring._resolve
+    resolve = registry._resolve
 
     def missing(reference: str) -> object:
-        if reference == wiring.AFTER_BILLING:
+        if reference == registry.SYNC_CALL_CACHE.step:
             raise ModuleNotFoundError("No module named 'redis'")
         return resolve(reference)
 
-    monkeypatch.setattr(wiring, "_resolve", missing)
+    monkeypatch.setattr(registry, "_resolve", missing)
     result = cli("--now", T0.isoformat(), "--json", "coins", "deduct")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)

@@ -23,7 +23,7 @@ from saathii_ops.db.models import UserCall, UserWallet
 from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings
 from tests.billing_checks import assert_ledger_balanced, call_row
-from tests.factories import T0, add_badge, add_call, add_user
+from tests.factories import T0, add_badge, add_call, add_user, run_context
 
 NOW = T0 + timedelta(hours=2)  # 13:30 in Asia/Kolkata: the badge rows are for this date
 RATES = {"audio": 10, "video": 60}
@@ -218,9 +218,9 @@ def test_good_calls_are_billed_exactly_and_bad_rows_are_skipped(
     bad_rows = {call_id: call_row(engine, call_id) for call_id in bads}
 
     with transaction(engine, read_only=True) as s:
-        preview = billing.deduct(s, NOW, service_settings, apply=False)
+        preview = billing.deduct(run_context(s, NOW, service_settings, apply=False))
     with transaction(engine) as s:
-        applied = billing.deduct(s, NOW, service_settings, apply=True)
+        applied = billing.deduct(run_context(s, NOW, service_settings, apply=True))
         s.commit()
 
     assert preview == applied
@@ -259,9 +259,9 @@ def test_good_calls_are_billed_exactly_and_bad_rows_are_skipped(
     # call cleanup (the 1900 call is over the longest-call limit) skips the same rows
     later = NOW + timedelta(minutes=5)
     with transaction(engine, read_only=True) as s:
-        cleanup_preview = call_cleanup.cleanup(s, later, service_settings, apply=False)
+        cleanup_preview = call_cleanup.cleanup(run_context(s, later, service_settings, apply=False))
     with transaction(engine) as s:
-        cleaned = call_cleanup.cleanup(s, later, service_settings, apply=True)
+        cleaned = call_cleanup.cleanup(run_context(s, later, service_settings, apply=True))
         s.commit()
     assert cleanup_preview == cleaned
     assert {s.call_id for s in cleaned.skipped} <= set(bads)

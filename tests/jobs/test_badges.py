@@ -23,11 +23,11 @@ from sqlalchemy.engine import Engine
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import JobRun, ListenerBadge, UserRole, UserStatus
 from saathii_ops.jobs import badges
-from saathii_ops.runtime import wiring
+from saathii_ops.jobs.badges import AssignOptions
 from saathii_ops.runtime.registry import JOBS, get_job
 from saathii_ops.settings import BadgeThresholds, Settings
 from tests.conftest import Cli
-from tests.factories import add_badge, add_call, add_user
+from tests.factories import add_badge, add_call, add_user, run_context
 from tests.runtime.test_schema import create_app_tables
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -326,7 +326,7 @@ def test_a_server_or_session_timezone_other_than_utc_does_not_move_the_day(
         if backend == "postgresql":
             s.execute(sa.text("SET LOCAL TIME ZONE 'America/New_York'"))
             assert s.scalar(sa.text("SHOW timezone")) == "America/New_York"
-        report = badges.assign(s, NOW, Settings(), apply=False)
+        report = badges.assign(run_context(s, NOW, Settings(), apply=False))
     assert report.dates == [D]
     assert [(a.listener_id, a.badge) for a in report.assignments] == expected_plan
 
@@ -359,7 +359,7 @@ def test_only_counted_statuses_count_and_ongoing_calls_do_not(engine: Engine) ->
 
     def minutes(settings: Settings) -> dict[int, tuple[int, str]]:
         with transaction(engine, read_only=True) as s:
-            report = badges.assign(s, NOW, settings, apply=False)
+            report = badges.assign(run_context(s, NOW, settings, apply=False))
         return {a.listener_id: (a.previous_day_minutes, a.badge) for a in report.assignments}
 
     # completed 30 + dropped 30; the ongoing call's 100 do not count; NULL minutes are 0
@@ -501,10 +501,16 @@ def test_the_registered_job_assigns_today_and_reports_each_date(engine: Engine) 
     ) + 1
     with transaction(engine) as s:
         listener = add_listener(s, 120)
-        report = wiring.service(job)(s, NOW, Settings(), apply=True)
+        report = job.resolve_service()(run_context(s, NOW, Settings(), apply=True))
         done: list[date] = []
         badges.assign(
-            s, NOW, Settings(), apply=False, dates=[D, D + timedelta(1)], on_date_done=done.append
+            run_context(
+                s,
+                NOW,
+                Settings(),
+                apply=False,
+                options=AssignOptions(dates=[D, D + timedelta(1)], on_date_done=done.append),
+            )
         )
         s.commit()
     assert isinstance(report, badges.BadgesReport)

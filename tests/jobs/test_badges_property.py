@@ -16,6 +16,7 @@ from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import ListenerBadge, UserCall
 from saathii_ops.jobs import badges
 from saathii_ops.settings import BadgeRates, BadgeThresholds, Rates, Settings
+from tests.factories import run_context
 from tests.jobs.test_badges import NOW, add_listener
 
 BADGES = ("basic", "bronze", "silver", "gold")
@@ -78,9 +79,9 @@ def test_the_plan_gives_every_listener_the_badge_tables_badge_and_rates(
         s.commit()
 
     with transaction(engine, read_only=True) as s:
-        planned = badges.assign(s, NOW, settings, apply=False)
+        planned = badges.assign(run_context(s, NOW, settings, apply=False))
     with transaction(engine) as s:
-        applied = badges.assign(s, NOW, settings, apply=True)
+        applied = badges.assign(run_context(s, NOW, settings, apply=True))
         s.commit()
 
     expected = {}

@@ -33,7 +33,7 @@ from tests.billing_checks import (
     status_of,
     wallet,
 )
-from tests.factories import T0, add_badge, add_call, add_user
+from tests.factories import T0, add_badge, add_call, add_user, run_context
 
 NOW = T0 + timedelta(hours=1)  # 07:00 UTC, 12:30 in Asia/Kolkata
 
@@ -609,8 +609,8 @@ def test_a_rupee_conservation_violation_rolls_the_run_back(
     """A fault planted in settlement: a listener credited a paisa more than the ledger says."""
     settle = settlement.settle
 
-    def generous(session: Any, now: datetime, plan: StoredPlan, chunk: Any) -> Any:
-        settled = settle(session, now, plan, chunk)
+    def generous(session: Any, now: datetime, plan: StoredPlan, chunk: Any, run_id: str) -> Any:
+        settled = settle(session, now, plan, chunk, run_id)
         wallets = settlement.wallets
         session.execute(
             sa.update(wallets)
@@ -689,8 +689,8 @@ def test_on_sample_data_every_ongoing_call_is_paid_up_and_the_ledger_holds(
     assert_ledger_balanced(engine)
 
     with transaction(engine) as s:
-        deducted = billing.deduct(s, NOW, settings, apply=True)
-        cleaned = call_cleanup.cleanup(s, NOW, settings, apply=True)
+        deducted = billing.deduct(run_context(s, NOW, settings, apply=True))
+        cleaned = call_cleanup.cleanup(run_context(s, NOW, settings, apply=True))
         s.commit()
 
     assert deducted.calls_charged > 0 and deducted.calls_ended > 0
@@ -698,8 +698,8 @@ def test_on_sample_data_every_ongoing_call_is_paid_up_and_the_ledger_holds(
     with transaction(engine) as s:
         # what a fresh plan finds at the same instant: nothing
         for again in (
-            billing.deduct(s, NOW, settings, apply=False),
-            call_cleanup.cleanup(s, NOW, settings, apply=False),
+            billing.deduct(run_context(s, NOW, settings, apply=False)),
+            call_cleanup.cleanup(run_context(s, NOW, settings, apply=False)),
         ):
             assert (again.calls_charged, again.calls_ended, again.ended) == (0, 0, [])
         ongoing = s.scalar(

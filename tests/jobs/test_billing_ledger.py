@@ -19,7 +19,7 @@ from saathii_ops.db.models import UserCall, UserTransaction, UserWallet
 from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings
 from tests.billing_checks import assert_ledger_balanced
-from tests.factories import T0, add_call, add_user
+from tests.factories import T0, add_call, add_user, run_context
 
 NOW = T0 + timedelta(hours=2)
 RATES = {"audio": 10, "video": 60}
@@ -103,9 +103,9 @@ def test_no_coin_or_rupee_is_created_or_lost(engine: Engine, example: Example) -
         now = NOW + timedelta(seconds=offset)
         service = billing.deduct if job == "deduct" else call_cleanup.cleanup
         with transaction(engine, read_only=True) as s:
-            preview = service(s, now, service_settings, apply=False)
+            preview = service(run_context(s, now, service_settings, apply=False))
         with transaction(engine) as s:
-            applied = service(s, now, service_settings, apply=True)
+            applied = service(run_context(s, now, service_settings, apply=True))
             s.commit()
         assert preview == applied
 

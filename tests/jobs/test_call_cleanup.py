@@ -27,7 +27,7 @@ from tests.billing_checks import (
     status_of,
     wallet,
 )
-from tests.factories import T0, add_call, add_user
+from tests.factories import T0, add_call, add_user, run_context
 
 NOW = T0 + timedelta(hours=6)
 FRESH = NOW - timedelta(minutes=1)
@@ -210,7 +210,7 @@ def test_billing_shares_the_balance_exactly_as_coin_deduction_would(engine: Engi
     assert call_row(engine, older).coins_spent == 10
 
     with transaction(engine) as s:
-        deducted = billing.deduct(s, NOW, Settings(), apply=True)
+        deducted = billing.deduct(run_context(s, NOW, Settings(), apply=True))
         s.commit()
     assert (deducted.calls_charged, deducted.coins_charged, deducted.ended) == (1, 20, [])
     assert call_row(engine, older).coins_spent == 30

@@ -18,7 +18,7 @@ from saathii_ops.output.render import emit_json
 from saathii_ops.reports import SpooledRecords
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
-from tests.factories import T0, add_call, add_user
+from tests.factories import T0, add_call, add_user, run_context
 
 NOW = T0 + timedelta(minutes=30)
 
@@ -113,7 +113,7 @@ def test_a_dry_run_report_holds_its_charged_calls_in_a_file_not_in_memory(
         add_call(s, caller, listener, start=NOW - timedelta(minutes=1), coins_spent=10)
         s.commit()
     with transaction(engine, read_only=True) as s:
-        report = billing.deduct(s, NOW, Settings(), apply=False)
+        report = billing.deduct(run_context(s, NOW, Settings(), apply=False))
     assert isinstance(report.charged, SpooledRecords)
     assert report.charged.count == 1
     assert [r["coins_charged"] for r in report.charged.records()] == [10]

@@ -185,11 +185,11 @@ def test_two_runs_recording_one_call_at_once_both_succeed_one_row(
     ids = half_ended_call(engine)
     recorded: list[int] = []
     with transaction(engine) as first:
-        assert half_ended.record(first) == 1
+        assert half_ended.record(first, None) == 1
 
         def second_run() -> None:
             with transaction(engine) as second:
-                recorded.append(half_ended.record(second))
+                recorded.append(half_ended.record(second, None))
                 second.commit()
 
         thread = threading.Thread(target=second_run)

@@ -15,9 +15,10 @@ from sqlalchemy.engine import Engine
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import JobRun
 from saathii_ops.jobs import log_prune
+from saathii_ops.jobs.log_prune import PruneOptions
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
-from tests.factories import T0, add_run
+from tests.factories import T0, add_run, run_context
 
 NOW = T0 + timedelta(hours=19)  # 2026-11-30 01:00 UTC
 STAMP = "20261130T010000Z"
@@ -103,10 +104,10 @@ def test_service_plan_and_apply_agree_and_touch_only_our_old_logs(
     settings = Settings(log_dir=log_dir)
     files_before = _files(log_dir)
     with transaction(engine, read_only=True) as s:
-        plan = log_prune.prune(s, NOW, settings, apply=False)
+        plan = log_prune.prune(run_context(s, NOW, settings, apply=False))
     assert _files(log_dir) == files_before
     with transaction(engine) as s:
-        applied = log_prune.prune(s, NOW, settings, apply=True)
+        applied = log_prune.prune(run_context(s, NOW, settings, apply=True))
         s.commit()
 
     assert plan == applied
@@ -134,27 +135,33 @@ def test_a_second_prune_at_the_same_instant_changes_nothing(
     settings = Settings(log_dir=log_dir)
     for _ in range(2):
         with transaction(engine) as s:
-            report = log_prune.prune(s, NOW, settings, apply=True)
+            report = log_prune.prune(run_context(s, NOW, settings, apply=True))
             s.commit()
     assert (report.logs_rotated, report.logs_deleted, report.runs_deleted) == (0, 0, 0)
     # a new live log with the rotated name already taken stays where it is
     (log_dir / "presence-cleanup.log").write_text("more\n")
     with transaction(engine) as s:
-        assert log_prune.prune(s, NOW, settings, apply=True).rotated == []
+        assert log_prune.prune(run_context(s, NOW, settings, apply=True)).rotated == []
 
 
 def test_days_shortens_the_retention_but_never_below_it_for_failures(
     engine: Engine, log_dir: Path, runs: dict[str, int]
 ) -> None:
     with transaction(engine) as s:
-        report = log_prune.prune(s, NOW, Settings(log_dir=log_dir), apply=True, days=40)
+        report = log_prune.prune(
+            run_context(
+                s, NOW, Settings(log_dir=log_dir), apply=True, options=PruneOptions(days=40)
+            )
+        )
         s.commit()
     # 40 days keeps everything, failures included (their 30 days become 40)
     assert (report.runs_deleted, report.failed_runs_deleted, report.logs_deleted) == (0, 0, 0)
     assert report.failed_runs_before == NOW - timedelta(days=40)
 
     with transaction(engine) as s:
-        report = log_prune.prune(s, NOW, Settings(log_dir=log_dir), apply=True, days=2)
+        report = log_prune.prune(
+            run_context(s, NOW, Settings(log_dir=log_dir), apply=True, options=PruneOptions(days=2))
+        )
         s.commit()
     assert (report.runs_deleted, report.failed_runs_deleted) == (5, 1)
     assert _run_ids(engine) == [runs["failed_8d"]]
@@ -165,7 +172,9 @@ def test_a_missing_log_directory_prunes_only_the_audit_table(
     engine: Engine, tmp_path: Path, runs: dict[str, int]
 ) -> None:
     with transaction(engine) as s:
-        report = log_prune.prune(s, NOW, Settings(log_dir=tmp_path / "none"), apply=True)
+        report = log_prune.prune(
+            run_context(s, NOW, Settings(log_dir=tmp_path / "none"), apply=True)
+        )
     assert (report.logs_rotated, report.logs_deleted, report.runs_deleted) == (0, 0, 3)
 
 

@@ -13,7 +13,7 @@ from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import JobRun, UserStatus
 from saathii_ops.jobs import presence
 from saathii_ops.settings import Settings
-from tests.factories import T0, add_call, add_user
+from tests.factories import T0, add_call, add_user, run_context
 
 NOW = T0 + timedelta(minutes=30)
 
@@ -65,9 +65,9 @@ def _statuses(engine: Engine) -> dict[int, tuple[bool, bool, int | None]]:
 def test_service_plan_and_apply_agree_with_the_spec(engine: Engine, people: dict[str, int]) -> None:
     settings = Settings()
     with transaction(engine, read_only=True) as s:
-        plan = presence.cleanup(s, NOW, settings, apply=False)
+        plan = presence.cleanup(run_context(s, NOW, settings, apply=False))
     with transaction(engine) as s:
-        applied = presence.cleanup(s, NOW, settings, apply=True)
+        applied = presence.cleanup(run_context(s, NOW, settings, apply=True))
         s.commit()
 
     assert plan == applied
@@ -93,7 +93,7 @@ def test_service_plan_and_apply_agree_with_the_spec(engine: Engine, people: dict
 
 def test_last_seen_is_not_changed(engine: Engine, people: dict[str, int]) -> None:
     with transaction(engine) as s:
-        presence.cleanup(s, NOW, Settings(), apply=True)
+        presence.cleanup(run_context(s, NOW, Settings(), apply=True))
         s.commit()
     with transaction(engine) as s:
         last_seen = s.scalar(

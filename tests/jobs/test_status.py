@@ -38,7 +38,7 @@ from saathii_ops.settings import Settings
 from saathii_ops.status import collect as status_service
 from saathii_ops.status.report import StatusReport
 from tests.conftest import Cli
-from tests.factories import add_badge, add_call, add_run, add_user
+from tests.factories import add_badge, add_call, add_run, add_user, run_context
 
 NOW = datetime(2026, 11, 29, 6, 10, 30, tzinfo=UTC)
 TODAY = date(2026, 11, 29)  # in Asia/Kolkata
@@ -717,8 +717,8 @@ def test_the_counts_agree_with_the_jobs_dry_runs_on_the_sample_data(
         s.commit()
     now = NOW + timedelta(minutes=minutes_later)
     with transaction(engine, read_only=True) as s:
-        deduct = billing.deduct(s, now, settings, apply=False)
-        cleanup = call_cleanup.cleanup(s, now, settings, apply=False)
+        deduct = billing.deduct(run_context(s, now, settings, apply=False))
+        cleanup = call_cleanup.cleanup(run_context(s, now, settings, apply=False))
         counted = billing.count_calls(s, now, settings)
         counted_cleanup = billing.count_calls(
             s, now, settings, end_rules=call_cleanup.end_rules(now, settings)

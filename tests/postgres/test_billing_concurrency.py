@@ -36,7 +36,7 @@ from tests.billing_checks import (
     wallet,
 )
 from tests.conftest import REPO_ROOT, Cli
-from tests.factories import T0, add_badge, add_call, add_user
+from tests.factories import T0, add_badge, add_call, add_user, run_context
 
 T = T0 + timedelta(hours=1)  # 07:00 UTC, 12:30 on 2026-11-29 in Kolkata
 FRESH = T - timedelta(seconds=20)
@@ -268,7 +268,7 @@ def test_two_coins_deduct_processes_started_together_charge_once(
     db_url: str, engine: Engine, busy_callers: dict[int, int]
 ) -> None:
     with transaction(engine, read_only=True) as s:
-        one_run = billing.deduct(s, T, Settings(), apply=False)
+        one_run = billing.deduct(run_context(s, T, Settings(), apply=False))
     assert one_run.coins_charged > 0 and one_run.calls_ended > 0
     expected = _expected_balances(engine, busy_callers)
 
@@ -312,7 +312,7 @@ def _run_in_thread(
         engine = make_engine(parse_url(db_url))
         try:
             with transaction(engine) as s:
-                results[name] = service(s, T, Settings(), apply=True)
+                results[name] = service(run_context(s, T, Settings(), apply=True))
                 s.commit()
         except Exception as exc:  # reported by the test
             results[name] = exc
@@ -345,7 +345,7 @@ def test_a_run_racing_another_leaves_its_held_callers_and_charges_nothing_twice(
             )
         s.commit()
     with transaction(engine, read_only=True) as s:
-        one_run = billing.deduct(s, T, Settings(), apply=False)
+        one_run = billing.deduct(run_context(s, T, Settings(), apply=False))
     expected = _expected_balances(engine, busy_callers)
 
     planned, release = threading.Event(), threading.Event()

@@ -26,7 +26,7 @@ from saathii_ops.db.engine import make_engine, parse_url, transaction
 from saathii_ops.db.models import UserStatus
 from saathii_ops.jobs import presence
 from saathii_ops.settings import Settings
-from tests.factories import T0, add_call, add_user
+from tests.factories import T0, add_call, add_user, run_context
 
 NOW = T0 + timedelta(minutes=30)
 
@@ -74,7 +74,7 @@ def run_holding_the_middle_row(
         try:
             with transaction(job_engine) as s:
                 s.execute(sa.text("SET LOCAL statement_timeout = 2000"))
-                results["report"] = service(s, NOW, Settings(), apply=True)
+                results["report"] = service(run_context(s, NOW, Settings(), apply=True))
                 s.commit()
         except Exception as exc:  # reported by the test
             results["report"] = exc
@@ -143,7 +143,7 @@ def test_settlement_leaves_a_call_whose_party_row_is_held(db_url: str, engine: E
 
     assert flags() == [(True, 1), (False, None), (True, 1), (False, None)]
     with transaction(engine) as s:
-        again = billing.deduct(s, NOW, Settings(), apply=True)
+        again = billing.deduct(run_context(s, NOW, Settings(), apply=True))
         s.commit()
     assert [e.call_id for e in again.ended] == [calls[0]] and again.held == []
     assert flags() == [(False, None)] * 4

@@ -25,11 +25,11 @@ from saathii_ops.errors import DatabaseUnavailable, Interrupted
 from saathii_ops.jobs import call_cache, presence
 from saathii_ops.reports import Report
 from saathii_ops.runtime import runner
-from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.registry import Job, get_job
 from saathii_ops.runtime.runner import job_lock, run_job
 from saathii_ops.settings import Settings
 from tests.conftest import REDIS_URL, Cli
-from tests.factories import T0, add_call, add_user
+from tests.factories import T0, add_call, add_user, job_with_service
 from tests.runtime.test_pings import Monitor
 from tests.runtime.test_runner import partly_failing_service
 
@@ -82,15 +82,19 @@ def _ping_paths(monitor: Monitor) -> list[str]:
 def test_the_recorded_duration_is_the_measured_one(engine: Engine) -> None:
     """PostgreSQL's now() is the transaction's start: a run's start and end must not be."""
 
-    def slow_cleanup(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
+    def slow_cleanup(run):  # type: ignore[no-untyped-def]
+        session = run.session
         _sleep(session, 1.5)
-        return presence.cleanup(session, now, settings, apply=apply)
+        return presence.cleanup(run)
 
     started = time.monotonic()
     result = run_job(
-        engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False,
-        service=slow_cleanup,
-    )  # fmt: skip
+        engine,
+        Settings(),
+        job_with_service(get_job("presence-cleanup"), slow_cleanup),
+        now=NOW,
+        dry_run=False,
+    )
     measured = time.monotonic() - started
     with transaction(engine) as s:
         run = s.execute(sa.select(JobRun.started_at, JobRun.finished_at)).one()
@@ -155,9 +159,7 @@ def test_anything_raised_after_the_commit_is_a_warning_and_the_run_stands(
     def broken(*args: object) -> Report:
         raise ValueError("Invalid isoformat string: 'garbage'")
 
-    from saathii_ops.runtime import wiring
-
-    monkeypatch.setattr(wiring, "after_commit", lambda job, settings: broken)
+    monkeypatch.setattr(Job, "after_commit_step", lambda job, settings: broken)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0, result.stderr
     assert ' warning="after the commit: ValueError: Invalid isoformat string' in result.stdout
@@ -205,9 +207,12 @@ def test_a_run_that_exits_1_pings_its_exit_status_not_success(
     engine: Engine, monitor: Monitor
 ) -> None:
     result = run_job(
-        engine, Settings(ping_url=monitor.url), get_job("presence-cleanup"), now=NOW,
-        dry_run=False, service=partly_failing_service,
-    )  # fmt: skip
+        engine,
+        Settings(ping_url=monitor.url),
+        job_with_service(get_job("presence-cleanup"), partly_failing_service),
+        now=NOW,
+        dry_run=False,
+    )
     assert result.exit_code == 1
     # each ping is its own thread: they may arrive in either order
     assert sorted(_ping_paths(monitor)) == [
@@ -227,17 +232,21 @@ def test_a_run_stops_at_its_deadline_with_nothing_applied(
     _stale_user(engine)
     monkeypatch.setattr(runner, "DEADLINE_RESERVE_SECONDS", 8.5)  # the work's deadline: 1.5 s
 
-    def endless(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
-        report = presence.cleanup(session, now, settings, apply=apply)
+    def endless(run):  # type: ignore[no-untyped-def]
+        session = run.session
+        report = presence.cleanup(run)
         for _ in range(100):
             _sleep(session, 0.5)
         return report
 
     started = time.monotonic()
     result = run_job(
-        engine, Settings(run_deadline_seconds=10, ping_url=monitor.url),
-        get_job("presence-cleanup"), now=NOW, dry_run=False, service=endless,
-    )  # fmt: skip
+        engine,
+        Settings(run_deadline_seconds=10, ping_url=monitor.url),
+        job_with_service(get_job("presence-cleanup"), endless),
+        now=NOW,
+        dry_run=False,
+    )
     assert time.monotonic() - started < 10  # within the deadline; its service takes 50 s
     assert (result.outcome, result.exit_code) == ("failed", 1)
     reason = "stopped at its deadline of 10 s (run_deadline_seconds): rolled back"
@@ -271,9 +280,17 @@ def test_a_badge_backfill_longer_than_its_deadline_ends_with_one_line_and_nothin
     config.write_text("run_deadline_seconds = 10\n")
     started = time.monotonic()
     result = cli(
-        "--config", str(config), "--now", NOW.isoformat(),
-        "badges", "assign", "--from", "2025-11-29", "--to", "2026-11-29",
-    )  # fmt: skip
+        "--config",
+        str(config),
+        "--now",
+        NOW.isoformat(),
+        "badges",
+        "assign",
+        "--from",
+        "2025-11-29",
+        "--to",
+        "2026-11-29",
+    )
     assert time.monotonic() - started < 10  # within the deadline; the backfill takes 18 s
     assert result.exit_code == 1, (result.stdout, result.stderr)
     (line,) = result.stdout.splitlines()
@@ -385,8 +402,9 @@ def test_the_run_deadline_is_validated(tmp_path: Path) -> None:
 def _blocking(seconds: float, pid: list[int] | None = None):  # type: ignore[no-untyped-def]
     """A service that changes rows, then spends `seconds` in the database."""
 
-    def service(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
-        report = presence.cleanup(session, now, settings, apply=apply)
+    def service(run):  # type: ignore[no-untyped-def]
+        session = run.session
+        report = presence.cleanup(run)
         if pid is not None:
             pid.append(session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
         for _ in range(int(seconds / 0.5)):
@@ -406,9 +424,12 @@ def test_a_signal_rolls_the_run_back_and_records_it_failed(
     started = time.monotonic()
     with pytest.raises(Interrupted) as raised:
         run_job(
-            engine, Settings(ping_url=monitor.url), get_job("presence-cleanup"), now=NOW,
-            dry_run=False, service=_blocking(30),
-        )  # fmt: skip
+            engine,
+            Settings(ping_url=monitor.url),
+            job_with_service(get_job("presence-cleanup"), _blocking(30)),
+            now=NOW,
+            dry_run=False,
+        )
     timer.join()
     assert time.monotonic() - started < 20  # its service alone takes 30 s
     name = signal.Signals(signum).name
@@ -441,9 +462,12 @@ def test_a_terminated_backend_is_exit_3_nothing_applied_and_recorded(
     killer.start()
     with pytest.raises(DatabaseUnavailable) as raised:
         run_job(
-            engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False,
-            service=_blocking(30, pid),
-        )  # fmt: skip
+            engine,
+            Settings(),
+            job_with_service(get_job("presence-cleanup"), _blocking(30, pid)),
+            now=NOW,
+            dry_run=False,
+        )
     killer.join()
     message = str(raised.value)
     assert message.startswith("presence-cleanup lost the database connection mid-run (")
@@ -478,17 +502,21 @@ def test_a_deadlock_is_retried_once(pg_only: None, engine: Engine, code: str) ->
     _stale_user(engine)
     attempts: list[int] = []
 
-    def deadlocks_once(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
-        report = presence.cleanup(session, now, settings, apply=apply)
+    def deadlocks_once(run):  # type: ignore[no-untyped-def]
+        session = run.session
+        report = presence.cleanup(run)
         attempts.append(1)
         if len(attempts) == 1:
             _raise_sqlstate(session, code)
         return report
 
     result = run_job(
-        engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False,
-        service=deadlocks_once,
-    )  # fmt: skip
+        engine,
+        Settings(),
+        job_with_service(get_job("presence-cleanup"), deadlocks_once),
+        now=NOW,
+        dry_run=False,
+    )
     assert (result.outcome, len(attempts)) == ("ok", 2)
     assert result.report is not None and result.report.counts()["marked_offline"] == 1
     assert _runs(engine) == [("ok", None, None)]
@@ -499,15 +527,19 @@ def test_a_second_deadlock_fails_the_run(pg_only: None, engine: Engine) -> None:
     _stale_user(engine)
     attempts: list[int] = []
 
-    def always_deadlocks(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
-        presence.cleanup(session, now, settings, apply=apply)
+    def always_deadlocks(run):  # type: ignore[no-untyped-def]
+        session = run.session
+        presence.cleanup(run)
         attempts.append(1)
         _raise_sqlstate(session, "40P01")
 
     result = run_job(
-        engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False,
-        service=always_deadlocks,
-    )  # fmt: skip
+        engine,
+        Settings(),
+        job_with_service(get_job("presence-cleanup"), always_deadlocks),
+        now=NOW,
+        dry_run=False,
+    )
     assert (result.outcome, len(attempts)) == ("failed", 2)
     assert _runs(engine) == [("failed", None, result.error)]
     assert "deadlock detected (simulated)" in (result.error or "")
@@ -537,7 +569,8 @@ def test_a_real_deadlock_with_the_app_is_retried(pg_only: None, engine: Engine) 
             )
             conn.commit()
 
-    def crosses_the_app(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
+    def crosses_the_app(run):  # type: ignore[no-untyped-def]
+        session = run.session
         attempts.append(1)
         if len(attempts) == 1:
             app_has_second.wait(10)
@@ -551,14 +584,17 @@ def test_a_real_deadlock_with_the_app_is_retried(pg_only: None, engine: Engine) 
                 sa.text("UPDATE user_status SET updated_at = now() WHERE user_id = :u"),
                 {"u": second},
             )
-        return presence.cleanup(session, now, settings, apply=apply)
+        return presence.cleanup(run)
 
     thread = threading.Thread(target=app)
     thread.start()
     result = run_job(
-        engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False,
-        service=crosses_the_app,
-    )  # fmt: skip
+        engine,
+        Settings(),
+        job_with_service(get_job("presence-cleanup"), crosses_the_app),
+        now=NOW,
+        dry_run=False,
+    )
     thread.join()
     assert (result.outcome, len(attempts)) == ("ok", 2)
     assert _online(engine) == [False, False]

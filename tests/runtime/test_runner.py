@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import job_lock, run_job
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
-from tests.factories import T0, add_user
+from tests.factories import T0, add_user, job_with_service
 
 NOW = T0 + timedelta(minutes=10)
 
@@ -130,17 +131,16 @@ def test_a_failing_job_is_rolled_back_whole_and_recorded(
 
 
 def test_a_dry_run_is_read_only_even_if_the_service_tries_to_write(engine: Engine) -> None:
-    def writes_anyway(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
-        return presence.cleanup(session, now, settings, apply=True)
+    def writes_anyway(run):  # type: ignore[no-untyped-def]
+        return presence.cleanup(dataclasses.replace(run, apply=True))
 
     with pytest.raises(Exception, match=r"(?i)read-only|readonly"):
         run_job(
             engine,
             Settings(),
-            get_job("presence-cleanup"),
+            job_with_service(get_job("presence-cleanup"), writes_anyway),
             now=NOW,
             dry_run=True,
-            service=writes_anyway,
         )
     assert _runs(engine) == []
 
@@ -163,14 +163,17 @@ class PartlyFailed(Report):
         return 1
 
 
-def partly_failing_service(session, now, settings, *, apply):  # type: ignore[no-untyped-def]
+def partly_failing_service(run):  # type: ignore[no-untyped-def]
     return PartlyFailed(changed=3)
 
 
 def test_a_run_with_failed_rows_commits_the_good_ones_and_says_so(engine: Engine) -> None:
     result = run_job(
-        engine, Settings(), get_job("presence-cleanup"), now=NOW, dry_run=False,
-        service=partly_failing_service,
-    )  # fmt: skip
+        engine,
+        Settings(),
+        job_with_service(get_job("presence-cleanup"), partly_failing_service),
+        now=NOW,
+        dry_run=False,
+    )
     assert (result.outcome, result.exit_code) == ("ok", 1)
     assert _runs(engine) == [("ok", "some rows failed", None)]

@@ -1,5 +1,5 @@
 """The package's shape (docs/architecture.md): the registry is data, services know nothing of
-the runner or its wiring, and no module-level import cycle."""
+the runner, and no module-level import cycle."""
 
 from __future__ import annotations
 
@@ -50,10 +50,10 @@ def import_graph() -> dict[str, set[str]]:
 
 # the layers, lowest first: a module imports (at import time) only its own layer or lower ones
 LAYERS = (
-    {"errors", "files", "reports", "settings", "output.masking", "output.text"},
+    {"calls", "errors", "files", "reports", "settings", "output.masking", "output.text"},
     # the database, and what a service may know of the runtime: the registry (data), the
     # run's identity, who runs
-    {"db", "runtime.registry", "runtime.run_id", "runtime.identity"},
+    {"db", "runtime.registry", "runtime.context", "runtime.identity"},
     {"billing", "jobs", "status", "scheduling", "demo.sample_data"},  # the services: the rules
     {"runtime"},  # running a job: runner, locks, guard, pings
     {"output"},
@@ -112,21 +112,19 @@ def test_no_module_level_import_cycle() -> None:
 
 def test_every_registered_job_is_wired_and_its_command_resolves_in_the_cli() -> None:
     """`cron install` writes `saathii-ops <job.command>` on every line: each must be a
-    command of the app, running the job of that name (its wiring resolves)."""
+    command of the app, running the job of that name (its service resolves)."""
     import typer
 
     from saathii_ops.cli.app import app
-    from saathii_ops.runtime import wiring
     from saathii_ops.runtime.registry import JOBS
     from saathii_ops.settings import Settings
 
     root = typer.main.get_command(app)
     with_redis = Settings().model_copy(update={"redis_url": "redis://127.0.0.1:6379/0"})
-    assert set(wiring.SERVICES) == {job.name for job in JOBS}
     for job in JOBS:
-        assert callable(wiring.service(job)), job.name
+        assert callable(job.resolve_service()), job.name
         # the cache's step only when Redis is configured: a plain install has no redis
-        assert (wiring.after_commit(job, with_redis) is not None) == job.bills
-        assert wiring.after_commit(job, Settings()) is None
+        assert (job.after_commit_step(with_redis) is not None) == job.bills
+        assert job.after_commit_step(Settings()) is None
         group, name = job.command.split()
         assert name in root.commands[group].commands, job.command  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from saathii_ops.billing.problems import Problem
 from saathii_ops.billing.report import BillingReport, HeldCall, report, spool_charged
 from saathii_ops.db.engine import is_sqlite
 from saathii_ops.jobs import half_ended
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
 
 # Coin deduction runs every minute, so a call may owe a minute that started
@@ -31,25 +32,19 @@ from saathii_ops.settings import Settings
 BILLING_GRACE = timedelta(minutes=2)
 
 
-def deduct(session: Session, now: datetime, settings: Settings, *, apply: bool) -> BillingReport:
+def deduct(run: RunContext[None]) -> BillingReport:
     """`coins deduct`: bill every ongoing call up to `now`; end those that cannot pay."""
-    return bill_and_settle(session, now, settings, apply=apply)
+    return bill_and_settle(run)
 
 
-def bill_and_settle(
-    session: Session,
-    now: datetime,
-    settings: Settings,
-    *,
-    apply: bool,
-    end_rules: EndRules | None = None,
-) -> BillingReport:
-    """Plan at `now`; with `apply`, charge, settle, and check conservation.
+def bill_and_settle(run: RunContext[None], end_rules: EndRules | None = None) -> BillingReport:
+    """Plan at `run.now`; with `run.apply`, charge, settle, and check conservation.
 
     With `end_rules`, only the calls they end are billed and settled (call cleanup).
     """
+    session, now, settings = run.session, run.now, run.settings
     planned = plan_query(now, settings, end_rules)
-    if not apply:
+    if not run.apply:
         dry_run = report(session, planned, end_rules)
         dry_run.charged = spool_charged(session, planned)
         return dry_run
@@ -59,31 +54,32 @@ def bill_and_settle(
     if not is_sqlite(session):
         # the row locks, held until the runner commits
         replanned, held = locking.lock_and_replan(session, now, settings, end_rules, plan)
-    run = report(session, plan.table, end_rules, replanned)
-    run.held, run.held_calls = held, len(held)
+    billed = report(session, plan.table, end_rules, replanned)
+    billed.held, billed.held_calls = held, len(held)
     # what the app wrote of the half-ended calls skipped, before it can end them again
     half_ended.record(
-        session, sa.select(plan.call_id).where(plan.problem == Problem.HALF_ENDED.value)
+        session,
+        run.run_id,
+        sa.select(plan.call_id).where(plan.problem == Problem.HALF_ENDED.value),
     )
-    _apply(session, now, settings, plan, run)
+    _apply(run, plan, billed)
     plan.drop()
-    return run
+    return billed
 
 
-def _apply(
-    session: Session, now: datetime, settings: Settings, plan: StoredPlan, run: BillingReport
-) -> None:
+def _apply(run: RunContext[None], plan: StoredPlan, billed: BillingReport) -> None:
     """Charge and settle the stored plan chunk by chunk; check conservation."""
+    session, now = run.session, run.now
     before = conservation.holdings(session, plan)
     spend_coins, earn_money = 0, Decimal("0.00")
-    cache_updates = run.cache_updates if settings.redis_url is not None else None
+    cache_updates = billed.cache_updates if run.settings.redis_url is not None else None
     for first, last in plan.chunks():
         chunk = plan.call_id.between(first, last)
         spend_coins += charging.charge_chunk(session, now, plan, chunk, cache_updates)
-        earn_money += settlement.settle(session, now, plan, chunk).earn_money
+        earn_money += settlement.settle(session, now, plan, chunk, run.run_id).earn_money
     conservation.check_conservation(
-        planned_coins=run.coins_charged,
-        planned_paise=rupees_to_paise(run.listener_earnings),
+        planned_coins=billed.coins_charged,
+        planned_paise=rupees_to_paise(billed.listener_earnings),
         before=before,
         after=conservation.holdings(session, plan),
         spend_coins_written=spend_coins,

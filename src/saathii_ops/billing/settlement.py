@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing.charging import expect, write_ledger_rows
 from saathii_ops.billing.money import rupees_of, whole_rupees_of
 from saathii_ops.billing.plan import StoredPlan
+from saathii_ops.calls import SETTLED_CALL_STATUS
 from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import (
     Money,
@@ -31,7 +32,6 @@ from saathii_ops.db.models import (
     UTCDateTime,
     table,
 )
-from saathii_ops.runtime.run_id import run_uuid
 
 calls = table(UserCall)
 wallets = table(UserWallet)
@@ -65,7 +65,11 @@ class Settled:
 
 
 def settle(
-    session: Session, now: datetime, plan: StoredPlan, chunk: sa.ColumnElement[bool]
+    session: Session,
+    now: datetime,
+    plan: StoredPlan,
+    chunk: sa.ColumnElement[bool],
+    run_id: str,
 ) -> Settled:
     """End the plan's calls marked `ends` within `chunk` and pay their listeners.
 
@@ -106,7 +110,7 @@ def settle(
         with_ids=True,
     )
     expect("'earn' ledger rows written", len(earn_rows), earn_rows_planned)
-    expect("settlements recorded", _record(session, now, plan, ending), calls_ending)
+    expect("settlements recorded", _record(session, now, plan, ending, run_id), calls_ending)
     _free_parties(session, now, plan, ending)
     return Settled(
         calls_ended=ended,
@@ -122,7 +126,7 @@ def _end_calls(
         sa.update(calls)
         .where(calls.c.call_id == plan.call_id, ending, calls.c.status == "ongoing")
         .values(
-            status="dropped",
+            status=SETTLED_CALL_STATUS,
             end_time=now,
             duration_seconds=plan.duration_seconds,
             duration_minutes=plan.duration_minutes,
@@ -173,7 +177,11 @@ def _credit_listeners(
 
 
 def _record(
-    session: Session, now: datetime, plan: StoredPlan, ending: sa.ColumnElement[bool]
+    session: Session,
+    now: datetime,
+    plan: StoredPlan,
+    ending: sa.ColumnElement[bool],
+    run_id: str,
 ) -> int:
     """One ops_settlements row per call ended; returns how many it wrote."""
     recorded = session.execute(
@@ -182,7 +190,7 @@ def _record(
             SETTLEMENT_COLUMNS,
             sa.select(
                 plan.call_id,
-                sa.literal(run_uuid(session), sa.String(32)),
+                sa.literal(run_id, sa.String(32)),
                 sa.literal(database_now(session), UTCDateTime()),
                 sa.literal(now, UTCDateTime()),
                 plan.duration_seconds,

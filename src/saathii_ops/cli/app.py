@@ -14,25 +14,15 @@ from typer._click.exceptions import MissingParameter
 from typer.core import _TyperParameter as TyperParameter
 
 from saathii_ops import __version__
-from saathii_ops.cli.commands import (
-    badges,
-    calls,
-    coins,
-    cron,
-    db,
-    demo,
-    jobs,
-    logs,
-    presence,
-    status,
-    wallets,
-)
+from saathii_ops.cli.commands import badges, cron, db, demo, jobs, logs, status, wallets
+from saathii_ops.cli.common import JsonOption, job_command
 from saathii_ops.cli.context import AppContext
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import ExitCode, OpsError, UsageError
 from saathii_ops.output.masking import first_line, mask_secrets
 from saathii_ops.output.text import escape_controls
+from saathii_ops.runtime.registry import JOBS
 
 # Typer vendors click and exports only BadParameter, whose bases are click's
 # UsageError (every bad option or argument) and ClickException.
@@ -191,17 +181,32 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(badges.app, name="badges")
-app.add_typer(presence.app, name="presence")
-app.add_typer(calls.app, name="calls")
-app.add_typer(coins.app, name="coins")
-app.add_typer(cron.app, name="cron")
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(logs.app, name="logs")
+# the command groups, in the order --help lists them (a group of jobs only: its help here)
+GROUPS = {
+    "badges": badges.app,
+    "presence": typer.Typer(cls=WholeHelpGroup, help="User presence.", no_args_is_help=True),
+    "calls": typer.Typer(cls=WholeHelpGroup, help="Calls.", no_args_is_help=True),
+    "coins": typer.Typer(cls=WholeHelpGroup, help="Coin billing.", no_args_is_help=True),
+    "cron": cron.app,
+    "jobs": jobs.app,
+    "logs": logs.app,
+    "wallets": wallets.app,
+    "db": db.app,
+}
+for group_name, group in GROUPS.items():
+    app.add_typer(group, name=group_name)
 app.command("status")(status.status)
-app.add_typer(wallets.app, name="wallets")
-app.add_typer(db.app, name="db")
 app.command("demo")(demo.demo)
+# each registered job's command: made from its registry entry unless its group's module
+# declares it (a job with options of its own)
+for job in JOBS:
+    group_name, command_name = job.command.split()
+    group = GROUPS[group_name]
+    declared = {
+        info.name or getattr(info.callback, "__name__", "") for info in group.registered_commands
+    }
+    if command_name not in declared:
+        group.command(command_name, help=job.help)(job_command(job))
 
 
 def _database_error(exc: Exception) -> OpsError | None:
@@ -279,9 +284,7 @@ def root(
             show_default=False,
         ),
     ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="One JSON document on stdout.")
-    ] = False,
+    json_output: JsonOption = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks on stderr.")
     ] = False,
@@ -291,11 +294,13 @@ def root(
     ] = False,
 ) -> None:
     configure_logging(verbose)
+    # --json given after the command too (the command declares it so that it parses)
+    asked = isinstance(ctx.command, OpsGroup) and ctx.command.asks_json()
     ctx.obj = AppContext(
         database_url_option=database_url,
         config_option=config,
         now=parse_now(now),
-        json_output=json_output,
+        json_output=json_output or asked,
         verbose=verbose,
     )
 

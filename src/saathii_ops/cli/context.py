@@ -1,4 +1,6 @@
-"""The typed object the root callback puts in `ctx.obj`.
+"""The typed object the root callback puts in `ctx.obj`: the global options, resolved once
+and never changed (a command that must read another configuration makes a new context,
+`dataclasses.replace`, before anything is read).
 
 Everything expensive is built on first use, so `--help` touches no file and no
 database, and a bad config value is reported only by commands that need it; the
@@ -17,16 +19,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
 
-    from saathii_ops.settings import Settings
+    from saathii_ops.settings import Settings, UrlSource
 
 
-@dataclass
+@dataclass(frozen=True)
 class AppContext:
     database_url_option: str | None = None
     config_option: Path | None = None
     now: datetime | None = None
     json_output: bool = False
     verbose: bool = False
+    # the database a command chose itself, whatever the options say (the demo's embedded one)
+    chosen_database: tuple[str, UrlSource] | None = None
 
     @cached_property
     def config_file(self) -> Path | None:
@@ -52,19 +56,17 @@ class AppContext:
         return settings
 
     @cached_property
-    def _database_url(self) -> tuple[str, str]:
+    def _database_url(self) -> tuple[str, UrlSource]:
         from saathii_ops.settings import resolve_database_url
 
+        if self.chosen_database is not None:
+            return self.chosen_database
         return resolve_database_url(self.database_url_option, self.settings)
 
     @property
-    def database_url_and_source(self) -> tuple[str, str]:
+    def database_url_and_source(self) -> tuple[str, UrlSource]:
         """The URL as given (with its password) and where it came from (SPEC §2)."""
         return self._database_url
-
-    def use_database(self, raw: str, source: str) -> None:
-        """Use this database, whatever the options and the environment say."""
-        self.__dict__["_database_url"] = (raw, source)
 
     @cached_property
     def url(self) -> URL:
@@ -75,10 +77,12 @@ class AppContext:
     @property
     def database_source(self) -> str:
         """Where the URL came from, in a few words (SPEC §2: every job's output says)."""
+        from saathii_ops.settings import UrlSource
+
         source = self._database_url[1]
-        if source == "config file":
+        if source == UrlSource.CONFIG_FILE:
             return f"config file {self.config_file}"
-        if source == "DATABASE_URL":
+        if source == UrlSource.APP_ENVIRONMENT:
             return "DATABASE_URL (the app's)"
         return source
 
@@ -96,5 +100,5 @@ class AppContext:
         return make_engine(self.url)
 
     def dispose(self) -> None:
-        if "engine" in self.__dict__:
+        if "engine" in self.__dict__:  # built (cached_property keeps it there)
             self.engine.dispose()

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from saathii_ops.calls import CallStatus
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -133,13 +136,16 @@ class UserStatus(Base):
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)
 
 
+def one_of(column: str, values: list[StrEnum]) -> str:
+    """A check constraint's text: `column` holds one of `values`."""
+    return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
+
+
 class UserCall(Base):
     __tablename__ = "user_calls"
     __table_args__ = (
         sa.CheckConstraint("call_type IN ('audio', 'video')", name="user_calls_call_type_check"),
-        sa.CheckConstraint(
-            "status IN ('ongoing', 'completed', 'dropped')", name="user_calls_status_check"
-        ),
+        sa.CheckConstraint(one_of("status", list(CallStatus)), name="user_calls_status_check"),
         sa.Index("idx_calls_user", "user_id"),
         sa.Index("idx_calls_listener", "listener_id"),
     )
@@ -158,7 +164,7 @@ class UserCall(Base):
     listener_money_earned: Mapped[int | None] = mapped_column(
         sa.BigInteger, server_default=sa.text("0")
     )
-    status: Mapped[str | None] = mapped_column(sa.String(20), server_default="ongoing")
+    status: Mapped[str | None] = mapped_column(sa.String(20), server_default=CallStatus.ONGOING)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, server_default=NOW)
 
@@ -201,6 +207,15 @@ APP_TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 # The audit row's reason for an ok run with rows it could not process (it exits 1).
+class RunOutcome(StrEnum):
+    """How a job run ended (ops_job_runs.outcome, the run's output, its pings)."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DRY_RUN = "dry-run"  # never recorded: a dry-run writes nothing
+
+
 SOME_ROWS_FAILED = "some rows failed"
 
 
@@ -209,7 +224,10 @@ class JobRun(Base):
 
     __tablename__ = "ops_job_runs"
     __table_args__ = (
-        sa.CheckConstraint("outcome IN ('ok', 'failed', 'skipped')", name="ops_job_runs_outcome"),
+        sa.CheckConstraint(
+            one_of("outcome", [RunOutcome.OK, RunOutcome.FAILED, RunOutcome.SKIPPED]),
+            name="ops_job_runs_outcome",
+        ),
         sa.Index("ix_ops_job_runs_job_started", "job", "started_at"),
     )
 

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from saathii_ops.cli.context import AppContext
 from saathii_ops.db import schema
-from saathii_ops.db.engine import database_now, display_url, transaction
+from saathii_ops.db.engine import display_url
 from saathii_ops.db.models import User
 from saathii_ops.demo import sample_data
 from saathii_ops.demo.sample_data import SampleReport
 from saathii_ops.errors import UsageError
 from saathii_ops.runtime.registry import JOBS
-from saathii_ops.runtime.runner import RunResult, run_job
+from saathii_ops.runtime.runner import RunResult, operator_change, run_job
 from saathii_ops.scheduling import targets
 from saathii_ops.scheduling.schedule_target import running_target
-from saathii_ops.settings import embedded_database_path
+from saathii_ops.settings import UrlSource, embedded_database_path
 from saathii_ops.status import collect as status
 from saathii_ops.status.report import StatusReport
 
@@ -34,7 +37,8 @@ class DemoResult:
 def demo_context(app: AppContext) -> AppContext:
     """The demo never touches a server: the embedded database, or an SQLite `--database-url`."""
     if app.database_url_option is None:
-        app.use_database(f"sqlite:///{embedded_database_path()}", "embedded default")
+        embedded = f"sqlite:///{embedded_database_path()}"
+        app = dataclasses.replace(app, chosen_database=(embedded, UrlSource.EMBEDDED))
     if app.url.get_backend_name() != "sqlite":
         raise UsageError(
             "the demo fills a database with sample data: give it an SQLite URL, never a server"
@@ -43,17 +47,25 @@ def demo_context(app: AppContext) -> AppContext:
 
 
 def run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResult:
-    app = demo_context(app)
+    demo_app = demo_context(app)
+    try:
+        return _run_demo(demo_app, reset=reset, users=users, seed=seed)
+    finally:
+        if demo_app is not app:  # the command's own context is disposed by the CLI
+            demo_app.dispose()
+
+
+def _run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoResult:
     if reset:
         _delete_sqlite_files(app.url.database)
     schema.upgrade(app.engine)
-    sample = None
-    with transaction(app.engine) as session:
-        if session.scalar(sa.select(sa.func.count()).select_from(User)) == 0:
-            sample = sample_data.fill(
-                session, app.now or database_now(session), app.settings, users=users, seed=seed
-            )
-            session.commit()
+
+    def fill_if_empty(session: Session, now: datetime) -> SampleReport | None:
+        if session.scalar(sa.select(sa.func.count()).select_from(User)) != 0:
+            return None
+        return sample_data.fill(session, now, app.settings, users=users, seed=seed)
+
+    sample = operator_change(app.engine, app.settings, fill_if_empty, now=app.now)
     result = DemoResult(display_url(app.url), sample)
     # the demo's log pruning must never touch a real log directory such as /var/log/saathii
     settings = app.settings.model_copy(update={"log_dir": demo_log_dir(app)})

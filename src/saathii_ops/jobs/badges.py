@@ -42,6 +42,7 @@ from saathii_ops.db.models import (
 )
 from saathii_ops.errors import PlanChanged
 from saathii_ops.reports import Report
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Badge, BadgeThresholds, Rates, Settings
 
 badges = table(ListenerBadge)
@@ -307,16 +308,17 @@ def badge_table(settings: Settings) -> list[BadgeRule]:
     ]
 
 
-def assign(
-    session: Session,
-    now: datetime,
-    settings: Settings,
-    *,
-    apply: bool,
-    dates: Sequence[date] | None = None,
-    on_date_done: Callable[[date], None] | None = None,
-) -> BadgesReport:
+@dataclass(frozen=True)
+class AssignOptions:
+    dates: Sequence[date] | None = None  # default: today in the business timezone
+    on_date_done: Callable[[date], None] | None = None  # a backfill's progress
+
+
+def assign(run: RunContext[AssignOptions | None]) -> BadgesReport:
     """Assign the badges of each date in `dates` (default: today in the business timezone)."""
+    session, now, settings, apply = run.session, run.now, run.settings, run.apply
+    options = run.options or AssignOptions()
+    dates, on_date_done = options.dates, options.on_date_done
     days = list(dates) if dates is not None else [business_date(now, settings)]
     assignments: list[Assignment] = []
     # the few distinct badges and rates, one object each instead of one per listener

@@ -27,8 +27,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from saathii_ops.billing.report import BillingReport
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import bound_statements, mask_url_text, transaction
-from saathii_ops.db.models import JobRun, UserCall, table
+from saathii_ops.db.models import JobRun, RunOutcome, UserCall, table
 from saathii_ops.errors import OpsError
 from saathii_ops.output.masking import first_line
 from saathii_ops.reports import Report
@@ -202,7 +203,7 @@ def _missed_since(engine: Engine, synced_at: datetime | None, run_now: datetime)
         first_run, last_run = session.execute(
             sa.select(sa.func.min(runs.c.run_now), sa.func.max(runs.c.run_now)).where(
                 runs.c.job.in_([job.name for job in JOBS if job.bills]),
-                runs.c.outcome == "ok",
+                runs.c.outcome == RunOutcome.OK,
                 runs.c.run_now < run_now,
             )
         ).one()
@@ -228,13 +229,13 @@ def _repair_sets(engine: Engine, since: datetime) -> tuple[dict[int, CallKey], s
                     calls.c.call_type,
                     calls.c.start_time,
                     sa.func.coalesce(calls.c.coins_spent, 0).label("coins_spent"),
-                ).where(calls.c.status == "ongoing")
+                ).where(calls.c.status == CallStatus.ONGOING)
             )
         }
         ended = set(
             session.scalars(
                 sa.select(calls.c.call_id).where(
-                    calls.c.status != "ongoing", calls.c.end_time >= since
+                    calls.c.status != CallStatus.ONGOING, calls.c.end_time >= since
                 )
             )
         )

@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from saathii_ops.billing.charge import bill_and_settle
 from saathii_ops.billing.plan import EndRules
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.models import UserStatus, table
 from saathii_ops.db.sql import elapsed_seconds
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
 
 status = table(UserStatus)
@@ -43,6 +43,6 @@ def end_rules(now: datetime, settings: Settings) -> EndRules:
     }
 
 
-def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool) -> BillingReport:
+def cleanup(run: RunContext[None]) -> BillingReport:
     """`calls cleanup`: bill each expired call up to now, then settle it."""
-    return bill_and_settle(session, now, settings, apply=apply, end_rules=end_rules(now, settings))
+    return bill_and_settle(run, end_rules(run.now, run.settings))

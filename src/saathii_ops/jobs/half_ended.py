@@ -15,9 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import HalfEndedObservation, Settlement, UserCall, UTCDateTime, table
-from saathii_ops.runtime.run_id import bound_run_uuid
 
 calls = table(UserCall)
 observed = table(HalfEndedObservation)
@@ -28,23 +28,24 @@ def half_ended(call: sa.FromClause) -> sa.ColumnElement[bool]:
     """The call is half-ended and was not settled by us (a call we settled that the app
     changed since is the audit's 'changed after settlement', compared with our record)."""
     return sa.and_(
-        call.c.status == "ongoing",
+        call.c.status == CallStatus.ONGOING,
         call.c.end_time.is_not(None),
         ~sa.exists().where(settlements.c.call_id == call.c.call_id),
     )
 
 
-def record(session: Session, call_ids: sa.Select[Any] | None = None) -> int:
+def record(session: Session, run_id: str | None, call_ids: sa.Select[Any] | None = None) -> int:
     """Record the half-ended calls (of `call_ids`, when given) not recorded yet, as they are
-    now; returns how many were recorded. A call recorded before keeps its first version;
-    two runs recording one call at once both succeed (ON CONFLICT DO NOTHING)."""
+    now, by the job run `run_id` (None: not a job run); returns how many were recorded. A
+    call recorded before keeps its first version; two runs recording one call at once both
+    succeed (ON CONFLICT DO NOTHING)."""
     where = [half_ended(calls)]
     if call_ids is not None:
         where.append(calls.c.call_id.in_(call_ids))
     source = sa.select(
         calls.c.call_id,
         sa.literal(database_now(session), UTCDateTime()),
-        sa.literal(bound_run_uuid(session), sa.String(32)),
+        sa.literal(run_id, sa.String(32)),
         calls.c.end_time,
         sa.func.coalesce(calls.c.coins_spent, 0),
         calls.c.listener_money_earned,

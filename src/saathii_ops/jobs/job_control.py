@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.db.models import SOME_ROWS_FAILED, JobControl, JobRun, table
+from saathii_ops.db.models import SOME_ROWS_FAILED, JobControl, JobRun, RunOutcome, table
 from saathii_ops.reports import Report
 from saathii_ops.runtime.registry import JOBS, get_job
 from saathii_ops.settings import Settings
@@ -107,7 +107,7 @@ def recorded_exit_code(outcome: str, reason: str | None, error: str | None) -> i
     rows it could not process (an audit that found something) 1; a run stopped by a signal
     128 + its number; one that lost the database, or found it read-only, 3; any other
     failure 1."""
-    if outcome != "failed":
+    if outcome != RunOutcome.FAILED:
         return 1 if reason == SOME_ROWS_FAILED else 0
     text = error or ""
     if text.startswith("interrupted by SIGINT"):
@@ -155,7 +155,7 @@ def list_jobs(session: Session, settings: Settings) -> list[JobState]:
         )
     }
     last = _newest_runs(session, names)
-    last_failure = _newest_runs(session, names, runs.c.outcome == "failed")
+    last_failure = _newest_runs(session, names, runs.c.outcome == RunOutcome.FAILED)
 
     states = []
     for job in JOBS:
@@ -240,7 +240,7 @@ def history_query(job_name: str | None, *, limit: int, failed_only: bool) -> sa.
     def newest(name: str) -> sa.Select[Any]:
         query = sa.select(runs).where(runs.c.job == name)
         if failed_only:
-            query = query.where(runs.c.outcome == "failed")
+            query = query.where(runs.c.outcome == RunOutcome.FAILED)
         return query.order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit)
 
     if len(names) == 1:

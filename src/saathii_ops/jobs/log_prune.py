@@ -27,12 +27,11 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.orm import Session
 
-from saathii_ops.db.models import JobRun, table
+from saathii_ops.db.models import JobRun, RunOutcome, table
 from saathii_ops.reports import Report
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.runtime.registry import JOBS
-from saathii_ops.settings import Settings
 
 runs = table(JobRun)
 
@@ -66,12 +65,16 @@ class _LogFile:
     size: int
 
 
-def prune(
-    session: Session, now: datetime, settings: Settings, *, apply: bool, days: int | None = None
-) -> LogPruneReport:
+@dataclass(frozen=True)
+class PruneOptions:
+    days: int | None = None  # `logs prune --days`
+
+
+def prune(run: RunContext[PruneOptions | None]) -> LogPruneReport:
     """Prune logs and ok/skipped runs older than `days` (default: the retention setting),
     failed runs older than the failed-run retention (never sooner than `days`)."""
-    days = days or settings.log_retention_days
+    session, now, settings, apply = run.session, run.now, run.settings, run.apply
+    days = (run.options.days if run.options else None) or settings.log_retention_days
     logs_before = now - timedelta(days=days)
     failed_before = now - timedelta(days=max(days, settings.failed_run_retention_days))
 
@@ -82,10 +85,12 @@ def prune(
         return session.execute(sa.select(sa.func.count()).select_from(runs).where(old)).scalar_one()
 
     runs_deleted = prune_runs(
-        sa.and_(runs.c.outcome.in_(("ok", "skipped")), runs.c.started_at < logs_before)
+        sa.and_(
+            runs.c.outcome.in_((RunOutcome.OK, RunOutcome.SKIPPED)), runs.c.started_at < logs_before
+        )
     )
     failed_deleted = prune_runs(
-        sa.and_(runs.c.outcome == "failed", runs.c.started_at < failed_before)
+        sa.and_(runs.c.outcome == RunOutcome.FAILED, runs.c.started_at < failed_before)
     )
 
     log_dir = settings.log_dir

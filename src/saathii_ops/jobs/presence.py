@@ -21,9 +21,11 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
 from saathii_ops.db.models import UserCall, UserStatus, table
 from saathii_ops.reports import Report
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
 
 status = table(UserStatus)
@@ -82,7 +84,7 @@ def on_a_call() -> sa.ColumnElement[bool]:
     def party(column: sa.ColumnElement[int | None]) -> sa.Exists:
         return (
             sa.select(calls.c.call_id)
-            .where(calls.c.status == "ongoing", column == status.c.user_id)
+            .where(calls.c.status == CallStatus.ONGOING, column == status.c.user_id)
             .exists()
         )
 
@@ -230,7 +232,8 @@ def _change_unless_held(
     return changed, [row.user_id for row in rows if not row.locked]
 
 
-def cleanup(session: Session, now: datetime, settings: Settings, *, apply: bool) -> PresenceReport:
+def cleanup(run: RunContext[None]) -> PresenceReport:
+    session, now, settings, apply = run.session, run.now, run.settings, run.apply
     cutoff = inactive_cutoff(now, settings)
     online_before = session.execute(
         sa.select(sa.func.count()).select_from(status).where(online())

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.billing.conservation import ConservationError
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.errors import PlanChanged
@@ -452,12 +453,12 @@ def _apply(
             rows_written += item.coins_change
         if item.action == COMPLETED:
             assert item.call_id is not None
-            half_ended.record(session, sa.select(sa.literal(item.call_id)))
+            half_ended.record(session, None, sa.select(sa.literal(item.call_id)))
             completed = session.connection().execute(
                 sa.update(calls)
                 .where(
                     calls.c.call_id == item.call_id,
-                    calls.c.status == "ongoing",
+                    calls.c.status == CallStatus.ONGOING,
                     calls.c.end_time.is_not(None),
                 )
                 .values(status=COMPLETED, updated_at=now)

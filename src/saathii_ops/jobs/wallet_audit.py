@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing.charge import BILLING_GRACE, count_calls
 from saathii_ops.billing.money import rupees_read
 from saathii_ops.billing.rules import coin_rate, coins_due
+from saathii_ops.calls import SETTLED_CALL_STATUS, CallStatus
 from saathii_ops.db.models import (
     Correction,
     HalfEndedObservation,
@@ -63,6 +64,7 @@ from saathii_ops.jobs import half_ended
 from saathii_ops.jobs.badges import one_row_each
 from saathii_ops.output.text import plural
 from saathii_ops.reports import Report
+from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
 
 wallets = table(UserWallet)
@@ -76,7 +78,6 @@ badges = table(ListenerBadge)
 # The ledger rows that move withdrawable_money (rupees). The app's 'purchase' rows
 # carry in money_change the rupees the customer paid for the coins: not wallet money.
 MONEY_TX_TYPES = ("earn", "withdraw")
-SETTLED_STATUS = "dropped"  # what settlement writes
 ENDED_AGAIN = "ended again after settlement — the listener may have been paid twice"
 DUPLICATE_BADGE = (
     "several listener_badges rows for one listener and day (the table lacks its key): "
@@ -260,12 +261,12 @@ def audit(session: Session, now: datetime, settings: Settings) -> WalletAuditRep
     )
 
 
-def audit_job(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
+def audit_job(run: RunContext[None]) -> Report:
     """The registered job `wallets-audit`; the runner records it. A real run also records
     the half-ended calls it sees, so that the app ending one again stays visible."""
-    report = audit(session, now, settings)
-    if apply:
-        half_ended.record(session)
+    report = audit(run.session, run.now, run.settings)
+    if run.apply:
+        half_ended.record(run.session, run.run_id)
     return report
 
 
@@ -412,7 +413,7 @@ def changed_after_settlement(
         .select_from(s.join(c, c.c.call_id == s.c.call_id))
         .where(
             sa.or_(
-                c.c.status.is_distinct_from(SETTLED_STATUS),
+                c.c.status.is_distinct_from(SETTLED_CALL_STATUS),
                 c.c.end_time.is_distinct_from(s.c.end_time),
                 c.c.coins_spent.is_distinct_from(s.c.coins_spent),
                 c.c.listener_money_earned.is_distinct_from(s.c.listener_money_earned),
@@ -431,7 +432,7 @@ def changed_after_settlement(
             run_uuid=row.run_uuid,
             settled_at=row.settled_at,
             earnings=rupees_read(row.earnings),
-            settled_status=SETTLED_STATUS,
+            settled_status=SETTLED_CALL_STATUS,
             status_now=row.status,
             settled_end_time=row.settled_end_time,
             end_time_now=row.end_time,
@@ -493,7 +494,7 @@ def ended_again_after_half_end(
             ),
             COMPLETED,
         ),
-        else_="ongoing",
+        else_=CallStatus.ONGOING,
     )
     query = (
         sa.select(
@@ -559,7 +560,7 @@ def _charge_drift(session: Session, now: datetime, settings: Settings) -> list[C
             due_by_now.label("due_by_now"),
         )
         .where(
-            calls.c.status == "ongoing",
+            calls.c.status == CallStatus.ONGOING,
             calls.c.end_time.is_(None),
             _not_settled_by_us(calls),
             sa.or_(spent > due_now, spent < due_by_now),

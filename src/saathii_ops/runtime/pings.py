@@ -18,9 +18,9 @@ import json
 import logging
 import threading
 import time
-import uuid
 from typing import Any
 
+from saathii_ops.db.models import RunOutcome
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,12 @@ PING_TIMEOUT = 2.0
 START, SUCCESS, FAIL, LOG = "/start", "", "/fail", "/log"
 
 
-def result_endpoint(outcome: str, exit_code: int) -> str:
+def result_endpoint(outcome: RunOutcome, exit_code: int) -> str:
     """The ping that ends a run: its outcome, or its exit code when it committed with
     rows it could not process (never plain success for a run that exits 1)."""
-    if outcome == "skipped":
+    if outcome == RunOutcome.SKIPPED:
         return LOG
-    if outcome == "failed":
+    if outcome == RunOutcome.FAILED:
         return FAIL
     return SUCCESS if exit_code == 0 else f"/{exit_code}"
 
@@ -49,9 +49,9 @@ def ping_url(settings: Settings, job_name: str) -> str | None:
 
 
 class Pinger:
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, run_id: str) -> None:
         self.url = url.rstrip("/") if url else None
-        self.run_id = uuid.uuid4().hex
+        self.run_id = run_id  # the runner's
         self._threads: list[threading.Thread] = []
 
     def send(self, endpoint: str, body: dict[str, Any]) -> None:

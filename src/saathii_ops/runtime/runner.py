@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -41,17 +41,17 @@ from saathii_ops.db.engine import (
     transaction,
 )
 from saathii_ops.db.errors import classify_database_error, lost_connection
-from saathii_ops.db.models import SOME_ROWS_FAILED, JobRun
+from saathii_ops.db.models import SOME_ROWS_FAILED, JobRun, RunOutcome
 from saathii_ops.db.schema import require_head
 from saathii_ops.errors import DatabaseUnavailable, ExitCode, Interrupted, OpsError
 from saathii_ops.jobs.job_control import Pause, current_pause
 from saathii_ops.output.masking import first_line
 from saathii_ops.reports import Report
-from saathii_ops.runtime import pending_runs, wiring
+from saathii_ops.runtime import pending_runs
+from saathii_ops.runtime.context import RunContext, new_run_id
 from saathii_ops.runtime.guard import RunGuard
 from saathii_ops.runtime.pings import FAIL, START, Pinger, ping_url, result_endpoint
-from saathii_ops.runtime.registry import Job
-from saathii_ops.runtime.run_id import bind_run, bound_run_uuid
+from saathii_ops.runtime.registry import Job, JobService
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ ADVISORY_LOCK_NAMESPACE = 0x5AA7
 @dataclass
 class RunResult:
     job: str
-    outcome: str  # ok | failed | skipped | dry-run
+    outcome: RunOutcome
     now: datetime
     duration_seconds: float
     report: Report | None = None
@@ -79,7 +79,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.outcome == "failed":
+        if self.outcome == RunOutcome.FAILED:
             return ExitCode.FAILED
         if self.report is not None and self.report.failed_rows:
             return ExitCode.FAILED
@@ -103,26 +103,26 @@ def run_job(
     *,
     now: datetime | None,
     dry_run: bool,
-    service: wiring.JobService | None = None,
+    options: object = None,
 ) -> RunResult:
-    """Run `job` (or `service`, the job's service with options bound) once."""
+    """Run `job` once; its service gets the command's `options` in its RunContext."""
     deadline = settings.run_deadline_seconds
     guard = RunGuard(
         engine,
         deadline - DEADLINE_RESERVE_SECONDS,
         f"stopped at its deadline of {deadline} s (run_deadline_seconds): rolled back",
     )
+    run_id = new_run_id()
     if dry_run:
         with guard:
-            return _dry_run(engine, settings, job, now=now, service=service, guard=guard)
-    pinger = Pinger(ping_url(settings, job.name))
+            return _dry_run(_Run(engine, settings, job, now, options, run_id, guard))
+    pinger = Pinger(ping_url(settings, job.name), run_id)
+    run = _Run(engine, settings, job, now, options, run_id, guard, pinger)
     with guard:
         try:
-            result = _run(
-                engine, settings, job, now=now, service=service, pinger=pinger, guard=guard
-            )
+            result = _run(run)
         except Exception as exc:
-            pinger.send(FAIL, {"job": job.name, "outcome": "failed", "error": str(exc)})
+            pinger.send(FAIL, {"job": job.name, "outcome": RunOutcome.FAILED, "error": str(exc)})
             pinger.wait()
             raise
         pinger.send(
@@ -148,35 +148,46 @@ def run_job(
     return result
 
 
-def _dry_run(
-    engine: Engine,
-    settings: Settings,
-    job: Job,
-    *,
-    now: datetime | None,
-    service: wiring.JobService | None,
-    guard: RunGuard,
-) -> RunResult:
-    service = service or wiring.service(job)
+@dataclass(frozen=True)
+class _Run:
+    """One run of a job, as the runner sees it: what its RunContext is made of, and what
+    stops it and reports it."""
+
+    engine: Engine
+    settings: Settings
+    job: Job
+    now: datetime | None  # the --now given; else the database's, read in the transaction
+    options: object
+    run_id: str
+    guard: RunGuard
+    pinger: Pinger | None = None  # a real run's
+
+    def context(self, session: Session, run_now: datetime, *, apply: bool) -> RunContext[Any]:
+        return RunContext(session, run_now, self.run_id, apply, self.settings, self.options)
+
+
+def _dry_run(run: _Run) -> RunResult:
+    job, settings = run.job, run.settings
+    service = job.resolve_service()
     started = time.monotonic()
     try:
-        require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
-        with transaction(engine, read_only=True) as session:
+        require_head(run.engine, timeout_seconds=settings.statement_timeout_seconds)
+        with transaction(run.engine, read_only=True) as session:
             disable_jit(session)
             set_statement_timeout(session, settings.statement_timeout_seconds)
-            run_now = now or database_now(session)
+            run_now = run.now or database_now(session)
             # what a real run would do first: a paused job's run is skipped
             pause = current_pause(session, job.name)
-            report = service(session, run_now, settings, apply=False)
+            report = service(run.context(session, run_now, apply=False))
     except Exception as exc:
-        stop = guard.stop
+        stop = run.guard.stop
         if stop is None:
             raise
         if stop.exit_code is not None:
             raise Interrupted(f"{job.name} dry-run {stop.reason}", stop.exit_code) from exc
         raise OpsError(f"{job.name} dry-run {stop.reason}") from exc
     duration = time.monotonic() - started
-    result = RunResult(job.name, "dry-run", run_now, duration, report)
+    result = RunResult(job.name, RunOutcome.DRY_RUN, run_now, duration, report)
     if pause is not None:
         result.reason = PAUSED_DRY_RUN
         result.paused_by, result.paused_reason = pause.by, pause.reason
@@ -192,101 +203,81 @@ class _Failure:
     started_at: datetime | None
 
 
-def _run(
-    engine: Engine,
-    settings: Settings,
-    job: Job,
-    *,
-    now: datetime | None,
-    service: wiring.JobService | None,
-    pinger: Pinger,
-    guard: RunGuard,
-) -> RunResult:
-    """A real run: the pinger's run id is the run's identifier, in its audit row and its
-    settlements."""
-    service = service or wiring.service(job)
+def _run(run: _Run) -> RunResult:
+    """A real run: its run id is in its audit row, its pings and its settlements."""
+    service = run.job.resolve_service()
     started = time.monotonic()
     try:
-        require_head(engine, timeout_seconds=settings.statement_timeout_seconds)
+        require_head(run.engine, timeout_seconds=run.settings.statement_timeout_seconds)
     except OpsError as exc:
-        if guard.stop is None:
+        if run.guard.stop is None:
             raise
-        return _failed(engine, job, _Failure(exc, None, None), pinger.run_id, guard, started)
+        return _failed(run, _Failure(exc, None, None), started)
     # failed runs this host could not record when the database went away
-    pending_runs.record_kept(engine, BOOKKEEPING_SECONDS)
+    pending_runs.record_kept(run.engine, BOOKKEEPING_SECONDS)
     attempt: RunResult | _Failure
     for first in (True, False):
-        attempt = _attempt(engine, settings, job, service, now, pinger, guard, first)
+        attempt = _attempt(run, service, first=first)
         if not isinstance(attempt, _Failure):
             return attempt
         code = getattr(getattr(attempt.exc, "orig", None), "pgcode", None)
-        if not (first and guard.stop is None and code in RETRIED_SQLSTATES):
+        if not (first and run.guard.stop is None and code in RETRIED_SQLSTATES):
             break
-        log.warning("%s: %s; trying once more", job.name, first_line(attempt.exc))
+        log.warning("%s: %s; trying once more", run.job.name, first_line(attempt.exc))
     assert isinstance(attempt, _Failure)
-    return _failed(engine, job, attempt, pinger.run_id, guard, started)
+    return _failed(run, attempt, started)
 
 
-def _attempt(
-    engine: Engine,
-    settings: Settings,
-    job: Job,
-    service: wiring.JobService,
-    now: datetime | None,
-    pinger: Pinger,
-    guard: RunGuard,
-    first: bool,
-) -> RunResult | _Failure:
-    run_now: datetime | None = None
-    started_at: datetime | None = None
+def _attempt(run: _Run, service: JobService, *, first: bool) -> RunResult | _Failure:
+    job, run_now, started_at = run.job, None, None
+    assert run.pinger is not None
     try:
-        with transaction(engine) as session:
-            set_statement_timeout(session, settings.statement_timeout_seconds)
+        with transaction(run.engine) as session:
+            set_statement_timeout(session, run.settings.statement_timeout_seconds)
             disable_jit(session)
-            bind_run(session, pinger.run_id)
             started_at = database_clock(session)
-            run_now = now or database_now(session)
+            run_now = run.now or database_now(session)
             # The lock comes first: on SQLite it is a file lock taken before the
             # transaction waits for the database's write lock.
             with job_lock(session, job.lock_name(socket.gethostname())) as acquired:
                 if not acquired:
-                    return _record_skip(session, job, run_now, started_at, "locked")
+                    return _record_skip(session, run, run_now, started_at, "locked")
                 pause = current_pause(session, job.name)
                 if pause is not None:
-                    return _record_skip(session, job, run_now, started_at, "paused", pause)
+                    return _record_skip(session, run, run_now, started_at, "paused", pause)
                 if first:  # only a run that will run says it started (SPEC §9)
-                    pinger.send(START, {"job": job.name})
-                report = service(session, run_now, settings, apply=True)
+                    run.pinger.send(START, {"job": job.name})
+                report = service(run.context(session, run_now, apply=True))
                 # the good rows commit; the audit row says that some did not
-                reason = SOME_ROWS_FAILED if report.failed_rows else None
                 duration = _record(
-                    session, job, run_now, started_at, "ok", reason=reason, counts=report.counts()
+                    session,
+                    run,
+                    run_now,
+                    started_at,
+                    RunOutcome.OK,
+                    reason=SOME_ROWS_FAILED if report.failed_rows else None,
+                    counts=report.counts(),
                 )
                 session.commit()
     except DatabaseUnavailable as exc:
-        if started_at is None and guard.stop is None:
+        if started_at is None and run.guard.stop is None:
             raise  # never connected: nothing to roll back, nowhere to record it
         return _Failure(exc, run_now, started_at)
     except Exception as exc:
         log.debug("job %s failed", job.name, exc_info=True)
         return _Failure(exc, run_now, started_at)
-    guard.disarm()
-    after, warning = _after_commit(engine, settings, job, report, run_now)
-    return RunResult(job.name, "ok", run_now, duration, report, after_commit=after, warning=warning)
+    run.guard.disarm()
+    after, warning = _after_commit(run, report, run_now)
+    return RunResult(
+        job.name, RunOutcome.OK, run_now, duration, report, after_commit=after, warning=warning
+    )
 
 
-def _failed(
-    engine: Engine,
-    job: Job,
-    failure: _Failure,
-    run_uuid: str,
-    guard: RunGuard,
-    started: float,
-) -> RunResult:
+def _failed(run: _Run, failure: _Failure, started: float) -> RunResult:
     """A run rolled back: record it failed (when the database can be reached) and report
     it: a RunResult for a job that failed, the operator's error for anything else."""
-    guard.disarm()
-    exc, stop = failure.exc, guard.stop
+    run.guard.disarm()
+    job, exc, stop = run.job, failure.exc, run.guard.stop
     lost = lost_connection(exc) is not None
     state_error = None if stop is not None else classify_database_error(exc)
     if stop is not None:
@@ -302,10 +293,10 @@ def _failed(
     recorded: float | None = None
     kept = False
     if not unwritable:
-        recorded = _record_failure(engine, job, failure, error, run_uuid, quiet=lost)
+        recorded = _record_failure(run, failure, error, quiet=lost)
     if recorded is None and (lost or unwritable):
         # the server went away with the run, or takes no writes now: recorded later
-        kept = _keep_failure(engine, job, failure, error, run_uuid)
+        kept = _keep_failure(run, failure, error)
     if recorded is not None:
         record = "recorded as failed"
     elif kept:
@@ -324,24 +315,22 @@ def _failed(
     # stopped before its first statement: the host's clock
     run_now = failure.run_now or failure.started_at or datetime.now(UTC)
     duration = time.monotonic() - started if recorded is None else recorded
-    return RunResult(job.name, "failed", run_now, duration, error=error)
+    return RunResult(job.name, RunOutcome.FAILED, run_now, duration, error=error)
 
 
-def _after_commit(
-    engine: Engine, settings: Settings, job: Job, report: Report, run_now: datetime
-) -> tuple[Report | None, str | None]:
+def _after_commit(run: _Run, report: Report, run_now: datetime) -> tuple[Report | None, str | None]:
     """The job's work outside the database once the run committed: whatever goes wrong
     there is a warning, never the run's failure (its changes stand, and are recorded ok).
     Resolving the step (importing its module) is part of it."""
     try:
-        after_commit = wiring.after_commit(job, settings)
-        if after_commit is None:
+        step = run.job.after_commit_step(run.settings)
+        if step is None:
             return None, None
-        return after_commit(engine, settings, report, run_now), None
+        return step(run.engine, run.settings, report, run_now), None
     except Exception as exc:
         warning = f"after the commit: {type(exc).__name__}: {first_line(exc)}"
-        log.warning("%s %s (the run's changes stand)", job.name, warning)
-        log.debug("%s after the commit", job.name, exc_info=True)
+        log.warning("%s %s (the run's changes stand)", run.job.name, warning)
+        log.debug("%s after the commit", run.job.name, exc_info=True)
         return None, warning
 
 
@@ -377,6 +366,18 @@ def run_exclusive(
         if apply:
             session.commit()
     return result
+
+
+def operator_change(
+    engine: Engine,
+    settings: Settings,
+    work: Callable[[Session, datetime], T],
+    *,
+    now: datetime | None,
+) -> T:
+    """A change an operator asks for that is no job run (`jobs pause`, the demo's sample
+    data): the one place besides a job run that commits, when `work` returns."""
+    return run_exclusive(engine, settings, work, now=now, apply=True, jobs=())
 
 
 def _wait_for_lock(locks: ExitStack, session: Session, job: Job) -> None:
@@ -435,10 +436,10 @@ def _lock_key(lock_name: str) -> int:
 
 def _record(
     session: Session,
-    job: Job,
+    run: _Run,
     run_now: datetime,
     started_at: datetime,
-    outcome: str,
+    outcome: RunOutcome,
     *,
     reason: str | None = None,
     counts: dict[str, int] | None = None,
@@ -449,7 +450,7 @@ def _record(
     finished_at = database_clock(session)
     session.add(
         JobRun(
-            job=job.name,
+            job=run.job.name,
             started_at=started_at,
             finished_at=finished_at,
             outcome=outcome,
@@ -458,7 +459,7 @@ def _record(
             error=error,
             host=socket.gethostname(),
             run_now=run_now,
-            run_uuid=bound_run_uuid(session),
+            run_uuid=run.run_id,
         )
     )
     session.flush()
@@ -467,53 +468,50 @@ def _record(
 
 def _record_skip(
     session: Session,
-    job: Job,
+    run: _Run,
     run_now: datetime,
     started_at: datetime,
     reason: str,
     pause: Pause | None = None,
 ) -> RunResult:
-    duration = _record(session, job, run_now, started_at, "skipped", reason=reason)
+    duration = _record(session, run, run_now, started_at, RunOutcome.SKIPPED, reason=reason)
     session.commit()
-    result = RunResult(job.name, "skipped", run_now, duration, reason=reason)
+    result = RunResult(run.job.name, RunOutcome.SKIPPED, run_now, duration, reason=reason)
     if pause is not None:
         result.paused_by, result.paused_reason = pause.by, pause.reason
     return result
 
 
-def _keep_failure(engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str) -> bool:
+def _keep_failure(run: _Run, failure: _Failure, error: str) -> bool:
     """The failure record of a run whose database went away (`pending_runs`), its times by
     this host's clock where the database's are not known."""
     finished_at = datetime.now(UTC)
     started_at = failure.started_at or finished_at
     record = {
-        "job": job.name,
+        "job": run.job.name,
         "started_at": started_at,
         "finished_at": max(finished_at, started_at),
-        "outcome": "failed",
+        "outcome": RunOutcome.FAILED,
         "error": error,
         "host": socket.gethostname(),
         "run_now": failure.run_now or started_at,
-        "run_uuid": run_uuid,
+        "run_uuid": run.run_id,
     }
-    return pending_runs.keep(engine.url, record)
+    return pending_runs.keep(run.engine.url, record)
 
 
-def _record_failure(
-    engine: Engine, job: Job, failure: _Failure, error: str, run_uuid: str, *, quiet: bool
-) -> float | None:
+def _record_failure(run: _Run, failure: _Failure, error: str, *, quiet: bool) -> float | None:
     """Record a failed run in a transaction of its own (the run's own was rolled back),
     every statement bounded: a table locked by someone else must not hold the run.
     Best effort: returns its recorded duration, None when it could not be recorded.
     `quiet`: the caller keeps the record for later if not (a lost database) and says so
     in its one line."""
     try:
-        with transaction(engine) as session:
+        with transaction(run.engine) as session:
             bound_statements(session, BOOKKEEPING_SECONDS)
-            bind_run(session, run_uuid)
             started_at = failure.started_at or database_clock(session)
             run_now = failure.run_now or started_at
-            duration = _record(session, job, run_now, started_at, "failed", error=error)
+            duration = _record(session, run, run_now, started_at, RunOutcome.FAILED, error=error)
             session.commit()
         return duration
     except Exception as exc:  # the failure is reported anyway
@@ -521,8 +519,8 @@ def _record_failure(
         log.log(
             logging.DEBUG if quiet else logging.WARNING,
             "could not record the failed run of %s: %s",
-            job.name,
+            run.job.name,
             first_line(exc),
         )
-        log.debug("recording the failed run of %s", job.name, exc_info=True)
+        log.debug("recording the failed run of %s", run.job.name, exc_info=True)
         return None

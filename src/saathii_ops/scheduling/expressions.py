@@ -26,7 +26,7 @@ from croniter import croniter
 from crontab import CronSlices
 
 from saathii_ops.errors import UsageError
-from saathii_ops.runtime.registry import JOBS, Job
+from saathii_ops.runtime.registry import JOBS, ScheduledCommand
 from saathii_ops.settings import Settings, known_timezone
 
 LOCALTIME = Path("/etc/localtime")
@@ -41,7 +41,7 @@ def valid_expression(expression: str) -> bool:
     return bool(CronSlices.is_valid(expression)) and croniter.is_valid(expression)
 
 
-def job_schedule(job: Job, settings: Settings) -> str:
+def job_schedule(job: ScheduledCommand, settings: Settings) -> str:
     """The job's cron expression: `schedules.<job>` from the settings, else the registry's.
 
     Read in the business timezone for a business-time job, the server's otherwise.
@@ -87,7 +87,9 @@ def server_timezone(option: str | None, settings: Settings) -> ZoneInfo:
         raise UsageError(f"--server-timezone: {exc}") from None
 
 
-def server_schedule(job: Job, settings: Settings, server_tz: ZoneInfo, now: datetime) -> str:
+def server_schedule(
+    job: ScheduledCommand, settings: Settings, server_tz: ZoneInfo, now: datetime
+) -> str:
     """The job's expression as cron in `server_tz` must read it."""
     expression = job_schedule(job, settings)
     business_tz = settings.business_tz
@@ -119,7 +121,11 @@ def _field(values: list[str]) -> str:
 
 
 def _fixed_offset(
-    job: Job, expression: str, business_tz: ZoneInfo, server_tz: ZoneInfo, now: datetime
+    job: ScheduledCommand,
+    expression: str,
+    business_tz: ZoneInfo,
+    server_tz: ZoneInfo,
+    now: datetime,
 ) -> int:
     """Minutes to add to a business time to get the server's, the same at every firing
     of the coming year; refuses when daylight saving time changes it."""

@@ -18,14 +18,14 @@ from saathii_ops.db.engine import parse_url
 from saathii_ops.errors import UsageError
 from saathii_ops.jobs.log_prune import log_path
 from saathii_ops.runtime.identity import user_name
-from saathii_ops.runtime.registry import JOBS, Job
+from saathii_ops.runtime.registry import JOBS, ScheduledCommand
 from saathii_ops.scheduling.block import BLOCK_BEGIN, BLOCK_END, INSTALLED_AT, OPTIONS_LINE
 from saathii_ops.scheduling.expressions import (
     job_schedule,
     server_schedule,
     server_timezone,
 )
-from saathii_ops.settings import Settings, resolve_database_url
+from saathii_ops.settings import Settings, UrlSource, resolve_database_url
 
 STANDARD_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
@@ -47,7 +47,7 @@ class CronSetup:
 
 
 # The schedule's line that writes the metrics (not a job: it changes nothing, records no run)
-METRICS = Job(
+METRICS = ScheduledCommand(
     name="status-metrics",
     command="status --format prometheus --metrics-file",
     schedule="* * * * *",
@@ -55,12 +55,12 @@ METRICS = Job(
 )
 
 
-def scheduled(setup: CronSetup) -> tuple[Job, ...]:
+def scheduled(setup: CronSetup) -> tuple[ScheduledCommand, ...]:
     """What the schedule runs: every registered job, and the metrics when asked for."""
     return (*JOBS, METRICS) if setup.metrics_file is not None else JOBS
 
 
-def command_words(job: Job, setup: CronSetup) -> list[str]:
+def command_words(job: ScheduledCommand, setup: CronSetup) -> list[str]:
     """The arguments after saathii-ops' global options."""
     words = job.command.split()
     if job is METRICS:
@@ -85,7 +85,7 @@ def installed_executable(option: Path | None, argv0: str) -> Path:
     return Path(os.path.abspath(found))
 
 
-def line_database_url(url: str, source: str, *, env_file: Path | None) -> str | None:
+def line_database_url(url: str, source: UrlSource, *, env_file: Path | None) -> str | None:
     """The database URL a line must carry, if any, by SPEC §2's precedence as cron will see it.
 
     From the config file: the line's --config carries it. The embedded default:
@@ -94,9 +94,9 @@ def line_database_url(url: str, source: str, *, env_file: Path | None) -> str | 
     with a password never goes on a line: it belongs in the config file or an
     env file.
     """
-    if source in ("config file", "embedded default"):
+    if source in (UrlSource.CONFIG_FILE, UrlSource.EMBEDDED):
         return None
-    if source != "--database-url" and env_file is not None:
+    if source != UrlSource.OPTION and env_file is not None:
         return None
     parsed = parse_url(url)
     if parsed.password is not None or "password" in parsed.query:
@@ -172,7 +172,7 @@ def cron_setup(
     return replace(setup, options=tuple(options))
 
 
-def command_line(job: Job, setup: CronSetup, settings: Settings) -> str:
+def command_line(job: ScheduledCommand, setup: CronSetup, settings: Settings) -> str:
     """The shell command of one job's line (before python-crontab escapes `%`)."""
     q = shlex.quote
     search_path = ":".join(dict.fromkeys([str(setup.executable.parent), *STANDARD_PATH]))

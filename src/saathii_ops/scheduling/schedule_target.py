@@ -14,6 +14,10 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from saathii_ops.settings import UrlSource
 
 ENV_FILE_DATABASE_URL = "SAATHII_DATABASE_URL"
 MAX_ENV_FILE_BYTES = 64 * 1024
@@ -88,11 +92,13 @@ def recorded_target(options: Mapping[str, str]) -> ScheduleTarget:
     )
 
 
-def running_target(config_file: Path | None, url: str, url_source: str) -> ScheduleTarget:
+def running_target(config_file: Path | None, url: str, url_source: UrlSource) -> ScheduleTarget:
     """The target of this command: its config file, and its database URL unless that
     comes from the config file or is the embedded default (which a schedule running
     the same --config reaches too)."""
-    passed = url_source not in ("config file", "embedded default")
+    from saathii_ops.settings import UrlSource  # pydantic: not at `cron`'s import
+
+    passed = url_source not in (UrlSource.CONFIG_FILE, UrlSource.EMBEDDED)
     return ScheduleTarget(
         config=_same_file(config_file) if config_file else None,
         database=comparable_url(url) if passed else None,

@@ -18,7 +18,7 @@ from pathlib import Path
 from croniter import croniter
 
 from saathii_ops.errors import UsageError
-from saathii_ops.runtime.registry import JOBS, Job
+from saathii_ops.runtime.registry import JOBS, ScheduledCommand
 from saathii_ops.scheduling.block import OPTIONS_LINE, recorded_options
 from saathii_ops.scheduling.expressions import job_schedule
 from saathii_ops.scheduling.lines import (
@@ -42,7 +42,7 @@ WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 FIELD_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 
 
-def unit_name(job: Job) -> str:
+def unit_name(job: ScheduledCommand) -> str:
     return f"saathii-ops-{job.name}"
 
 
@@ -113,7 +113,7 @@ def _setting(value: str) -> str:
     return escaped
 
 
-def exec_start(job: Job, setup: CronSetup) -> str:
+def exec_start(job: ScheduledCommand, setup: CronSetup) -> str:
     words = [str(setup.executable)]
     if setup.config_file is not None:
         words += ["--config", str(setup.config_file)]
@@ -134,7 +134,7 @@ def _shell_quote(words: Sequence[str]) -> list[str]:
     return [shlex.quote(word) for word in words]
 
 
-def service_unit(job: Job, setup: CronSetup) -> str:
+def service_unit(job: ScheduledCommand, setup: CronSetup) -> str:
     search_path = ":".join(dict.fromkeys([str(setup.executable.parent), *STANDARD_PATH]))
     lines = [
         _header(setup) + "[Unit]",
@@ -156,7 +156,7 @@ def service_unit(job: Job, setup: CronSetup) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timer_unit(job: Job, setup: CronSetup, settings: Settings) -> str:
+def timer_unit(job: ScheduledCommand, setup: CronSetup, settings: Settings) -> str:
     expression = job_schedule(job, settings)
     timezone = settings.timezone if job.business_time else None
     where = f" in {settings.timezone}" if job.business_time else ""

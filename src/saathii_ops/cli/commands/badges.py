@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -14,19 +14,14 @@ from saathii_ops.cli.common import (
     JsonOption,
     app_context,
     read_only,
-    run_registered_job,
+    run_registered,
+    show_run,
 )
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import UsageError
 from saathii_ops.output import render
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from saathii_ops.reports import Report
-    from saathii_ops.runtime.wiring import JobService
-    from saathii_ops.settings import Settings
+from saathii_ops.runtime.registry import get_job
 
 app = typer.Typer(
     cls=WholeHelpGroup,
@@ -108,21 +103,7 @@ def backfill_progress(days: int) -> Iterator[Callable[[date], None] | None]:
         yield lambda day: progress.update(task, advance=1, description=f"badges for {day}")
 
 
-def assign_with_progress(dates: list[date] | None) -> JobService:
-    """The job's service for these dates, with the bar shown only while it runs."""
-
-    def service(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
-        from saathii_ops.jobs import badges
-
-        with backfill_progress(len(dates) if dates else 1) as on_date_done:
-            return badges.assign(
-                session, now, settings, apply=apply, dates=dates, on_date_done=on_date_done
-            )
-
-    return service
-
-
-@app.command()
+@app.command(help=get_job("badges-assign").help)
 def assign(
     ctx: typer.Context,
     day: DateOption = None,
@@ -131,16 +112,16 @@ def assign(
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Give every active listener the badge (and rates) their call minutes of the day before
-    earn; replaces the rows already there.
+    from saathii_ops.jobs.badges import AssignOptions
 
-    Reassigned: listeners whose badge for the date was there already, written again (with
-    `replaces`, the badge it had). Held listener ids: rows another session held; the next
-    run assigns them."""
-    service = assign_with_progress(target_dates(day, first, last))
-    run_registered_job(
-        ctx, "badges-assign", dry_run=dry_run, json_output=json_output, service=service
-    )
+    app = app_context(ctx)
+    dates = target_dates(day, first, last)
+    # the bar only while the job runs: its result is shown after
+    with backfill_progress(len(dates) if dates else 1) as on_date_done:
+        result = run_registered(
+            app, "badges-assign", dry_run=dry_run, options=AssignOptions(dates, on_date_done)
+        )
+    show_run(app, result)
 
 
 @app.command()
@@ -155,7 +136,7 @@ def show(
     """List the badges and rates of a date (default: today in the business timezone)."""
     from saathii_ops.jobs import badges
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     if day is not None:
         check_badge_date("--date", day.date())
     with read_only(app) as (session, now):

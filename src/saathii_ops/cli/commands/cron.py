@@ -125,11 +125,13 @@ def _target_and_setup(
     system: bool,
     metrics_file: Path | None = None,
     as_installed: bool = False,
-) -> tuple[targets.CrontabTarget, CronSetup]:
-    """The crontab the options name, and the lines' setup (install and show share both).
+) -> tuple[AppContext, targets.CrontabTarget, CronSetup]:
+    """The crontab the options name, and the lines' setup (install and show share both),
+    with the context they were read in.
 
     `as_installed` (show, --check): an option not given now is the one the installed block
-    records, so that a block is compared with what the same install would write now.
+    records, so that a block is compared with what the same install would write now; the
+    context is then a new one, of the recorded --config and --database-url.
     """
     from saathii_ops.scheduling import lines
     from saathii_ops.settings import config_path
@@ -141,10 +143,14 @@ def _target_and_setup(
         def path(name: str, given: Path | None) -> Path | None:
             return given or (Path(recorded[name]) if name in recorded else None)
 
-        # before the settings are read: they come from the config file
-        if config_path(app.config_option) is None and "--config" in recorded:
-            app.config_option = Path(recorded["--config"])
-        app.database_url_option = app.database_url_option or recorded.get("--database-url")
+        config = app.config_option
+        if config_path(config) is None and "--config" in recorded:
+            config = Path(recorded["--config"])
+        app = replace(
+            app,
+            config_option=config,
+            database_url_option=app.database_url_option or recorded.get("--database-url"),
+        )
         executable = path("--executable", executable)
         log_dir = path("--log-dir", log_dir)
         env_file = path("--env-file", env_file)
@@ -163,7 +169,7 @@ def _target_and_setup(
         system=system,
         metrics_file=metrics_file,
     )
-    return target, setup
+    return app, target, setup
 
 
 @app.command()
@@ -240,7 +246,7 @@ def install(
     """
     from saathii_ops.scheduling import lines, use_cases
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     if output_format is Format.kubernetes:
         if (
             dry_run or check or system or file or user or log_dir or env_file or executable
@@ -268,7 +274,7 @@ def install(
         return
     if directory:
         raise UsageError("--directory goes with --format systemd")
-    target, setup = _target_and_setup(
+    app, target, setup = _target_and_setup(
         app,
         file=file,
         log_dir=log_dir,
@@ -387,8 +393,8 @@ def show(
     the ones the block was installed with)."""
     from saathii_ops.scheduling import use_cases
 
-    app = app_context(ctx, json_output)
-    target, setup = _target_and_setup(
+    app = app_context(ctx)
+    app, target, setup = _target_and_setup(
         app,
         file=file,
         log_dir=log_dir,
@@ -430,7 +436,7 @@ def remove(
     """Remove the block (or the systemd units), and nothing else."""
     from saathii_ops.scheduling import use_cases
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     if output_format is Format.kubernetes:
         raise UsageError("--format kubernetes: delete the CronJobs with kubectl")
     if output_format is Format.systemd:

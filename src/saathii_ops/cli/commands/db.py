@@ -38,7 +38,7 @@ def upgrade(
     writing); an upgrade interrupted while building one can be run again."""
     from saathii_ops.db import schema
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     if sql:
         script = schema.upgrade_sql(app.engine)
         if app.json_output:
@@ -58,7 +58,7 @@ def current(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Show the schema revision of the database and the latest one."""
     from saathii_ops.db import schema
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     state = schema.inspect_schema(app.engine)
     data = {
         "url": state.url,
@@ -77,7 +77,7 @@ def adopt(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Record a live app database's tables as the first revision; change nothing else."""
     from saathii_ops.db import schema
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     report = schema.adopt(app.engine)
     document = _with_source(report, app.database_source)
     show(stdout_console(), document, json_output=app.json_output, title="db adopt")

@@ -31,7 +31,7 @@ def demo(
     "nothing to do, nothing found" when all are."""
     from saathii_ops.demo.run import run_demo
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     result = run_demo(app, reset=reset, users=users, seed=seed)
     console = stdout_console()
     if app.json_output:

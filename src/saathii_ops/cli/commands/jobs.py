@@ -35,36 +35,37 @@ def list_jobs(ctx: typer.Context, json_output: JsonOption = False) -> None:
     from saathii_ops.db.schema import require_head
     from saathii_ops.jobs import job_control
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     require_head(app.engine)
     with transaction(app.engine, read_only=True) as session:
         states = job_control.list_jobs(session, app.settings)
     render_jobs(stdout_console(), states, json_output=app.json_output)
 
 
-def _set_paused(
-    ctx: typer.Context, job: str, *, paused: bool, reason: str | None, json_output: bool
-) -> None:
+def _set_paused(ctx: typer.Context, job: str, *, paused: bool, reason: str | None) -> None:
     import socket
+    from datetime import datetime
 
-    from saathii_ops.db.engine import database_now, transaction
-    from saathii_ops.db.schema import require_head
+    from sqlalchemy.orm import Session
+
     from saathii_ops.jobs import job_control
+    from saathii_ops.runtime.runner import operator_change
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     get_job(job)  # an unknown name is a usage error before the database is asked
-    require_head(app.engine)
-    # not a job run: one upsert, committed here (see services/job_control.py)
-    with transaction(app.engine) as session:
-        report = job_control.set_paused(
+
+    def set_paused(session: Session, now: datetime) -> job_control.PauseReport:
+        return job_control.set_paused(
             session,
             job,
             paused=paused,
-            now=app.now or database_now(session),
+            now=now,
             changed_by=f"{user_name()}@{socket.gethostname()}",
             reason=reason,
         )
-        session.commit()
+
+    # not a job run: one upsert
+    report = operator_change(app.engine, app.settings, set_paused, now=app.now)
     render_pause(stdout_console(), report, json_output=app.json_output)
 
 
@@ -83,13 +84,13 @@ def pause(
     json_output: JsonOption = False,
 ) -> None:
     """Pause a job on every host: its runs are recorded as skipped until it is resumed."""
-    _set_paused(ctx, job, paused=True, reason=reason, json_output=json_output)
+    _set_paused(ctx, job, paused=True, reason=reason)
 
 
 @app.command()
 def resume(ctx: typer.Context, job: JobArgument, json_output: JsonOption = False) -> None:
     """Resume a paused job: its next scheduled run does its work."""
-    _set_paused(ctx, job, paused=False, reason=None, json_output=json_output)
+    _set_paused(ctx, job, paused=False, reason=None)
 
 
 @app.command()
@@ -119,7 +120,7 @@ def history(
     """Recent runs, newest first: start, duration, outcome and reason, counts, error, host."""
     from saathii_ops.jobs import job_control
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     with read_only(app) as (session, _now):
         report = job_control.history(session, job, limit=limit or HISTORY_LIMIT, failed_only=failed)
     render_history(stdout_console(), report, json_output=app.json_output, verbose=app.verbose)

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from saathii_ops.cli.common import DryRunOption, JsonOption, run_registered_job
 from saathii_ops.cli.help import WholeHelpGroup
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from saathii_ops.reports import Report
-    from saathii_ops.runtime.wiring import JobService
-    from saathii_ops.settings import Settings
+from saathii_ops.runtime.registry import get_job
 
 app = typer.Typer(cls=WholeHelpGroup, help="The jobs' logs.", no_args_is_help=True)
 
 
-def prune_for(days: int | None) -> JobService:
-    def service(session: Session, now: datetime, settings: Settings, *, apply: bool) -> Report:
-        from saathii_ops.jobs import log_prune
-
-        return log_prune.prune(session, now, settings, apply=apply, days=days)
-
-    return service
-
-
-@app.command()
+@app.command(help=get_job("logs-prune").help)
 def prune(
     ctx: typer.Context,
     days: Annotated[
@@ -44,8 +28,6 @@ def prune(
     dry_run: DryRunOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Rotate the jobs' logs and delete those older than N days; prune the job-runs audit
-    table (failed runs after failed_run_retention_days, 30)."""
-    run_registered_job(
-        ctx, "logs-prune", dry_run=dry_run, json_output=json_output, service=prune_for(days)
-    )
+    from saathii_ops.jobs.log_prune import PruneOptions
+
+    run_registered_job(ctx, "logs-prune", dry_run=dry_run, options=PruneOptions(days))

@@ -97,7 +97,7 @@ def status(
     from saathii_ops.scheduling.schedule_target import running_target
     from saathii_ops.status import collect as status_service
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     if app.json_output and output_format is Format.prometheus:
         raise UsageError("--json and --format prometheus exclude each other: choose one")
     if metrics_file is not None and output_format is not Format.prometheus:

@@ -16,6 +16,7 @@ from saathii_ops.cli.common import (
 from saathii_ops.cli.help import WholeHelpGroup
 from saathii_ops.errors import OpsError, UsageError
 from saathii_ops.output.render import show, stdout_console
+from saathii_ops.runtime.registry import get_job
 
 app = typer.Typer(cls=WholeHelpGroup, help="Wallets and their ledger.", no_args_is_help=True)
 
@@ -23,7 +24,7 @@ app = typer.Typer(cls=WholeHelpGroup, help="Wallets and their ledger.", no_args_
 BILLING_JOBS = ("coins-deduct", "calls-cleanup")
 
 
-@app.command()
+@app.command(help=get_job("wallets-audit").help)
 def audit(
     ctx: typer.Context,
     dry_run: DryRunOption = False,
@@ -37,23 +38,14 @@ def audit(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Wallets whose balance differs from their ledger rows; calls the app changed after we
-    settled them; half-ended calls (ongoing with an end_time) and those the app ended again;
-    ongoing calls charged more or less than their elapsed minutes require. Exit 1 when
-    anything is found.
-
-    Of an ongoing call: coins due now, what its elapsed minutes cost at this instant;
-    coins due by now, what billing must have charged by now (its minutes as of the
-    billing grace ago). Charged above the first: overcharged; below the second:
-    undercharged."""
     if not resolved:
-        run_registered_job(ctx, "wallets-audit", dry_run=dry_run, json_output=json_output)
+        run_registered_job(ctx, "wallets-audit", dry_run=dry_run)
         return
     if dry_run:
         raise UsageError("--resolved lists past corrections and changes nothing: drop --dry-run")
     from saathii_ops.jobs import wallet_audit
 
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     with read_only(app) as (session, _):
         report = wallet_audit.resolved(session)
     title = "wallets audit: resolved findings"
@@ -114,7 +106,6 @@ def reconcile(
     from saathii_ops.errors import PlanChanged
     from saathii_ops.jobs import reconcile as service
     from saathii_ops.runtime.identity import user_name
-    from saathii_ops.runtime.registry import get_job
     from saathii_ops.runtime.runner import run_exclusive
 
     if reverse and accept:
@@ -123,7 +114,7 @@ def reconcile(
         raise UsageError("--reason is empty: say why")
     if apply and reason is None:
         raise UsageError("--apply needs --reason TEXT: it is recorded with each correction")
-    app = app_context(ctx, json_output)
+    app = app_context(ctx)
     scope = service.Scope(
         wallet_id=wallet,
         call_id=call,
