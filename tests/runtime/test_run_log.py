@@ -111,7 +111,7 @@ def test_a_failed_run_and_an_unready_database_log_their_line_too(
     def fail(*args: object, **kwargs: object) -> sa.ColumnElement[bool]:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(presence, "wait_time_expired", fail)
+    monkeypatch.setattr(presence, "inactive_online", fail)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 1
     (line,) = run_lines(result.stdout)

@@ -117,11 +117,11 @@ def test_logs_prune_is_locked_per_host(engine: Engine, tmp_path, holder: str, ou
 def test_a_failing_job_is_rolled_back_whole_and_recorded(
     cli: Cli, engine: Engine, stale_user: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fail_after_the_first_update(*args: object, **kwargs: object) -> sa.ColumnElement[bool]:
+    def fail_after_the_updates(*args: object, **kwargs: object) -> presence.PresenceReport:
         raise RuntimeError("disk on fire")
 
-    # the offline UPDATE runs, then the next rule fails: nothing may stay applied
-    monkeypatch.setattr(presence, "wait_time_expired", fail_after_the_first_update)
+    # the user is marked offline, then the service fails: nothing may stay applied
+    monkeypatch.setattr(presence, "PresenceReport", fail_after_the_updates)
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 1
     assert result.stdout.startswith("job=presence-cleanup outcome=failed exit_code=1 ")
