@@ -1,4 +1,4 @@
-"""`cron install --format kubernetes` (SPEC §10, issue 21): the manifests carry the whole
+"""`cron install --format kubernetes` (SPEC §10): the manifests carry the whole
 configuration (a ConfigMap made from the config file, mounted and passed with --config to
 every CronJob), never a password, with resources, a non-root securityContext and
 ttlSecondsAfterFinished; `kubernetes-validate --strict` accepts them (offline: it ships
