@@ -55,16 +55,6 @@ BADGES = get_job("badges-assign")
 
 
 @pytest.fixture
-def executable(tmp_path: Path) -> Path:
-    """A stand-in for the installed saathii-ops: prints the arguments it was run with."""
-    path = tmp_path / "bin" / "saathii-ops"
-    path.parent.mkdir()
-    path.write_text('#!/bin/sh\necho "ran: $*"\n')
-    path.chmod(0o755)
-    return path
-
-
-@pytest.fixture
 def crontab_file(tmp_path: Path) -> Path:
     path = tmp_path / "crontab"
     path.write_bytes(FOREIGN)
