@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cron import FOREIGN
+
 
 @pytest.fixture
 def executable(tmp_path: Path) -> Path:
@@ -14,4 +16,12 @@ def executable(tmp_path: Path) -> Path:
     path.parent.mkdir()
     path.write_text('#!/bin/sh\necho "ran: $*"\n')
     path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def crontab_file(tmp_path: Path) -> Path:
+    """A crontab someone already uses (FOREIGN)."""
+    path = tmp_path / "crontab"
+    path.write_bytes(FOREIGN)
     return path
