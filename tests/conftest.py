@@ -269,3 +269,10 @@ def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def postgresql_only(backend: str) -> None:
+    """Skips the test on SQLite: locks held by another session, PostgreSQL's own SQL."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")

@@ -1,11 +1,11 @@
-"""The Saathii app's own writes, for tests on PostgreSQL: a faithful test double (issue 19).
+"""The Saathii app's own writes, for tests on PostgreSQL: a faithful test double.
 
 Each method is one of the app's HTTP endpoints, issuing the app's statements in the app's
 order: plain statements in autocommit (the app runs no transaction), each `pool.acquire()`
 of the app a connection of its own from a pool of several, its two presence updates at the
 end of a call run concurrently, on two connections. An endpoint's HTTP error is `AppError`.
 
-The facts it follows (issue 19 item 1), each checked by tests/postgres/test_simulated_app.py:
+The facts it follows, each checked by tests/postgres/test_simulated_app.py:
  1. end-call reads the call with a plain SELECT and answers 404 unless it is 'ongoing';
     then it writes, without a status guard;
  2. its earnings come from the coins_spent it read;
@@ -53,7 +53,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -63,7 +62,8 @@ import psycopg2.pool
 import redis
 import sqlalchemy as sa
 
-APP_SCHEMA_SQL = Path(__file__).parent / "fixtures" / "app-schema.sql"
+from tests.support.schema import APP_SCHEMA_SQL
+
 APPLICATION_NAME = "saathii-app"  # how the observer tells the app's connections apart
 COINS_PER_MINUTE = {"audio": 10, "video": 60}  # the app's DEFAULT_CALL_RATES
 BADGE_RATES = {  # the app's BADGE_RATES: floats, rupees a minute

@@ -1,5 +1,5 @@
 """Files a person names are read only when they are regular files of sensible size, and
-settings that would make a run fail are refused at load (SPEC §2, issue 20): one line,
+settings that would make a run fail are refused at load (SPEC §2): one line,
 exit 2, and never a read that does not end."""
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -98,3 +101,82 @@ def test_plain_text_output_when_not_a_terminal(cli: Cli, engine: Engine) -> None
     assert "\x1b[" not in result.stdout and "┃" not in result.stdout
     with transaction(engine) as s:
         assert s.scalar(sa.select(UserStatus.is_online)) is False
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["status", "--config", "/etc/saathii/ops.toml"],
+            "--config is a global option: give it before the command, "
+            "as in `saathii-ops --config FILE status`",
+        ),
+        (
+            ["coins", "deduct", "--database-url=sqlite:///x.db"],
+            "--database-url is a global option: give it before the command, "
+            "as in `saathii-ops --database-url URL coins deduct`",
+        ),
+        (
+            ["jobs", "history", "--now", "2026-11-29T06:00"],
+            "--now is a global option: give it before the command, "
+            "as in `saathii-ops --now ISO-8601 jobs history`",
+        ),
+        (
+            ["presence", "cleanup", "-v"],
+            "-v is a global option: give it before the command, "
+            "as in `saathii-ops -v presence cleanup`",
+        ),
+        (
+            ["db", "current", "--verbose"],
+            "--verbose is a global option: give it before the command, "
+            "as in `saathii-ops --verbose db current`",
+        ),
+    ],
+)
+def test_a_global_option_after_the_command_says_where_it_goes(argv: list[str], line: str) -> None:
+    result = Cli(None)(*argv)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {line}\n"
+    assert result.stdout == ""
+
+
+def test_an_unknown_option_is_still_the_plain_error() -> None:
+    result = Cli(None)("jobs", "list", "--bogus")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: No such option: --bogus (try 'saathii-ops jobs list --help')\n",
+    )
+
+
+def test_no_command_shows_the_short_usage_and_the_commands() -> None:
+    result = Cli(None)()
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Usage: saathii-ops [OPTIONS] COMMAND [ARGS]..."
+    assert "error" not in result.stderr and "Options:" not in result.stderr
+    assert lines[2] == "Commands:"
+    commands = [line.split()[0] for line in lines[3:] if line.startswith("  ")]
+    assert {"status", "demo", "coins", "jobs", "db"} <= set(commands)
+    assert lines[-1] == (
+        "'saathii-ops COMMAND --help' shows a command's options, "
+        "'saathii-ops --help' the global options"
+    )
+    assert len(lines) < 25
+
+
+def test_a_group_with_no_command_shows_its_commands() -> None:
+    result = Cli(None)("jobs")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Usage: saathii-ops jobs [OPTIONS] COMMAND [ARGS]..."
+    # a command's line (its help wraps onto lines indented further)
+    assert [line.split()[0] for line in lines if re.match(r"  \S", line)] == [
+        "list",
+        "pause",
+        "resume",
+        "history",
+    ]
+    assert lines[-1] == "'saathii-ops jobs COMMAND --help' shows a command's options"
+    coins = Cli(None)("coins")
+    assert coins.stderr.startswith("Usage: saathii-ops coins [OPTIONS] COMMAND [ARGS]...\n")
+    assert "  deduct  " in coins.stderr and "error" not in coins.stderr

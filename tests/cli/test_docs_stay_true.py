@@ -16,6 +16,8 @@ from pydantic import BaseModel
 
 from saathii_ops.settings import Settings, load_settings
 from tests.conftest import Cli
+from tests.support.docs import OPERATIONS, settings_example
+from tests.support.installed import SAATHII_OPS
 
 CLI_DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 GENERATE = [
@@ -38,7 +40,6 @@ def test_cli_docs_are_what_the_help_says_now() -> None:
     )
 
 
-OPERATIONS = CLI_DOCS.parent / "operations.md"
 # settings whose example is a value of one's own, not the default (which is none)
 NO_DEFAULT_SHOWN = {
     "database_url",
@@ -48,12 +49,6 @@ NO_DEFAULT_SHOWN = {
     "ping_urls",
     "redis_url",
 }
-
-
-def settings_example() -> str:
-    match = re.search(r"<!-- settings-example -->\n```toml\n(.*?)```", OPERATIONS.read_text(), re.S)
-    assert match, "docs/operations.md has no settings example"
-    return match.group(1)
 
 
 def uncommented(example: str) -> str:
@@ -126,7 +121,6 @@ def test_the_example_config_works_when_copied(tmp_path: Path) -> None:
     config = tmp_path / "ops.toml"
     config.write_text(settings_example())
     config.chmod(0o600)
-    executable = Path(sys.executable).with_name("saathii-ops")
     first_day = [
         ["db", "upgrade"],
         ["db", "adopt"],
@@ -134,7 +128,7 @@ def test_the_example_config_works_when_copied(tmp_path: Path) -> None:
         ["coins", "deduct"],
         [
             "cron", "install", "--file", str(tmp_path / "crontab"), "--log-dir",
-            str(tmp_path / "logs"), "--executable", str(executable),
+            str(tmp_path / "logs"), "--executable", SAATHII_OPS,
             "--metrics-file", str(tmp_path / "saathii-ops.prom"),
         ],
         ["status", "--format", "prometheus", "--metrics-file", str(tmp_path / "x.prom")],

@@ -8,18 +8,16 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from saathii_ops.db.engine import parse_url
-from tests.cli.test_docs_stay_true import OPERATIONS, settings_example
-from tests.cli.test_readme_tour import fake_crontab
-
-BIN_DIR = Path(sys.executable).parent
-APP_SCHEMA_SQL = Path(__file__).resolve().parents[1] / "fixtures" / "app-schema.sql"
+from tests.support.crontab import fake_crontab
+from tests.support.docs import OPERATIONS, settings_example
+from tests.support.installed import BIN_DIR
+from tests.support.schema import APP_SCHEMA_SQL
 
 # lines of the guide that change this machine or need what a test machine has not got;
 # the plain install they describe is what .ci/run proves first

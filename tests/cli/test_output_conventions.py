@@ -7,16 +7,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
+from saathii_ops.db.engine import transaction
 from saathii_ops.output.render import VerbatimConsole
 from tests.conftest import Cli
+from tests.factories import T0, add_call, add_user
+from tests.support.installed import SAATHII_OPS
 
-SAATHII_OPS = str(Path(sys.executable).parent / "saathii-ops")
 REASON = "[red]db migration[/red] step [1] \x1b[31mred\x1b[0m :smile:"
 SHOWN = "[red]db migration[/red] step [1] \\x1b[31mred\\x1b[0m :smile:"
 
@@ -107,3 +108,16 @@ def test_the_console_shows_text_verbatim_on_a_terminal_too() -> None:
     out = console.file.getvalue()
     assert out.count(SHOWN) == 3
     assert "\x1b" not in out
+
+
+def test_booleans_read_yes_and_no(cli: Cli, engine: Engine) -> None:
+    with transaction(engine) as s:
+        caller = add_user(s, balance=1000)
+        listener = add_user(s, role="listener", balance=0)
+        add_call(s, caller, listener, start=T0)
+        s.commit()
+    billed = cli("--now", T0.replace(minute=3).isoformat(), "coins", "deduct", "--dry-run")
+    assert billed.exit_code == 0, billed.stderr
+    text = billed.stdout + cli("db", "current").stdout + cli("db", "adopt").stdout
+    assert "True" not in text and "False" not in text
+    assert "already_adopted: yes" in text and "at_head: yes" in text

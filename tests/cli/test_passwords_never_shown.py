@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from saathii_ops.cli.app import app
 from saathii_ops.db.engine import mask_secrets, mask_url_text
+from saathii_ops.runtime.registry import JOBS
+from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 
 SECRET = "S3cretPW"
@@ -157,7 +159,7 @@ def test_mask_secrets(text: str, masked: str) -> None:
     assert SECRET not in mask_url_text(text)
 
 
-# Passwords as people type them (issue 20): a raw `@`, `/` or `&` in them, percent-encoded,
+# Passwords as people type them: a raw `@`, `/` or `&` in them, percent-encoded,
 # or a URL that does not parse. Every piece of the password (both sides of the raw
 # character) is looked for; the host does not resolve, so a driver that connected would
 # quote the host name it was given.
@@ -257,3 +259,27 @@ def test_the_config_file_that_holds_a_password_is_named(line: str, tmp_path: Pat
         f"(mode 640): chmod 600 {config}\n"
     )
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_config_file_with_a_password_readable_by_others_is_warned_of(
+    tmp_path: Path, db_url: str
+) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text('redis_url = "redis://:s3cret@127.0.0.1:1/0"\n')
+    cli = Cli(db_url)
+    for mode, warned in ((0o644, True), (0o640, True), (0o604, True), (0o600, False)):
+        config.chmod(mode)
+        result = cli("--config", str(config), "jobs", "list")
+        assert result.exit_code == 0, result.stderr
+        warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+        expected = [
+            f"warning: config file {config} holds a password and others can read it "
+            f"(mode {mode:o}): chmod 600 {config}"
+        ]
+        assert warnings == (expected if warned else []), oct(mode)
+        assert "s3cret" not in result.stderr + result.stdout
+        assert len(result.stdout.splitlines()) == 1 + len(JOBS)
+    # no password, no warning, whatever the mode
+    config.write_text('timezone = "UTC"\n')
+    config.chmod(0o644)
+    assert "warning" not in cli("--config", str(config), "jobs", "list").stderr

@@ -1,6 +1,6 @@
 """A plain `pip install .` (no extras) runs every command: the Redis call cache's package
 is imported only when a Redis URL is configured, and nothing after a run's commit can turn
-it into an "unexpected" exit (issue 18)."""
+it into an "unexpected" exit."""
 
 from __future__ import annotations
 

@@ -7,14 +7,12 @@ import os
 import re
 import shlex
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT
-
-BIN_DIR = Path(sys.executable).parent
+from tests.support.crontab import fake_crontab
+from tests.support.installed import BIN_DIR
 
 
 def readme_block(heading: str) -> list[str]:
@@ -31,22 +29,6 @@ def readme_block(heading: str) -> list[str]:
 
 
 TOUR = readme_block("## A tour")
-
-
-def fake_crontab(home: Path) -> Path:
-    """A directory holding a `crontab` program that keeps the table in a file (this
-    machine has no cron)."""
-    fake_bin = home / "bin"
-    fake_bin.mkdir()
-    table = home / "crontab"
-    crontab = fake_bin / "crontab"
-    crontab.write_text(
-        "#!/bin/sh\n"
-        f'if [ "$1" = -l ]; then [ -f {table} ] || {{ echo "no crontab for me" >&2; exit 1; }}; '
-        f"cat {table}; else cat > {table}; fi\n"
-    )
-    crontab.chmod(0o755)
-    return fake_bin
 
 
 @pytest.fixture(scope="module")

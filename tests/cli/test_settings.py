@@ -246,3 +246,40 @@ def test_a_redis_url_without_the_redis_extra_is_one_line_and_exit_2(
     )
     monkeypatch.delenv("SAATHII_REDIS_URL")
     assert Cli(f"sqlite:///{tmp_path / 'x.db'}")("coins", "deduct").exit_code == 3  # no schema
+
+
+def test_a_copied_settings_has_the_copys_business_timezone() -> None:
+    settings = Settings()
+    assert settings.business_tz.key == "Asia/Kolkata"
+    copy = settings.model_copy(update={"timezone": "UTC"})
+    assert copy.business_tz.key == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            "presence_inactive_minute = 5",
+            "presence_inactive_minute: unknown setting (did you mean presence_inactive_minutes?)",
+        ),
+        (
+            "[coins_per_minute]\naudoi = 12",
+            "coins_per_minute.audoi: unknown setting (did you mean coins_per_minute.audio?)",
+        ),
+        (
+            '[badge_rates.gold]\naudio = "2"\nvideo = "9"\nvidoe = "9"',
+            "badge_rates.gold.vidoe: unknown setting (did you mean badge_rates.gold.video?)",
+        ),
+        (
+            "[coin_per_minute]\naudio = 12",
+            "coin_per_minute: unknown setting (did you mean coins_per_minute?)",
+        ),
+        ("colour = true", "colour: unknown setting"),
+    ],
+)
+def test_a_typod_config_key_gets_a_did_you_mean(tmp_path: Path, toml: str, message: str) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text(toml)
+    result = Cli(f"sqlite:///{tmp_path / 'x.db'}")("--config", str(config), "jobs", "list")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1].startswith(f"error: invalid configuration: {message}")

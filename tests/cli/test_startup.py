@@ -1,4 +1,4 @@
-"""A fast start (issue 12): importing the CLI loads none of the heavy libraries, and shell
+"""A fast start: importing the CLI loads none of the heavy libraries, and shell
 completion completes job names without them. Its CPU time is measured by
 benchmarks/bench_startup.py, not here."""
 
@@ -122,7 +122,7 @@ def job_run(argv: list[str], unwanted: tuple[str, ...] = NOT_ON_A_JOB_RUN) -> li
 
 def test_a_job_run_reads_no_alembic_nor_migration_script(db_url: str) -> None:
     """The schema check stays (tests/runtime/test_schema.py), without Alembic: a job starts on
-    what it needs (issue 23)."""
+    what it needs."""
     lines = job_run(["--database-url", db_url, "coins", "deduct"])
     assert [line.split() for line in lines] == [["exit:", "0"], ["opened:"], ["loaded:"]]
 

@@ -1,4 +1,4 @@
-"""`status` on a terminal (issue 14): the verdict and each problem first with what to do,
+"""`status` on a terminal: the verdict and each problem first with what to do,
 one line per job that fits 80 columns, the data, the database; colour through Rich,
 off under NO_COLOR and when piped; `-v` every detail; `--watch` refreshes in place.
 

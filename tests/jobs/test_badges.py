@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import psycopg2
 import pytest
@@ -28,12 +27,8 @@ from saathii_ops.runtime.registry import JOBS, get_job
 from saathii_ops.settings import BadgeThresholds, Settings
 from tests.conftest import Cli
 from tests.factories import add_badge, add_call, add_user, run_context
-from tests.runtime.test_schema import create_app_tables
-
-IST = ZoneInfo("Asia/Kolkata")
-D = date(2026, 11, 29)
-# 00:01 on D in Asia/Kolkata, when cron fires; still 2026-11-28 in UTC
-NOW = datetime(2026, 11, 28, 18, 31, tzinfo=UTC)
+from tests.support.badges import NOW, D, add_listener, ist
+from tests.support.schema import create_app_tables
 
 RATES = {
     "basic": (Decimal("1.00"), Decimal("6.00")),
@@ -41,26 +36,6 @@ RATES = {
     "silver": (Decimal("1.50"), Decimal("8.50")),
     "gold": (Decimal("1.80"), Decimal("10.00")),
 }
-
-
-def ist(day: date, hour: int, minute: int, second: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=IST)
-
-
-def add_listener(session, *minutes: int, day: date = D - timedelta(days=1), **user) -> int:
-    """A listener with one completed call per entry of `minutes` on business day `day`."""
-    listener = add_user(session, role="listener", **user)
-    caller = add_user(session)
-    for n, length in enumerate(minutes):
-        add_call(
-            session,
-            caller,
-            listener,
-            start=ist(day, 9 + n, 0),
-            status="completed",
-            duration_minutes=length,
-        )
-    return listener
 
 
 def rows(engine: Engine) -> dict[tuple[int, date], tuple[str, Decimal, Decimal]]:

@@ -17,7 +17,7 @@ from saathii_ops.db.models import ListenerBadge, UserCall
 from saathii_ops.jobs import badges
 from saathii_ops.settings import BadgeRates, BadgeThresholds, Rates, Settings
 from tests.factories import run_context
-from tests.jobs.test_badges import NOW, add_listener
+from tests.support.badges import NOW, add_listener
 
 BADGES = ("basic", "bronze", "silver", "gold")
 rates = st.decimals(min_value=0, max_value=Decimal("999.99"), places=2).map(

@@ -50,7 +50,7 @@ def test_the_three_implementations_leave_identical_states() -> None:
 
 
 def test_the_settlement_heavy_population_ends_a_sixth_of_its_calls(tmp_path: Path) -> None:
-    """Issue 23's population: 3 users and 5 past calls per ongoing call, and in a 7-minute
+    """The settlement-heavy population: 3 users and 5 past calls per ongoing call, and in a 7-minute
     catch-up about one call in six runs out of coins and is settled. At 300 calls: the 43
     callers i = 1, 8, …, 295 (i % 7 = 1) have less than 7 minutes of their call's coins,
     and the 5 others of the 2% nearly empty wallets (i = 100, 150, …, 300: i % 50 = 0, i = 50

@@ -1,4 +1,4 @@
-"""A dry-run names every affected id (issue 20, SPEC §9): `--dry-run --json` lists every
+"""A dry-run names every affected id (SPEC §9): `--dry-run --json` lists every
 call it would charge, beside those it would end or skip; the list is spooled (written
 into the JSON document a line at a time, never held together)."""
 

@@ -1,4 +1,4 @@
-"""Duplicate rows never stop a run (issue 20): the app's listener_badges without its key
+"""Duplicate rows never stop a run: the app's listener_badges without its key
 (listener_id, date), holding two rows for one listener and day.
 
 Every job reads the row of the latest assigned_at (docs/decisions.md#badges); the
@@ -21,7 +21,7 @@ from saathii_ops.db.models import ListenerBadge
 from tests.billing_checks import assert_ledger_balanced, call_row, wallet
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
-from tests.runtime.test_schema import create_app_tables, table_names
+from tests.support.schema import create_app_tables, table_names
 
 NOW = T0 + timedelta(minutes=30)
 TODAY = date(2026, 11, 29)  # NOW in Asia/Kolkata

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -26,7 +28,7 @@ def _controls(engine: Engine) -> list[tuple[str, bool, str]]:
         return [(r.job, r.paused, r.changed_at.isoformat()) for r in rows]
 
 
-def _runs(engine: Engine) -> list[tuple[str, str, str | None]]:
+def recorded_runs(engine: Engine) -> list[tuple[str, str, str | None]]:
     with transaction(engine) as s:
         rows = s.execute(sa.select(JobRun.job, JobRun.outcome, JobRun.reason).order_by("run_id"))
         return [tuple(r) for r in rows]
@@ -70,7 +72,7 @@ def test_pause_then_resume_through_the_cli(cli: Cli, engine: Engine) -> None:
 
     run = cli("--now", LATER.isoformat(), "--json", "presence", "cleanup")
     assert json.loads(run.stdout)["report"]["marked_offline"] == 1
-    assert _runs(engine) == [
+    assert recorded_runs(engine) == [
         ("presence-cleanup", "skipped", "paused"),
         ("presence-cleanup", "ok", None),
     ]
@@ -155,3 +157,35 @@ def test_resuming_a_job_that_was_never_paused_records_it_running(engine: Engine)
         s.commit()
     assert (report.paused, report.was_paused, report.changed_by) == (False, False, "ops@host")
     assert _controls(engine) == [("logs-prune", False, NOW.isoformat())]
+
+
+def test_a_dry_run_of_a_paused_job_says_a_real_run_would_be_skipped(
+    cli: Cli, engine: Engine
+) -> None:
+    with transaction(engine) as s:
+        s.add(JobControl(job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"))
+        s.commit()
+    result = cli("--now", NOW.isoformat(), "presence", "cleanup", "--dry-run")
+    assert result.exit_code == 0
+    assert ' reason="paused: a real run would be skipped" ' in result.stdout
+
+
+def test_a_user_with_no_name_pauses_a_job_as_its_uid(
+    cli: Cli, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container under an arbitrary UID: no passwd entry, no LOGNAME."""
+    import pwd
+    import socket
+
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    result = cli("--now", NOW.isoformat(), "jobs", "pause", "presence-cleanup")
+    assert result.exit_code == 0, result.stderr
+    with transaction(engine) as s:
+        changed_by = s.scalar(sa.select(JobControl.changed_by))
+    assert changed_by == f"{os.getuid()}@{socket.gethostname()}"

@@ -1,4 +1,4 @@
-"""`wallets reconcile` (SPEC §13, issue 19): corrections for what the audit finds,
+"""`wallets reconcile` (SPEC §13): corrections for what the audit finds,
 recorded in ops_corrections; history is never edited. The app's writes are plain SQL."""
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWallet
 from saathii_ops.jobs import reconcile
 from tests.conftest import Cli
-from tests.factories import T0, add_call, add_user
-from tests.jobs.test_half_ended_calls import ENDED_AGAIN_AT, app_ends_call, half_ended_call
+from tests.factories import add_call, add_user
+from tests.support.half_ended import ENDED_AGAIN_AT, LATER, NOW, app_ends_call, half_ended_call
 
-NOW = T0 + timedelta(hours=1)
-LATER = NOW + timedelta(minutes=1)
 REASON = "top-up race of 2026-11-29, ticket OPS-7"
 
 

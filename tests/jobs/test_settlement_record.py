@@ -1,4 +1,4 @@
-"""The settlement record (SPEC §5, issue 9): one ops_settlements row per call saathii-ops
+"""The settlement record (SPEC §5): one ops_settlements row per call saathii-ops
 settles, written in the settlement's transaction; and the calls billing leaves alone
 because the app half-ended them or we settled them before."""
 

@@ -185,7 +185,7 @@ def test_a_healthy_database_is_exit_0_with_every_figure(
             "last_outcome": "ok",
             "last_reason": None,
             "last_started_at": started.isoformat(),
-            # status's jobs are job_control's JobState and more (issue 12)
+            # status's jobs are job_control's JobState and more
             "last_finished_at": (started + timedelta(seconds=1)).isoformat(),
             "last_run_now": started.isoformat(),
             "last_duration_seconds": 1.0,
@@ -413,7 +413,7 @@ def test_calls_cleanup_would_end_and_listeners_without_badge(engine: Engine) -> 
 def test_users_marked_offline_but_seen_within_the_inactive_limit_are_shown_not_a_problem(
     engine: Engine,
 ) -> None:
-    """Issue 19: once presence cleanup marks a user offline, the app's heartbeat updates
+    """Once presence cleanup marks a user offline, the app's heartbeat updates
     only last_seen; status shows them (data), and stays healthy."""
     _healthy(engine)
     cutoff = NOW - timedelta(minutes=5)  # the inactive limit

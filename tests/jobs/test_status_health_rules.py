@@ -1,4 +1,4 @@
-"""`status` never says healthy when it is not (issue 20): a paused job with work waiting,
+"""`status` never says healthy when it is not: a paused job with work waiting,
 no badge for today after the day's badges-assign time (and the calls settled at basic
 rates meanwhile), a read-only database or one in recovery, and a run's last exit code,
 in the JSON and in Prometheus. The base is test_status's healthy database at NOW."""
@@ -313,7 +313,7 @@ def test_an_audit_that_found_something_says_so_and_prometheus_has_its_exit_code(
         checked = subprocess.run(
             ["promtool", "check", "metrics"], input=scraped.stdout, text=True, capture_output=True
         )
-        # it parses; its one lint note is older than this issue (a gauge named *_count)
+        # it parses; its one lint note is older than these rules (a gauge named *_count)
         complaints = [
             line
             for line in (checked.stdout + checked.stderr).splitlines()

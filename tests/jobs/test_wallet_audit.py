@@ -248,7 +248,7 @@ def test_the_audit_is_a_job_recorded_with_its_counts_and_status_sees_its_finding
     cli: Cli, engine: Engine
 ) -> None:
     ids = _settled_call(cli, engine)
-    # today's badges, due at 00:01 IST: without them status is unhealthy (issue 20)
+    # today's badges, due at 00:01 IST: without them status is unhealthy
     assert cli("--now", NOW.isoformat(), "badges", "assign").exit_code == 0
     assert cli("--now", NOW.isoformat(), "wallets", "audit", "--dry-run").exit_code == 0
     assert cli("--now", NOW.isoformat(), "wallets", "audit").exit_code == 0

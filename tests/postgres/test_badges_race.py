@@ -25,10 +25,7 @@ NOW = datetime(2026, 11, 28, 18, 31, tzinfo=UTC)  # 00:01 on D in Asia/Kolkata
 YESTERDAY_NOON = datetime(2026, 11, 28, 6, 30, tzinfo=UTC)  # 12:00 on D - 1 in Kolkata
 
 
-@pytest.fixture(autouse=True)
-def _postgresql_only(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only")
+pytestmark = pytest.mark.usefixtures("postgresql_only")
 
 
 def badges_of(engine: Engine) -> dict[int, str]:

@@ -1,4 +1,4 @@
-"""PostgreSQL only: saathii-ops beside the app (issue 9), on a database built by the app's
+"""PostgreSQL only: saathii-ops beside the app, on a database built by the app's
 DDL and written by the simulated app (tests/simulated_app.py) as the real one writes."""
 
 from __future__ import annotations
@@ -40,11 +40,7 @@ from tests.simulated_app import (
     observe_app_writes,
 )
 
-
-@pytest.fixture(autouse=True)
-def _postgresql_only(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("the app's DDL is PostgreSQL")
+pytestmark = pytest.mark.usefixtures("postgresql_only")
 
 
 @pytest.fixture

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -23,8 +21,10 @@ from saathii_ops.billing import conservation
 from saathii_ops.billing.plan import plan_query
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.models import JobRun, UserCall, UserStatus
+from saathii_ops.db.models import JobRun, UserCall, UserRole, UserStatus
 from saathii_ops.jobs import call_cleanup
+from saathii_ops.runtime.registry import get_job
+from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 from tests.billing_checks import (
     assert_ledger_balanced,
@@ -33,20 +33,19 @@ from tests.billing_checks import (
     money_tables,
     run_service,
     status_of,
+    wait_for_a_lock_wait,
     wallet,
 )
 from tests.conftest import REPO_ROOT, Cli
 from tests.factories import T0, add_badge, add_call, add_user, run_context
+from tests.simulated_app import SimulatedApp
+from tests.support.installed import SAATHII_OPS
 
 T = T0 + timedelta(hours=1)  # 07:00 UTC, 12:30 on 2026-11-29 in Kolkata
 FRESH = T - timedelta(seconds=20)
-SAATHII_OPS = str(Path(sys.executable).parent / "saathii-ops")
 
 
-@pytest.fixture(autouse=True)
-def _postgresql_only(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only")
+pytestmark = pytest.mark.usefixtures("postgresql_only")
 
 
 # --- the app's own database ----------------------------------------------------------
@@ -439,3 +438,42 @@ def test_dry_run_takes_no_row_locks(
         holder.close()
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["report"]["coins_charged"] > 0
+
+
+def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
+    db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app buys coins for the caller and the listener while the run charges and
+    settles them: the run checks what it wrote, the app's coins land after it. The app's
+    top-up writes back the balance it read before our debit (fact 13 of
+    tests/simulated_app.py): the caller's debit is erased, which is `wallets audit`'s to
+    name, not an alarm of the run's."""
+    with transaction(engine) as s:
+        listener = add_user(s, role="listener", balance=0)
+        s.execute(sa.insert(UserRole).values(user_id=listener, role="customer"))  # buys coins
+        caller = add_user(s, balance=25)
+        # owes 3 minutes (30 coins) at T0, can pay 2: charged 20 and ended, 2 minutes paid
+        add_call(s, caller, listener, start=T0 - timedelta(seconds=150))
+        s.commit()
+    simulated = SimulatedApp(db_url)
+    charge = billing._charge
+    buyers: list[threading.Thread] = []
+
+    def charge_while_the_app_buys(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for user in (caller, listener):
+            buyer = threading.Thread(target=simulated.purchase, args=(user, 100, Decimal("9")))
+            buyer.start()
+            wait_for_a_lock_wait(engine, buyer)
+            buyers.append(buyer)
+        return charge(*args, **kwargs)
+
+    monkeypatch.setattr(billing, "_charge", charge_while_the_app_buys)
+    try:
+        result = run_job(engine, Settings(), get_job("coins-deduct"), now=T0, dry_run=False)
+        for buyer in buyers:
+            buyer.join()
+    finally:
+        simulated.close()
+    assert (result.outcome, result.error) == ("ok", None)
+    assert wallet(engine, caller) == (25 + 100, Decimal("0.00"))  # read 25: our 20 erased
+    assert wallet(engine, listener) == (100, Decimal("2.00"))  # 2 paid minutes, basic audio

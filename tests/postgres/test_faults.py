@@ -1,4 +1,4 @@
-"""The fault suite (issue 10), on PostgreSQL, with real `saathii-ops` processes.
+"""The fault suite, on PostgreSQL, with real `saathii-ops` processes.
 
 Runs are killed, interrupted, terminated on the server and blocked by locks; after
 each fault, the data is exactly what one clean run makes, on a copy of the same
@@ -16,25 +16,31 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import parse_url
 from tests.conftest import Databases
+from tests.support.faults import (
+    NOW,
+    TableLock,
+    audit_rows,
+    fault_engine,
+    one_line,
+    our_backends,
+    wait_until,
+)
+from tests.support.installed import SAATHII_OPS
 
 pytestmark = pytest.mark.faults
 
-NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 CALLS = 3000
-SAATHII_OPS = str(Path(sys.executable).parent / "saathii-ops")
 # the table whose writes the test blocks: both coin deduction and call cleanup write
 # ledger rows (call 10: a video call 130 s old, owes 2 minutes; its caller silent for
 # 13 minutes, so both act on it)
@@ -142,11 +148,6 @@ def data(pg: Databases) -> Iterator[Data]:
     made.close()
 
 
-def fault_engine(url: str) -> Engine:
-    """The test's own connections, which `our_backends` must not count."""
-    return sa.create_engine(parse_url(url), connect_args={"application_name": "fault-suite"})
-
-
 def rows(url: str) -> dict[str, list[Any]]:
     engine = fault_engine(url)
     try:
@@ -181,27 +182,6 @@ def start(url: str, *args: str, config: Path | None = None) -> subprocess.Popen[
     )
 
 
-def our_backends(conn: Connection) -> list[tuple[int, str | None]]:
-    """(pid, wait_event_type) of saathii-ops's backends on this database."""
-    found = conn.exec_driver_sql(
-        "SELECT pid, wait_event_type FROM pg_stat_activity "
-        "WHERE datname = current_database() AND application_name = 'saathii-ops' "
-        "AND pid <> pg_backend_pid()"
-    ).all()
-    conn.rollback()  # pg_stat_activity is a snapshot per transaction
-    return [(r[0], r[1]) for r in found]
-
-
-def wait_until(condition: Any, what: str, seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"waited {seconds} s for {what}")
-
-
 def blocked_backend(engine: Engine, process: subprocess.Popen[str]) -> int:
     """The pid of the run's backend once it waits for the test's lock."""
     with engine.connect() as conn:
@@ -220,37 +200,9 @@ def no_backend_left(engine: Engine) -> None:
         wait_until(lambda: not our_backends(conn), "the killed runs' backends to end")
 
 
-class TableLock:
-    """The test holds a table in EXCLUSIVE mode: readers pass, writers wait."""
-
-    def __init__(self, engine: Engine, table: str) -> None:
-        self.conn = engine.connect()
-        self.conn.exec_driver_sql(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
-
-    def release(self) -> None:
-        self.conn.rollback()
-        self.conn.close()
-
-
 def ledger_lock(engine: Engine) -> TableLock:
     """The run's writes to the ledger wait: mid-run, after its plan and row locks."""
     return TableLock(engine, BLOCKED_TABLE)
-
-
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
-
-
-def audit_rows(engine: Engine) -> list[tuple[str, str, str | None]]:
-    with engine.connect() as conn:
-        return [
-            (r[0], r[1], r[2])
-            for r in conn.exec_driver_sql(
-                "SELECT job, outcome, error FROM ops_job_runs ORDER BY run_id"
-            )
-        ]
 
 
 # --- SIGKILL at random moments --------------------------------------------------------------

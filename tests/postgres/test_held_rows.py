@@ -1,4 +1,4 @@
-"""PostgreSQL only: a row another session holds is left for the next run (issue 20).
+"""PostgreSQL only: a row another session holds is left for the next run.
 
 A second session (the app's statement, a DBA's open transaction) holds one row FOR UPDATE
 for the whole run, with the run's statement_timeout at 2 s: each job must finish while
@@ -28,10 +28,11 @@ from tests.factories import T0, add_call, add_user
 NOW = T0 + timedelta(minutes=30)
 
 
+pytestmark = pytest.mark.usefixtures("postgresql_only")
+
+
 @pytest.fixture(autouse=True)
-def _postgresql_only(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only")
+def _statement_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAATHII_STATEMENT_TIMEOUT_SECONDS", "2")
 
 

@@ -6,7 +6,7 @@ statement that waited for several rows locked in another order could deadlock wi
 The jobs lock in user_id order FOR UPDATE SKIP LOCKED: a job that waits for no row lock
 is in no cycle of waits. Here the rows are stored in descending user_id order and the
 test holds the middle row for the whole run: the job must finish while it is held,
-change every other row, and name the held one (issue 20: left for the next run).
+change every other row, and name the held one (left for the next run).
 """
 
 from __future__ import annotations
@@ -31,10 +31,7 @@ from tests.factories import T0, add_call, add_user, run_context
 NOW = T0 + timedelta(minutes=30)
 
 
-@pytest.fixture(autouse=True)
-def _postgresql_only(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only")
+pytestmark = pytest.mark.usefixtures("postgresql_only")
 
 
 def add_statuses_in_descending_order(engine: Engine, users: list[int], **values: Any) -> None:

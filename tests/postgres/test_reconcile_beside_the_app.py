@@ -1,7 +1,7 @@
-"""Issue 19 end to end, with the faithful app double (tests/simulated_app.py) on the app's
-own schema: the app half-ends a call, billing sees it, the app ends it again (its
-listener paid twice); the audit and status name it; `wallets reconcile --reverse` takes
-the second payment back and the audit is clean."""
+"""A half-ended call paid twice, end to end, with the faithful app double
+(tests/simulated_app.py) on the app's own schema: the app half-ends a call, billing sees
+it, the app ends it again (its listener paid twice); the audit and status name it;
+`wallets reconcile --reverse` takes the second payment back and the audit is clean."""
 
 from __future__ import annotations
 

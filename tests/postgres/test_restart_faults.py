@@ -1,5 +1,5 @@
 """A run whose database goes away mid-run (a restart, a failover) is recorded when the
-database answers again (SPEC §9, issue 20). On PostgreSQL, with a real `saathii-ops`
+database answers again (SPEC §9). On PostgreSQL, with a real `saathii-ops`
 process: the run waits for a lock the test holds on ops_job_controls (its pause check);
 the test then shuts the database to new connections (ALLOW_CONNECTIONS false, the shared
 server is never restarted) and terminates the run's backend, so that its failure record
@@ -17,15 +17,15 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import parse_url
 from tests.conftest import Databases
-from tests.postgres.test_faults import (
+from tests.support.faults import (
     NOW,
-    SAATHII_OPS,
     audit_rows,
     fault_engine,
     one_line,
     our_backends,
     wait_until,
 )
+from tests.support.installed import SAATHII_OPS
 
 pytestmark = pytest.mark.faults
 

@@ -1,5 +1,5 @@
 """PostgreSQL only: the test double of the app (tests/simulated_app.py) writes what the app
-writes, one test per fact of issue 19 item 1, with values worked out by hand."""
+writes, one test per fact it follows (listed in its docstring), with values worked out by hand."""
 
 from __future__ import annotations
 
@@ -23,10 +23,7 @@ from tests.simulated_app import (
 APP_TODAY = date(2026, 12, 4)  # the app server's date.today() in these tests
 
 
-@pytest.fixture(autouse=True)
-def _postgresql_only(backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("the app's DDL is PostgreSQL")
+pytestmark = pytest.mark.usefixtures("postgresql_only")
 
 
 @pytest.fixture

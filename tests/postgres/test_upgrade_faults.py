@@ -1,4 +1,4 @@
-"""`db upgrade` under faults (issue 20), on PostgreSQL, with real `saathii-ops` processes:
+"""`db upgrade` under faults, on PostgreSQL, with real `saathii-ops` processes:
 its backend terminated (as by a server restart), SIGTERM / SIGINT, and two upgrades at
 once. Each ends in one true line and its exit code, the schema at the revision the line
 names, and the next `db upgrade` finishes the job.
@@ -20,8 +20,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from saathii_ops.db import schema
-from tests.postgres.test_faults import SAATHII_OPS, fault_engine, one_line, our_backends, wait_until
-from tests.runtime.test_upgrade import OWN_INDEXES, adopted, everything, index_state
+from tests.support.faults import (
+    TableLock,
+    fault_engine,
+    one_line,
+    our_backends,
+    wait_until,
+)
+from tests.support.installed import SAATHII_OPS
+from tests.support.schema import OWN_INDEXES, adopted, everything, index_state
 
 pytestmark = pytest.mark.faults
 
@@ -40,18 +47,6 @@ def engine(url: str) -> Iterator[Engine]:
     engine = fault_engine(url)
     yield engine
     engine.dispose()
-
-
-class TableLock:
-    """The test's lock on user_calls, in an open transaction, until released."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.conn = engine.connect()
-        self.conn.exec_driver_sql("LOCK TABLE user_calls IN SHARE UPDATE EXCLUSIVE MODE")
-
-    def release(self) -> None:
-        self.conn.rollback()
-        self.conn.close()
 
 
 def start_upgrade(url: str, *options: str) -> subprocess.Popen[str]:
@@ -96,7 +91,7 @@ def test_an_upgrade_whose_backends_are_terminated_is_exit_3_with_the_revision_it
 ) -> None:
     """Every backend of the upgrade terminated at once (its advisory lock's too): what a
     server restart does to it."""
-    lock = TableLock(engine)
+    lock = TableLock(engine, "user_calls", "SHARE UPDATE EXCLUSIVE")
     process = start_upgrade(url)
     with engine.connect() as conn:
         blocked_upgrade(conn, process)
@@ -118,7 +113,7 @@ def test_an_upgrade_whose_backends_are_terminated_is_exit_3_with_the_revision_it
 def test_a_signal_stops_an_upgrade_with_one_line_and_its_exit_code(
     url: str, engine: Engine, signum: int
 ) -> None:
-    lock = TableLock(engine)
+    lock = TableLock(engine, "user_calls", "SHARE UPDATE EXCLUSIVE")
     process = start_upgrade(url)
     with engine.connect() as conn:
         blocked_upgrade(conn, process)
@@ -138,7 +133,7 @@ def test_a_signal_stops_an_upgrade_with_one_line_and_its_exit_code(
 
 def test_two_upgrades_at_once_both_finish_and_say_what_they_did(url: str, engine: Engine) -> None:
     head = schema.HEAD_REVISION
-    lock = TableLock(engine)
+    lock = TableLock(engine, "user_calls", "SHARE UPDATE EXCLUSIVE")
     first = start_upgrade(url, "--json")
     with engine.connect() as conn:
         blocked_upgrade(conn, first)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import UserCall
+from saathii_ops.db.models import User, UserCall
 from saathii_ops.db.sql import elapsed_seconds, local_date
 from saathii_ops.settings import embedded_database_path
 from tests.conftest import Cli
@@ -28,11 +28,14 @@ def test_a_write_in_a_read_only_transaction_fails_loudly(engine: Engine) -> None
 
 
 def test_a_write_transaction_after_a_read_only_one_can_write(engine: Engine) -> None:
+    """The pooled connection a read-only transaction used is read-only no more."""
     with transaction(engine, read_only=True) as s:
         s.execute(sa.text("SELECT 1"))
     with transaction(engine) as s:
-        add_user(s)
+        user = add_user(s)
         s.commit()
+    with transaction(engine, read_only=True) as s:
+        assert s.scalars(sa.select(User.user_id)).all() == [user]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """`jobs history` (the recent runs of ops_job_runs), `jobs pause --reason` (revision 0004),
-and what status says of a paused coins-deduct (issue 14)."""
+and what status says of a paused coins-deduct."""
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
-"""The metrics line (SPEC §10, issue 21): `cron install --metrics-file PATH` schedules
+"""The metrics line (SPEC §10): `cron install --metrics-file PATH` schedules
 `status --format prometheus --metrics-file PATH` every minute, which replaces the file at
 once for node_exporter's textfile collector, also when the database is down."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,9 +12,9 @@ from crontab import CronTab
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Cli
+from tests.support.installed import SAATHII_OPS
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
-INSTALLED = Path(sys.executable).with_name("saathii-ops")
 
 
 def samples(path: Path) -> dict[str, float]:
@@ -36,7 +35,7 @@ def test_the_metrics_line_writes_the_textfile_for_node_exporter(
     crontab = tmp_path / "crontab"
     result = Cli(db_url)(
         "--now", NOW.isoformat(), "cron", "install", "--file", str(crontab),
-        "--log-dir", str(tmp_path / "logs"), "--executable", str(INSTALLED),
+        "--log-dir", str(tmp_path / "logs"), "--executable", SAATHII_OPS,
         "--server-timezone", "UTC", "--metrics-file", str(metrics),
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr

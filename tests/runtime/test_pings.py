@@ -1,72 +1,30 @@
-"""Monitoring pings (SPEC §9), against a small HTTP server on 127.0.0.1."""
+"""Monitoring pings (SPEC §9), against a small HTTP server on 127.0.0.1: start and
+success, fail, the exit status, only a log event for a run that is skipped."""
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import Iterator
-from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
+from saathii_ops.db.models import JobControl
 from saathii_ops.jobs import presence
 from saathii_ops.runtime import pings as monitoring
 from saathii_ops.runtime.registry import get_job
-from saathii_ops.runtime.runner import run_job
+from saathii_ops.runtime.runner import job_lock, run_job
 from saathii_ops.settings import Settings
-from tests.factories import T0, add_user
-
-NOW = T0 + timedelta(minutes=10)
-
-
-class Monitor:
-    def __init__(self, delay: float = 0.0, status: int = 200) -> None:
-        self.requests: list[tuple[str, dict[str, object]]] = []
-        monitor = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                time.sleep(delay)
-                length = int(self.headers["Content-Length"])
-                monitor.requests.append((self.path, json.loads(self.rfile.read(length))))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.block_on_close = False  # a deliberately slow handler must not hold teardown
-        self.url = f"http://127.0.0.1:{self.server.server_port}/ping"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def monitor() -> Iterator[Monitor]:
-    m = Monitor()
-    yield m
-    m.close()
-
-
-def _stale_user(engine: Engine) -> None:
-    with transaction(engine) as s:
-        add_user(s, online=True, last_seen=T0)
-        s.commit()
+from tests.factories import job_with_service
+from tests.support.monitor import Monitor
+from tests.support.runs import NOW, add_stale_user, partly_failing_service
 
 
 def test_a_run_pings_start_and_success_with_run_id_duration_and_counts(
     engine: Engine, monitor: Monitor
 ) -> None:
-    _stale_user(engine)
+    add_stale_user(engine)
     settings = Settings(ping_url=monitor.url)
     result = run_job(engine, settings, get_job("presence-cleanup"), now=NOW, dry_run=False)
     assert result.outcome == "ok"
@@ -108,7 +66,11 @@ def test_a_failed_run_pings_fail(
 
 def test_a_dry_run_sends_no_ping(engine: Engine, monitor: Monitor) -> None:
     run_job(
-        engine, Settings(ping_url=monitor.url), get_job("presence-cleanup"), now=NOW, dry_run=True
+        engine,
+        Settings(ping_url=monitor.url),
+        get_job("presence-cleanup"),
+        now=NOW,
+        dry_run=True,
     )
     assert monitor.requests == []
 
@@ -118,7 +80,7 @@ def test_a_monitor_that_is_down_or_slow_never_fails_or_holds_the_job(
 ) -> None:
     """The job waits for its pings on a clock of its own: each wait is bounded, and all of
     them together take at most PING_TIMEOUT, however long the monitor takes to answer."""
-    _stale_user(engine)
+    add_stale_user(engine)
     clock = FakeClock()
 
     class BoundedThread(threading.Thread):
@@ -133,7 +95,11 @@ def test_a_monitor_that_is_down_or_slow_never_fails_or_holds_the_job(
         for url in ("http://127.0.0.1:1/nothing-listens", slow.url):
             clock.now = 0.0
             result = run_job(
-                engine, Settings(ping_url=url), get_job("presence-cleanup"), now=NOW, dry_run=False
+                engine,
+                Settings(ping_url=url),
+                get_job("presence-cleanup"),
+                now=NOW,
+                dry_run=False,
             )
             assert result.outcome == "ok"
             assert 0 < clock.now <= monitoring.PING_TIMEOUT
@@ -147,3 +113,54 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self.now
+
+
+def test_a_paused_run_sends_no_start_only_a_log_event(engine: Engine, monitor: Monitor) -> None:
+    with transaction(engine) as s:
+        s.add(JobControl(job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"))
+        s.commit()
+    settings = Settings(ping_url=monitor.url)
+    result = run_job(engine, settings, get_job("presence-cleanup"), now=NOW, dry_run=False)
+    assert (result.outcome, result.reason) == ("skipped", "paused")
+    assert monitor.paths() == ["/ping/presence-cleanup/log"]
+
+
+def test_a_run_that_finds_the_lock_taken_sends_no_start(engine: Engine, monitor: Monitor) -> None:
+    job = get_job("presence-cleanup")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with transaction(engine) as s, job_lock(s, job.name) as acquired:
+            assert acquired
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        result = run_job(engine, Settings(ping_url=monitor.url), job, now=NOW, dry_run=False)
+    finally:
+        release.set()
+        holder.join()
+    assert (result.outcome, result.reason) == ("skipped", "locked")
+    assert monitor.paths() == ["/ping/presence-cleanup/log"]
+
+
+def test_a_run_that_exits_1_pings_its_exit_status_not_success(
+    engine: Engine, monitor: Monitor
+) -> None:
+    result = run_job(
+        engine,
+        Settings(ping_url=monitor.url),
+        job_with_service(get_job("presence-cleanup"), partly_failing_service),
+        now=NOW,
+        dry_run=False,
+    )
+    assert result.exit_code == 1
+    # each ping is its own thread: they may arrive in either order
+    assert sorted(monitor.paths()) == [
+        "/ping/presence-cleanup/1",
+        "/ping/presence-cleanup/start",
+    ]
+    assert [b["exit_code"] for p, b in monitor.requests if p.split("?")[0].endswith("/1")] == [1]

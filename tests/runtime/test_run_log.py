@@ -1,4 +1,4 @@
-"""A run's log (SPEC §9, issues 20 and 21): one key=value line per run, for every job and
+"""A run's log (SPEC §9): one key=value line per run, for every job and
 every outcome, with the one duration the run has (the same in the log, `jobs history`,
 `status` and the JSON), who paused a skipped run and why; records follow, indented."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from dataclasses import dataclass
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,37 +12,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobControl, JobRun, UserStatus
+from saathii_ops.db.models import JobControl, JobRun
 from saathii_ops.jobs import presence
-from saathii_ops.reports import Report
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import job_lock, run_job
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
-from tests.factories import T0, add_user, job_with_service
-
-NOW = T0 + timedelta(minutes=10)
-
-
-def _runs(engine: Engine) -> list[tuple[str, str | None, str | None]]:
-    with transaction(engine) as s:
-        rows = s.execute(
-            sa.select(JobRun.outcome, JobRun.reason, JobRun.error).order_by(JobRun.run_id)
-        ).all()
-    return [tuple(r) for r in rows]
-
-
-def _online(engine: Engine) -> list[bool | None]:
-    with transaction(engine) as s:
-        return list(s.scalars(sa.select(UserStatus.is_online).order_by(UserStatus.user_id)))
-
-
-@pytest.fixture
-def stale_user(engine: Engine) -> int:
-    with transaction(engine) as s:
-        user = add_user(s, online=True, last_seen=T0)
-        s.commit()
-    return user
+from tests.factories import job_with_service
+from tests.support.runs import (
+    NOW,
+    online_flags,
+    partly_failing_service,
+    recorded_runs,
+    sleep_in_the_run,
+)
 
 
 def test_a_paused_job_is_recorded_as_skipped_and_changes_nothing(
@@ -55,8 +38,8 @@ def test_a_paused_job_is_recorded_as_skipped_and_changes_nothing(
     assert result.exit_code == 0
     assert result.stdout.startswith("job=presence-cleanup outcome=skipped exit_code=0 ")
     assert " reason=paused paused_by=test " in result.stdout
-    assert _runs(engine) == [("skipped", "paused", None)]
-    assert _online(engine) == [True]
+    assert recorded_runs(engine) == [("skipped", "paused", None)]
+    assert online_flags(engine) == [True]
 
 
 def test_a_run_that_finds_the_lock_taken_is_skipped(engine: Engine, stale_user: int) -> None:
@@ -79,12 +62,12 @@ def test_a_run_that_finds_the_lock_taken_is_skipped(engine: Engine, stale_user: 
         release.set()
         holder.join()
     assert (result.outcome, result.reason, result.exit_code) == ("skipped", "locked", 0)
-    assert _runs(engine) == [("skipped", "locked", None)]
-    assert _online(engine) == [True]
+    assert recorded_runs(engine) == [("skipped", "locked", None)]
+    assert online_flags(engine) == [True]
 
     after = run_job(engine, Settings(), job, now=NOW, dry_run=False)
     assert after.outcome == "ok"
-    assert _online(engine) == [False]
+    assert online_flags(engine) == [False]
 
 
 @pytest.mark.parametrize(("holder", "outcome"), [("elsewhere", "ok"), ("here", "skipped")])
@@ -126,8 +109,8 @@ def test_a_failing_job_is_rolled_back_whole_and_recorded(
     assert result.exit_code == 1
     assert result.stdout.startswith("job=presence-cleanup outcome=failed exit_code=1 ")
     assert ' error="RuntimeError: disk on fire" ' in result.stdout
-    assert _online(engine) == [True]
-    assert _runs(engine) == [("failed", None, "RuntimeError: disk on fire")]
+    assert online_flags(engine) == [True]
+    assert recorded_runs(engine) == [("failed", None, "RuntimeError: disk on fire")]
 
 
 def test_a_dry_run_is_read_only_even_if_the_service_tries_to_write(engine: Engine) -> None:
@@ -142,7 +125,7 @@ def test_a_dry_run_is_read_only_even_if_the_service_tries_to_write(engine: Engin
             now=NOW,
             dry_run=True,
         )
-    assert _runs(engine) == []
+    assert recorded_runs(engine) == []
 
 
 def test_now_defaults_to_the_database_clock(engine: Engine) -> None:
@@ -150,21 +133,6 @@ def test_now_defaults_to_the_database_clock(engine: Engine) -> None:
     result = run_job(engine, Settings(), get_job("presence-cleanup"), now=None, dry_run=True)
     assert before - timedelta(seconds=5) <= result.now <= datetime.now(UTC) + timedelta(seconds=5)
     assert result.now.tzinfo is not None
-
-
-@dataclass
-class PartlyFailed(Report):
-    """A report of 3 rows changed and 1 that failed."""
-
-    changed: int
-
-    @property
-    def failed_rows(self) -> int:
-        return 1
-
-
-def partly_failing_service(run):  # type: ignore[no-untyped-def]
-    return PartlyFailed(changed=3)
 
 
 def test_a_run_with_failed_rows_commits_the_good_ones_and_says_so(engine: Engine) -> None:
@@ -176,4 +144,29 @@ def test_a_run_with_failed_rows_commits_the_good_ones_and_says_so(engine: Engine
         dry_run=False,
     )
     assert (result.outcome, result.exit_code) == ("ok", 1)
-    assert _runs(engine) == [("ok", "some rows failed", None)]
+    assert recorded_runs(engine) == [("ok", "some rows failed", None)]
+
+
+def test_the_recorded_duration_is_the_measured_one(engine: Engine) -> None:
+    """PostgreSQL's now() is the transaction's start: a run's start and end must not be."""
+
+    def slow_cleanup(run):  # type: ignore[no-untyped-def]
+        session = run.session
+        sleep_in_the_run(session, 1.5)
+        return presence.cleanup(run)
+
+    started = time.monotonic()
+    result = run_job(
+        engine,
+        Settings(),
+        job_with_service(get_job("presence-cleanup"), slow_cleanup),
+        now=NOW,
+        dry_run=False,
+    )
+    measured = time.monotonic() - started
+    with transaction(engine) as s:
+        run = s.execute(sa.select(JobRun.started_at, JobRun.finished_at)).one()
+    recorded = (run.finished_at - run.started_at).total_seconds()
+    assert result.outcome == "ok"
+    assert 1.5 <= recorded <= measured + 0.05
+    assert recorded == pytest.approx(result.duration_seconds, abs=0.3)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url
-from saathii_ops.db.models import APP_TABLES, Base, table
+from saathii_ops.db.models import APP_TABLES
 from tests.conftest import Cli
+from tests.support.schema import create_app_tables, table_names
 
-APP_SCHEMA_SQL = Path(__file__).resolve().parents[1] / "fixtures" / "app-schema.sql"
 APP_TABLE_NAMES = sorted(model.__tablename__ for model in APP_TABLES)
 OWN_TABLES = [
     "alembic_version",
@@ -22,30 +20,6 @@ OWN_TABLES = [
     "ops_job_runs",
     "ops_settlements",
 ]
-
-
-def create_app_tables(url: str, backend: str) -> None:
-    """A database as the app made it: its own DDL on PostgreSQL, the same tables on SQLite."""
-    engine = make_engine(parse_url(url))
-    with engine.begin() as conn:
-        if backend == "postgresql":
-            conn.exec_driver_sql(APP_SCHEMA_SQL.read_text())
-        else:
-            Base.metadata.create_all(conn, tables=[table(model) for model in APP_TABLES])
-        conn.execute(
-            sa.text(
-                "INSERT INTO users (username, dob, phone) VALUES ('asha', '1990-01-01', '+911')"
-            )
-        )
-    engine.dispose()
-
-
-def table_names(url: str) -> list[str]:
-    engine = make_engine(parse_url(url))
-    with engine.connect() as conn:
-        names = sorted(sa.inspect(conn).get_table_names())
-    engine.dispose()
-    return names
 
 
 def test_upgrade_on_an_empty_database_creates_everything(empty_db_url: str) -> None:

@@ -1,63 +1,20 @@
-"""`db upgrade` on the app's live database (issue 10): the indexes on the app's busy tables
+"""`db upgrade` on the app's live database: the indexes on the app's busy tables
 built CONCURRENTLY on PostgreSQL, a re-run after an interrupted build, and `db upgrade --sql`
 (Alembic's offline mode), which prints the SQL and changes nothing."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url
 from tests.conftest import Cli
-from tests.runtime.test_schema import create_app_tables
-
-REVISION_0002 = importlib.import_module(
-    "saathii_ops.db.migrations.versions.0002_ops_tables_and_indexes"
-)
-OWN_INDEXES = sorted(name for name, *_ in REVISION_0002.INDEXES)
-
-
-def everything(url: str) -> dict[str, Any]:
-    """What a database holds: its tables, their indexes, its schema revision."""
-    engine = make_engine(parse_url(url))
-    with engine.connect() as conn:
-        inspector = sa.inspect(conn)
-        tables = sorted(inspector.get_table_names())
-        indexes = {t: sorted(i["name"] for i in inspector.get_indexes(t)) for t in tables}
-        revision = (
-            conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-            if "alembic_version" in tables
-            else None
-        )
-    engine.dispose()
-    return {"tables": tables, "indexes": indexes, "revision": revision}
-
-
-def adopted(url: str, backend: str) -> str:
-    """The app's tables as the app made them (one user), adopted: at revision 0001."""
-    create_app_tables(url, backend)
-    result = Cli(url)("db", "adopt")
-    assert result.exit_code == 0, result.stderr
-    return url
-
-
-def index_state(engine: Engine, name: str) -> tuple[bool, bool] | None:
-    """(valid, unique) of a PostgreSQL index, None when there is none."""
-    with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT indisvalid, indisunique FROM pg_index WHERE indexrelid = to_regclass(:name)"
-            ),
-            {"name": name},
-        ).one_or_none()
-    return None if row is None else (row[0], row[1])
+from tests.support.schema import OWN_INDEXES, adopted, create_app_tables, everything, index_state
 
 
 def test_sql_on_an_empty_database_prints_every_revision_and_changes_nothing(

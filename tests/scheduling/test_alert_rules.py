@@ -1,4 +1,4 @@
-"""The shipped alert rules (SPEC §10, issue 21): deploy/prometheus/saathii-ops.rules.yml
+"""The shipped alert rules (SPEC §10): deploy/prometheus/saathii-ops.rules.yml
 passes `promtool check rules`, each alert has a `promtool test rules` case that fires it,
 and every saathii-ops metric the rules use is one `status --format prometheus` emits."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,8 +23,8 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.db.models import JobRun, User, UserCall, UserTransaction, UserWallet
 from tests.conftest import Cli
+from tests.support.installed import SAATHII_OPS
 
-SAATHII_OPS = Path(sys.executable).parent / "saathii-ops"
 WAIT = 60.0  # seconds: a bound on waiting for a process, never reached when it works
 
 
@@ -80,7 +79,7 @@ def installed_coins_deduct_line(tmp_path: Path, db_url: str) -> tuple[str, Path]
         "--log-dir",
         str(log_dir),
         "--executable",
-        str(SAATHII_OPS),
+        SAATHII_OPS,
         "--server-timezone",
         "UTC",
     )

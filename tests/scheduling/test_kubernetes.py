@@ -1,4 +1,4 @@
-"""`cron install --format kubernetes` (SPEC §10, issue 21): the manifests carry the whole
+"""`cron install --format kubernetes` (SPEC §10): the manifests carry the whole
 configuration (a ConfigMap made from the config file, mounted and passed with --config to
 every CronJob), never a password, with resources, a non-root securityContext and
 ttlSecondsAfterFinished; `kubernetes-validate --strict` accepts them (offline: it ships
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ import yaml
 from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import load_settings
 from tests.conftest import Cli
+from tests.support.cron import NOW, cron
 
-NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 PRODUCTION = """\
 # production: billing at 12 coins a minute for audio
 call_stale_minutes = 3
@@ -145,3 +144,110 @@ def test_the_manifests_pass_kubernetes_validate_strict(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     passed = [line for line in done.stdout.splitlines() if " passed for resource " in line]
     assert len(passed) == 1 + len(JOBS), done.stdout
+
+
+def test_kubernetes_cronjobs_one_per_job() -> None:
+    code, out, err = cron(
+        "install", "--format", "kubernetes", "--image", "ghcr.io/saathii/ops:1.2", "--secret", "ops"
+    )
+    assert code == 0, err
+    manifests = list(yaml.safe_load_all(out))
+    assert [m["metadata"]["name"] for m in manifests] == [f"saathii-ops-{job.name}" for job in JOBS]
+    for manifest, job in zip(manifests, JOBS, strict=True):
+        assert (manifest["apiVersion"], manifest["kind"]) == ("batch/v1", "CronJob")
+        spec = manifest["spec"]
+        assert spec["schedule"] == job.schedule
+        assert spec["timeZone"] == ("Asia/Kolkata" if job.business_time else "Etc/UTC")
+        assert spec["concurrencyPolicy"] == "Forbid"
+        pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["image"] == "ghcr.io/saathii/ops:1.2"
+        assert [*container["command"], *container["args"]] == ["saathii-ops", *job.command.split()]
+        assert container["envFrom"] == [{"secretRef": {"name": "ops"}}]
+        assert pod["restartPolicy"] == "Never"
+    badges = manifests[[j.name for j in JOBS].index("badges-assign")]["spec"]
+    assert (badges["schedule"], badges["timeZone"]) == ("1 0 * * *", "Asia/Kolkata")
+
+
+def test_every_kubernetes_cronjob_has_deadlines_and_history_limits_from_its_schedule(
+    tmp_path: Path,
+) -> None:
+    """A stuck or Pending pod must not block a Forbid CronJob for ever: each run is stopped
+    before the next is due (its shortest interval), and a run that cannot start within half
+    an interval is skipped."""
+    config = tmp_path / "ops.toml"
+    config.write_text('[schedules]\ncalls-cleanup = "0,5 * * * *"\n')  # shortest gap: 5 min
+    result = Cli(None)(
+        "--now",
+        NOW.isoformat(),
+        "--config",
+        str(config),
+        "cron",
+        "install",
+        "--format",
+        "kubernetes",
+        "--image",
+        "ops:1",
+        "--secret",
+        "ops",
+    )
+    assert result.exit_code == 0, result.stderr
+    manifests = {
+        m["metadata"]["name"]: m["spec"]
+        for m in yaml.safe_load_all(result.stdout)
+        if m["kind"] == "CronJob"
+    }
+    assert len(manifests) == len(JOBS)
+    expected = {  # job: (interval, activeDeadlineSeconds, startingDeadlineSeconds)
+        "coins-deduct": (60, 54, 30),
+        "calls-cleanup": (300, 270, 150),
+        "presence-cleanup": (300, 270, 150),
+        "badges-assign": (86400, 3600, 43200),
+        "logs-prune": (86400, 3600, 43200),
+    }
+    for job in JOBS:
+        spec = manifests[f"saathii-ops-{job.name}"]
+        active = spec["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+        starting = spec["startingDeadlineSeconds"]
+        assert isinstance(active, int) and isinstance(starting, int)
+        assert active > 0 and starting >= 10
+        assert (spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (3, 5)
+        if job.name in expected:
+            interval, *deadlines = expected[job.name]
+            assert [active, starting] == deadlines
+            assert active < interval
+
+
+def test_kubernetes_needs_an_image_and_configuration_by_reference() -> None:
+    code, _, err = cron("install", "--format", "kubernetes", "--secret", "ops")
+    assert code == 2 and "needs --image IMAGE" in err
+    code, _, err = cron("install", "--format", "kubernetes", "--image", "ops:1")
+    assert code == 2 and "--secret NAME" in err
+    code, _, err = cron(
+        "install", "--format", "kubernetes", "--image", "i", "--secret", "s", "--file", "/tmp/x"
+    )
+    assert code == 2 and "takes none of" in err
+    code, _, err = cron(
+        "install", "--format", "kubernetes", "--image", "i", "--config-map", "ops-config",
+        "--secret", "ops",
+    )  # fmt: skip
+    assert (code, err) == (
+        2,
+        "error: --config-map names the ConfigMap made from --config: give --config PATH\n",
+    )
+    code, out, _ = cron(
+        "install",
+        "--format",
+        "kubernetes",
+        "--image",
+        "i",
+        "--secret",
+        "ops",
+        "--server-timezone",
+        "Asia/Kolkata",
+    )
+    first = next(yaml.safe_load_all(out))
+    assert first["spec"]["timeZone"] == "Asia/Kolkata"
+    assert first["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "ops"}},
+    ]

@@ -1,4 +1,4 @@
-"""An installed schedule's target (SPEC §10-11, issues 20 and 21): the config file and the
+"""An installed schedule's target (SPEC §10-11): the config file and the
 database its recorded options name. `cron install` does not replace a block of another
 target without --force, and `status` counts a job as scheduled only in a block of its own
 target."""
@@ -22,15 +22,6 @@ from saathii_ops.scheduling.schedule_target import (
 from tests.conftest import Cli
 
 NOW = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def executable(tmp_path: Path) -> Path:
-    path = tmp_path / "bin" / "saathii-ops"
-    path.parent.mkdir()
-    path.write_text("#!/bin/sh\n")
-    path.chmod(0o755)
-    return path
 
 
 def config(tmp_path: Path, name: str) -> Path:

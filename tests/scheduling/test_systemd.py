@@ -1,4 +1,4 @@
-"""`cron install --format systemd` (SPEC §10, issue 21): a .service and a .timer per job that
+"""`cron install --format systemd` (SPEC §10): a .service and a .timer per job that
 `systemd-analyze verify` accepts, whose timers fire when the cron expressions do (checked
 with `systemd-analyze calendar` against croniter), badges at 00:01 Asia/Kolkata; --dry-run
 prints them; `cron remove --format systemd` removes exactly those. No systemd runs here:
@@ -29,15 +29,6 @@ needs_analyze = pytest.mark.skipif(
     ANALYZE is None, reason="systemd-analyze is not installed (apt-get install systemd)"
 )
 ITERATIONS = 6
-
-
-@pytest.fixture
-def executable(tmp_path: Path) -> Path:
-    path = tmp_path / "bin" / "saathii-ops"
-    path.parent.mkdir()
-    path.write_text("#!/bin/sh\n")
-    path.chmod(0o755)
-    return path
 
 
 def install(units: Path, executable: Path, *options: str, config: Path | None = None) -> str:

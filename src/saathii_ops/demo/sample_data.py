@@ -50,16 +50,47 @@ def _insert(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> No
         session.execute(sa.insert(table), rows)
 
 
+@dataclass
+class _Population:
+    user_ids: list[int]
+    listeners: list[int]  # the first quarter of the users
+    customers: list[int]
+
+
 def fill(
     session: Session, now: datetime, settings: Settings, *, users: int = 200, seed: int = 7
 ) -> SampleReport:
     """Add `users` users (a quarter of them listeners) with wallets, presence,
-    yesterday's calls and ongoing calls at `now`. Does not commit."""
-    rng = random.Random(seed)
-    tz = settings.business_tz
-    rates = settings.coins_per_minute
-    prefix = f"s{seed % 100:02d}"
+    yesterday's calls and ongoing calls at `now`. Does not commit.
 
+    Each step draws from one random generator in turn: the steps' order is the data's.
+    """
+    rng = random.Random(seed)
+    people = _add_users(session, rng, now, users, seed)
+    status_rows, inactive = _presence(rng, now, people)
+    spent = {u: 0 for u in people.user_ids}  # coins each user's calls cost
+    past_calls = _yesterdays_calls(rng, now, settings, people, spent)
+    ongoing = _ongoing_calls(rng, now, settings, people, inactive, status_rows, spent)
+    _leave_busy_flags(rng, people, status_rows)
+    _insert(session, table(UserStatus), list(status_rows.values()))
+    _insert(session, table(UserCall), past_calls + ongoing)
+    wallets, transactions = _add_wallets(session, rng, now, people, spent)
+    _add_basic_badges(session, now, settings, people.listeners)
+    return SampleReport(
+        users=len(people.user_ids),
+        listeners=len(people.listeners),
+        wallets=wallets,
+        ongoing_calls=len(ongoing),
+        past_calls=len(past_calls),
+        transactions=transactions,
+    )
+
+
+def _add_users(
+    session: Session, rng: random.Random, now: datetime, users: int, seed: int
+) -> _Population:
+    """The users and their roles: the first quarter listeners, the rest customers."""
+    prefix = f"s{seed % 100:02d}"
     user_rows = [
         {
             "username": f"{prefix}{i:07d}"[:10],
@@ -82,21 +113,27 @@ def fill(
         ).scalars()
     )
     listener_count = max(1, users // 4)
-    listeners = user_ids[:listener_count]
-    customers = user_ids[listener_count:]
+    people = _Population(user_ids, user_ids[:listener_count], user_ids[listener_count:])
     _insert(
         session,
         table(UserRole),
-        [{"user_id": u, "role": "listener", "assigned_at": now} for u in listeners]
-        + [{"user_id": u, "role": "customer", "assigned_at": now} for u in customers],
+        [{"user_id": u, "role": "listener", "assigned_at": now} for u in people.listeners]
+        + [{"user_id": u, "role": "customer", "assigned_at": now} for u in people.customers],
     )
+    return people
 
-    # presence: most listeners online; some online users have gone silent
-    inactive = set(rng.sample(user_ids, max(1, users // 50)))
+
+def _presence(
+    rng: random.Random, now: datetime, people: _Population
+) -> tuple[dict[int, dict[str, Any]], set[int]]:
+    """Each user's user_status row, and the inactive users: most listeners online; some
+    online users have gone silent."""
+    user_ids = people.user_ids
+    inactive = set(rng.sample(user_ids, max(1, len(user_ids) // 50)))
     status_rows = {
         u: {
             "user_id": u,
-            "is_online": rng.random() < (0.7 if u in listeners else 0.3),
+            "is_online": rng.random() < (0.7 if u in people.listeners else 0.3),
             "last_seen": now - timedelta(seconds=rng.randrange(0, 240)),
             "is_busy": False,
             "wait_time": None,
@@ -104,22 +141,33 @@ def fill(
         }
         for u in user_ids
     }
-    for u in rng.sample(user_ids, max(1, users // 10)):  # online but silent for 6-60 minutes
+    for u in rng.sample(user_ids, max(1, len(user_ids) // 10)):  # silent for 6-60 minutes
         status_rows[u].update(
             is_online=True, last_seen=now - timedelta(minutes=rng.randrange(6, 60))
         )
+    return status_rows, inactive
 
-    # yesterday's finished calls (business day), spread around the badge thresholds
+
+def _yesterdays_calls(
+    rng: random.Random,
+    now: datetime,
+    settings: Settings,
+    people: _Population,
+    spent: dict[int, int],
+) -> list[dict[str, Any]]:
+    """Finished calls of the previous business day, each listener's minutes spread
+    around the badge thresholds; their coins are added to `spent`."""
+    tz = settings.business_tz
+    rates = settings.coins_per_minute
     yesterday = (now.astimezone(tz) - timedelta(days=1)).date()
     day_start = datetime.combine(yesterday, datetime.min.time(), tz)
     past_calls: list[dict[str, Any]] = []
-    spent: dict[int, int] = {u: 0 for u in user_ids}
-    for listener in listeners:
+    for listener in people.listeners:
         remaining = rng.choice(YESTERDAY_MINUTES)
         while remaining > 0:
             minutes = min(remaining, rng.randrange(5, 45))
             remaining -= minutes
-            caller = rng.choice(customers) if customers else listener
+            caller = rng.choice(people.customers) if people.customers else listener
             call_type = "video" if rng.random() < 0.2 else "audio"
             start = day_start + timedelta(minutes=rng.randrange(0, 24 * 60 - minutes))
             coins = rates.video * minutes if call_type == "video" else rates.audio * minutes
@@ -140,14 +188,27 @@ def fill(
                     "updated_at": start + timedelta(minutes=minutes),
                 }
             )
+    return past_calls
 
-    # ongoing calls: billed up to a minute or two ago, some behind, some expired
+
+def _ongoing_calls(
+    rng: random.Random,
+    now: datetime,
+    settings: Settings,
+    people: _Population,
+    inactive: set[int],
+    status_rows: dict[int, dict[str, Any]],
+    spent: dict[int, int],
+) -> list[dict[str, Any]]:
+    """Calls going on at `now`, billed up to a minute or two ago, some behind, one longer
+    than allowed; both parties busy. Their coins are added to `spent`."""
+    rates = settings.coins_per_minute
     ongoing: list[dict[str, Any]] = []
-    idle_listeners = [u for u in listeners if u not in inactive]
+    idle_listeners = [u for u in people.listeners if u not in inactive]
     rng.shuffle(idle_listeners)
-    callers = list(customers)
+    callers = list(people.customers)
     rng.shuffle(callers)
-    for n in range(min(len(idle_listeners), len(callers), max(1, users // 10))):
+    for n in range(min(len(idle_listeners), len(callers), max(1, len(people.user_ids) // 10))):
         caller, listener = callers[n], idle_listeners[n]
         call_type = "video" if n % 5 == 0 else "audio"
         rate = rates.video if call_type == "video" else rates.audio
@@ -184,20 +245,32 @@ def fill(
             )
         if n == 3:  # the app's own signal that the caller's time is up
             status_rows[caller]["wait_time"] = 0
-    # busy flags left behind by calls that ended
-    leftover = [u for u in user_ids if not status_rows[u]["is_busy"]]
-    for u in rng.sample(leftover, min(len(leftover), max(1, users // 40))):
+    return ongoing
+
+
+def _leave_busy_flags(
+    rng: random.Random, people: _Population, status_rows: dict[int, dict[str, Any]]
+) -> None:
+    """Busy flags left behind by calls that ended."""
+    leftover = [u for u in people.user_ids if not status_rows[u]["is_busy"]]
+    for u in rng.sample(leftover, min(len(leftover), max(1, len(people.user_ids) // 40))):
         status_rows[u].update(is_busy=True, wait_time=rng.choice((None, 5, 0, -2)))
 
-    _insert(session, table(UserStatus), list(status_rows.values()))
-    _insert(session, table(UserCall), past_calls + ongoing)
 
-    # wallets: a few customers never opened one; every balance is backed by the ledger
-    no_wallet = set(rng.sample(customers, max(0, len(customers) // 40)))
-    wallet_users = [u for u in user_ids if u not in no_wallet or spent[u]]
+def _add_wallets(
+    session: Session,
+    rng: random.Random,
+    now: datetime,
+    people: _Population,
+    spent: dict[int, int],
+) -> tuple[int, int]:
+    """Wallets and their ledgers: a few customers never opened one; every balance is
+    backed by the ledger. Returns the numbers of wallets and of ledger rows."""
+    no_wallet = set(rng.sample(people.customers, max(0, len(people.customers) // 40)))
+    wallet_users = [u for u in people.user_ids if u not in no_wallet or spent[u]]
     purchases = {u: spent[u] + rng.choice((0, 5, 20, 40, 150, 600, 2500)) for u in wallet_users}
     earned = {
-        u: Decimal(rng.randrange(0, 200000)) / 100 if u in listeners else Decimal("0.00")
+        u: Decimal(rng.randrange(0, 200000)) / 100 if u in people.listeners else Decimal("0.00")
         for u in wallet_users
     }
     wallet_ids = list(
@@ -217,46 +290,32 @@ def fill(
             ],
         ).scalars()
     )
-    ledger: list[dict[str, Any]] = []
-    for wallet_id, u in zip(wallet_ids, wallet_users, strict=True):
-        at = now - timedelta(days=2)
-        if purchases[u]:
-            ledger.append(
-                {
-                    "wallet_id": wallet_id,
-                    "tx_type": "purchase",
-                    "coins_change": purchases[u],
-                    "money_change": Decimal("0.00"),
-                    "created_at": at,
-                    "updated_at": at,
-                }
-            )
-        if spent[u]:
-            ledger.append(
-                {
-                    "wallet_id": wallet_id,
-                    "tx_type": "spend",
-                    "coins_change": -spent[u],
-                    "money_change": Decimal("0.00"),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        if earned[u]:
-            ledger.append(
-                {
-                    "wallet_id": wallet_id,
-                    "tx_type": "earn",
-                    "coins_change": 0,
-                    "money_change": earned[u],
-                    "created_at": at,
-                    "updated_at": at,
-                }
-            )
+    bought_at = now - timedelta(days=2)
+    ledger = [
+        {
+            "wallet_id": wallet_id,
+            "tx_type": tx_type,
+            "coins_change": coins,
+            "money_change": money,
+            "created_at": at,
+            "updated_at": at,
+        }
+        for wallet_id, u in zip(wallet_ids, wallet_users, strict=True)
+        for tx_type, coins, money, at in (
+            ("purchase", purchases[u], Decimal("0.00"), bought_at),
+            ("spend", -spent[u], Decimal("0.00"), now),
+            ("earn", 0, earned[u], bought_at),
+        )
+        if coins or money
+    ]
     _insert(session, table(UserTransaction), ledger)
+    return len(wallet_ids), len(ledger)
 
-    # the app writes a 'basic' badge row for some listeners on the day it first sees them
-    today = now.astimezone(tz).date()
+
+def _add_basic_badges(
+    session: Session, now: datetime, settings: Settings, listeners: list[int]
+) -> None:
+    """The 'basic' row the app writes for some listeners on the day it first sees them."""
     basic = settings.badge_rates.basic
     _insert(
         session,
@@ -264,7 +323,7 @@ def fill(
         [
             {
                 "listener_id": u,
-                "date": today,
+                "date": now.astimezone(settings.business_tz).date(),
                 "badge": "basic",
                 "audio_rate_per_minute": basic.audio,
                 "video_rate_per_minute": basic.video,
@@ -272,12 +331,4 @@ def fill(
             }
             for u in listeners[::3]
         ],
-    )
-    return SampleReport(
-        users=len(user_ids),
-        listeners=len(listeners),
-        wallets=len(wallet_ids),
-        ongoing_calls=len(ongoing),
-        past_calls=len(past_calls),
-        transactions=len(ledger),
     )

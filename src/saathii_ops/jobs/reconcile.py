@@ -392,21 +392,16 @@ def _lock(session: Session, items: list[PlannedCorrection]) -> tuple[list[int], 
     acting = [item for item in items if item.action in APPLIED_ACTIONS]
     wallet_ids = sorted({item.wallet_id for item in acting if item.wallet_id is not None})
     call_ids = sorted({item.call_id for item in acting if item.call_id is not None})
-    if wallet_ids:
-        session.execute(
-            sa.select(wallets.c.wallet_id)
-            .where(wallets.c.wallet_id.in_(wallet_ids))
-            .order_by(wallets.c.wallet_id)
-            .with_for_update()
-        ).all()
-    if call_ids:
-        session.execute(
-            sa.select(calls.c.call_id)
-            .where(calls.c.call_id.in_(call_ids))
-            .order_by(calls.c.call_id)
-            .with_for_update()
-        ).all()
+    _lock_rows(session, wallets.c.wallet_id, wallet_ids)
+    _lock_rows(session, calls.c.call_id, call_ids)
     return wallet_ids, call_ids
+
+
+def _lock_rows(session: Session, key: sa.Column[int], ids: list[int]) -> None:
+    """Lock the rows of `key`'s table whose key is in `ids`, in key order, waiting for
+    them (FOR UPDATE, no SKIP LOCKED: the plan was made for these rows)."""
+    if ids:
+        session.execute(sa.select(key).where(key.in_(ids)).order_by(key).with_for_update()).all()
 
 
 # --- applying it ---------------------------------------------------------------------

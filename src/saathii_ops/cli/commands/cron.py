@@ -108,6 +108,59 @@ CronDryRunOption = Annotated[
     typer.Option("--dry-run", help="Print what would change (a unified diff); write nothing."),
 ]
 
+CheckOption = Annotated[
+    bool,
+    typer.Option(
+        "--check",
+        help="Write nothing; exit 1 if the installed block differs from what would be "
+        "written now (its install time aside); options not given are the block's own.",
+    ),
+]
+FormatOption = Annotated[
+    Format,
+    typer.Option(
+        "--format",
+        help="crontab: install the block; systemd: write a .service and a .timer per "
+        "job; kubernetes: print CronJob manifests and the ConfigMap.",
+    ),
+]
+MetricsFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        help="Also schedule `status --format prometheus` every minute, written "
+        "atomically to this file (node_exporter's textfile collector reads *.prom).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+ImageOption = Annotated[
+    str | None, typer.Option("--image", help="kubernetes: the container image.")
+]
+SecretOption = Annotated[
+    str | None,
+    typer.Option(
+        "--secret",
+        help="kubernetes: a Secret of SAATHII_* variables (the database URL, passwords).",
+    ),
+]
+ConfigMapOption = Annotated[
+    str | None,
+    typer.Option(
+        "--config-map",
+        help="kubernetes: the name of the ConfigMap made from --config "
+        "(default: saathii-ops-config).",
+        show_default=False,
+    ),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an installed schedule that runs another config file or database.",
+    ),
+]
+
 
 def _now(app: AppContext) -> datetime:
     return app.now or datetime.now(UTC)
@@ -133,7 +186,6 @@ def _target_and_setup(
     records, so that a block is compared with what the same install would write now; the
     context is then a new one, of the recorded --config and --database-url.
     """
-    from saathii_ops.scheduling import lines
     from saathii_ops.settings import config_path
 
     target = targets.crontab_target(file, system=system)
@@ -157,7 +209,35 @@ def _target_and_setup(
         server_timezone = server_timezone or recorded.get("--server-timezone")
         user = user or recorded.get("--user")
         metrics_file = path("--metrics-file", metrics_file)
-    setup = lines.cron_setup(
+    setup = _setup(
+        app,
+        executable=executable,
+        log_dir=log_dir,
+        env_file=env_file,
+        server_timezone=server_timezone,
+        user=user,
+        system=system,
+        metrics_file=metrics_file,
+    )
+    return app, target, setup
+
+
+def _setup(
+    app: AppContext,
+    *,
+    executable: Path | None,
+    log_dir: Path | None,
+    env_file: Path | None,
+    server_timezone: str | None,
+    user: str | None,
+    system: bool,
+    metrics_file: Path | None,
+) -> CronSetup:
+    """The lines' setup from the options and the running configuration (cron's and
+    systemd's alike)."""
+    from saathii_ops.scheduling import lines
+
+    return lines.cron_setup(
         app.settings,
         database_url_option=app.database_url_option,
         config_file=app.config_file,
@@ -169,21 +249,13 @@ def _target_and_setup(
         system=system,
         metrics_file=metrics_file,
     )
-    return app, target, setup
 
 
 @app.command()
 def install(
     ctx: typer.Context,
     dry_run: CronDryRunOption = False,
-    check: Annotated[
-        bool,
-        typer.Option(
-            "--check",
-            help="Write nothing; exit 1 if the installed block differs from what would be "
-            "written now (its install time aside); options not given are the block's own.",
-        ),
-    ] = False,
+    check: CheckOption = False,
     system: SystemOption = False,
     file: FileOption = None,
     user: UserOption = None,
@@ -191,51 +263,13 @@ def install(
     env_file: EnvFileOption = None,
     executable: ExecutableOption = None,
     server_timezone: ServerTimezoneOption = None,
-    output_format: Annotated[
-        Format,
-        typer.Option(
-            "--format",
-            help="crontab: install the block; systemd: write a .service and a .timer per "
-            "job; kubernetes: print CronJob manifests and the ConfigMap.",
-        ),
-    ] = Format.crontab,
+    output_format: FormatOption = Format.crontab,
     directory: DirectoryOption = None,
-    metrics_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--metrics-file",
-            help="Also schedule `status --format prometheus` every minute, written "
-            "atomically to this file (node_exporter's textfile collector reads *.prom).",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
-    image: Annotated[
-        str | None, typer.Option("--image", help="kubernetes: the container image.")
-    ] = None,
-    secret: Annotated[
-        str | None,
-        typer.Option(
-            "--secret",
-            help="kubernetes: a Secret of SAATHII_* variables (the database URL, passwords).",
-        ),
-    ] = None,
-    config_map: Annotated[
-        str | None,
-        typer.Option(
-            "--config-map",
-            help="kubernetes: the name of the ConfigMap made from --config "
-            "(default: saathii-ops-config).",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Replace an installed schedule that runs another config file or database.",
-        ),
-    ] = False,
+    metrics_file: MetricsFileOption = None,
+    image: ImageOption = None,
+    secret: SecretOption = None,
+    config_map: ConfigMapOption = None,
+    force: ForceOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Install the schedule of every job as one marked block (re-installing replaces it).
@@ -247,33 +281,15 @@ def install(
     from saathii_ops.scheduling import lines, use_cases
 
     app = app_context(ctx)
+    _refuse_other_formats_options(output_format, {name for name, v in ctx.params.items() if v})
     if output_format is Format.kubernetes:
-        if (
-            dry_run or check or system or file or user or log_dir or env_file or executable
-            or directory or metrics_file or force
-        ):  # fmt: skip
-            raise UsageError(
-                "--format kubernetes prints manifests: it takes none of --dry-run, --check, "
-                "--system, --file, --user, --log-dir, --env-file, --executable, --directory, "
-                "--metrics-file, --force"
-            )
         _print_kubernetes(app, image, secret, config_map, server_timezone)
         return
-    if image or secret or config_map:
-        raise UsageError("--image, --secret and --config-map go with --format kubernetes")
     if output_format is Format.systemd:
-        if check or system or file or log_dir or server_timezone:
-            raise UsageError(
-                "--format systemd writes units (their output goes to journald, each timer "
-                "names its timezone): it takes none of --check, --system, --file, --log-dir, "
-                "--server-timezone"
-            )
         _install_systemd(
             app, directory, user, env_file, executable, metrics_file, dry_run=dry_run, force=force
         )
         return
-    if directory:
-        raise UsageError("--directory goes with --format systemd")
     app, target, setup = _target_and_setup(
         app,
         file=file,
@@ -298,6 +314,32 @@ def install(
     )
 
 
+def _refuse_other_formats_options(output_format: Format, given: set[str]) -> None:
+    """One line naming what the format does not take (`given`: the parameters given)."""
+    if output_format is Format.kubernetes:
+        if given & {
+            "dry_run", "check", "system", "file", "user", "log_dir", "env_file", "executable",
+            "directory", "metrics_file", "force",
+        }:  # fmt: skip
+            raise UsageError(
+                "--format kubernetes prints manifests: it takes none of --dry-run, --check, "
+                "--system, --file, --user, --log-dir, --env-file, --executable, --directory, "
+                "--metrics-file, --force"
+            )
+        return
+    if given & {"image", "secret", "config_map"}:
+        raise UsageError("--image, --secret and --config-map go with --format kubernetes")
+    if output_format is Format.systemd:
+        if given & {"check", "system", "file", "log_dir", "server_timezone"}:
+            raise UsageError(
+                "--format systemd writes units (their output goes to journald, each timer "
+                "names its timezone): it takes none of --check, --system, --file, --log-dir, "
+                "--server-timezone"
+            )
+    elif "directory" in given:
+        raise UsageError("--directory goes with --format systemd")
+
+
 def _warn_unseen(unseen: list[str], scheduler: str) -> None:
     if unseen:
         typer.echo(
@@ -320,14 +362,12 @@ def _install_systemd(
 ) -> None:
     from saathii_ops.scheduling import lines, systemd
 
-    setup = lines.cron_setup(
-        app.settings,
-        database_url_option=app.database_url_option,
-        config_file=app.config_file,
+    setup = _setup(
+        app,
         executable=executable,
         log_dir=None,
         env_file=env_file,
-        server_timezone_option="UTC",  # unused: a timer names its timezone
+        server_timezone="UTC",  # unused: a timer names its timezone
         user=user,
         system=False,
         metrics_file=metrics_file,

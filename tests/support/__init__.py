@@ -1,0 +1,1 @@
+"""Helpers the tests of several features share: no tests here."""
