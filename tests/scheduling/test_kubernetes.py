@@ -218,14 +218,15 @@ def test_every_kubernetes_cronjob_has_deadlines_and_history_limits_from_its_sche
             assert active < interval
 
 
-def test_kubernetes_needs_an_image_and_configuration_by_reference() -> None:
+def test_kubernetes_needs_an_image_and_configuration_by_reference(tmp_path: Path) -> None:
     code, _, err = cron("install", "--format", "kubernetes", "--secret", "ops")
     assert code == 2 and "needs --image IMAGE" in err
     code, _, err = cron("install", "--format", "kubernetes", "--image", "ops:1")
     assert code == 2 and "--secret NAME" in err
     code, _, err = cron(
-        "install", "--format", "kubernetes", "--image", "i", "--secret", "s", "--file", "/tmp/x"
-    )
+        "install", "--format", "kubernetes", "--image", "i", "--secret", "s",
+        "--file", str(tmp_path / "crontab"),
+    )  # fmt: skip
     assert code == 2 and "takes none of" in err
     code, _, err = cron(
         "install", "--format", "kubernetes", "--image", "i", "--config-map", "ops-config",
