@@ -79,8 +79,10 @@ def _apply(
     cache_updates = run.cache_updates if settings.redis_url is not None else None
     for first, last in plan.chunks():
         chunk = plan.call_id.between(first, last)
-        spend_coins += charging.charge_chunk(session, now, plan, chunk, cache_updates)
-        earn_money += settlement.settle(session, now, plan, chunk).earn_money
+        spend_coins += charging.charge_chunk(session, now, plan, chunk)
+        charging.write_calls(session, now, plan, chunk, cache_updates)
+        earn_money += settlement.settle(session, now, plan, chunk)
+    settlement.free_parties(session, now, plan)
     conservation.check_conservation(
         planned_coins=run.coins_charged,
         planned_paise=rupees_to_paise(run.listener_earnings),
