@@ -3,18 +3,19 @@ callers whose rows changed since the plan was made.
 
 The plan is made without locks, so that row locks are held only while the plan is
 applied (the app waits for them). Then the rows the plan changes are locked, each kind
-in one order: the wallets of both parties in wallet_id order, the calls, the user_status
-rows of the parties of the calls that end in user_id order; all FOR UPDATE SKIP LOCKED,
-so a run never waits for a row another session holds (the app's statement, a DBA's open
-transaction) and, waiting for nothing, cannot deadlock. A call whose caller's wallet, or
-(when it ends) listener's wallet or parties' user_status, another session holds is left
-out with all the calls of its caller (they share the balance); a call whose own row
-another session holds (the app ending it) is left out and its caller's other calls are
-planned again without it. Each is named in the report as held; the next run bills it,
-catching up every minute it missed. A caller whose calls or balance changed between
-planning and locking (another run, the app) is planned again, now under the locks. Every
-statement is still guarded (status, the coins_spent the plan saw, balance >= charge), and
-a statement that does not change exactly the planned rows rolls the whole run back.
+in one order: the wallets (callers', and listeners' of the calls that end) in wallet_id
+order, the calls, the user_status rows of the parties of the calls that end in user_id
+order; all FOR UPDATE SKIP LOCKED, so a run never waits for a row another session holds
+(the app's statement, a DBA's open transaction) and, waiting for nothing, cannot
+deadlock. A call whose caller's wallet, or (when it ends) listener's wallet or parties'
+user_status, another session holds is left out with all the calls of its caller (they
+share the balance); a call whose own row another session holds (the app ending it) is
+left out and its caller's other calls are planned again without it. Each is named in the
+report as held; the next run bills it, catching up every minute it missed. A caller
+whose calls or balance changed between planning and locking (another run, the app) is
+planned again, now under the locks. Every statement is still guarded (status, the
+coins_spent the plan saw, balance >= charge), and a statement that does not change
+exactly the planned rows rolls the whole run back.
 """
 
 from __future__ import annotations
@@ -91,17 +92,18 @@ def lock_and_replan(
     need a row another session holds. Returns how many planned calls were planned again,
     and the calls held.
 
-    Every lock is taken FOR UPDATE SKIP LOCKED (the module's docstring): wallets of both
-    parties first, in wallet_id order (listeners' wallets too: settlement credits them),
-    then the calls, then the user_status rows of the parties of the calls that end, in
-    user_id order (settlement clears their flags).
+    Every lock is taken FOR UPDATE SKIP LOCKED (the module's docstring): wallets first, in
+    wallet_id order (the callers' of the calls charged or ending, the listeners' of the
+    calls ending, whom settlement credits), then the calls, then the user_status rows of
+    the parties of the calls that end, in user_id order (settlement clears their flags).
     """
-    acting = plan.acting()
+    acting, ending = plan.acting(), plan.ends.is_(True)
     LOCKED.create(session.connection())
 
     def lock_wallets() -> None:
+        # a listener's wallet changes only when one of their calls ends (settlement pays it)
         parties = sa.union(
-            sa.select(plan.caller_id).where(acting), sa.select(plan.listener_id).where(acting)
+            sa.select(plan.caller_id).where(acting), sa.select(plan.listener_id).where(ending)
         )
         _lock_rows(session, "wallet", wallets, wallets.c.wallet_id, parties)
 
@@ -125,7 +127,6 @@ def lock_and_replan(
     replanned = _replan_changed(session, now, settings, end_rules, plan)
     if replanned:
         lock_wallets()  # a call planned again may now charge or end: its parties' wallets
-    ending = plan.ends.is_(True)
     status_parties = sa.union(
         sa.select(plan.caller_id).where(ending), sa.select(plan.listener_id).where(ending)
     )
