@@ -81,7 +81,10 @@ def _apply(
         chunk = plan.call_id.between(first, last)
         spend_coins += charging.charge_chunk(session, now, plan, chunk)
         charging.write_calls(session, now, plan, chunk, cache_updates)
-        earn_money += settlement.settle(session, now, plan, chunk)
+    # chunks of the calls that end only: each settlement statement finds the listeners'
+    # wallets by a scan of user_wallets, so as few of them as CHUNK_SIZE allows
+    for first, last in plan.chunks(plan.ends.is_(True)):
+        earn_money += settlement.settle(session, now, plan, plan.call_id.between(first, last))
     settlement.free_parties(session, now, plan)
     conservation.check_conservation(
         planned_coins=run.coins_charged,

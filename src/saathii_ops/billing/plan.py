@@ -114,12 +114,16 @@ class StoredPlan:
         """The call is charged or ends: the run changes its rows."""
         return sa.or_(self.charge > 0, self.ends.is_(True))
 
-    def chunks(self) -> list[tuple[int, int]]:
-        """(first, last) call_id of each run of CHUNK_SIZE plan rows, in call_id order."""
-        numbered = sa.select(
+    def chunks(self, where: sa.ColumnElement[bool] | None = None) -> list[tuple[int, int]]:
+        """(first, last) call_id of each run of CHUNK_SIZE plan rows (those `where` holds
+        for, when given), in call_id order."""
+        numbering = sa.select(
             self.call_id,
             ((sa.func.row_number().over(order_by=self.call_id) - 1) // CHUNK_SIZE).label("chunk"),
-        ).subquery()
+        )
+        if where is not None:
+            numbering = numbering.where(where)
+        numbered = numbering.subquery()
         rows = self.session.execute(
             sa.select(sa.func.min(numbered.c.call_id), sa.func.max(numbered.c.call_id))
             .group_by(numbered.c.chunk)
