@@ -108,21 +108,7 @@ def lock_and_replan(
         _lock_rows(session, "wallet", wallets, wallets.c.wallet_id, parties)
 
     lock_wallets()
-    session.execute(
-        sa.update(plan.table)
-        .where(
-            plan.call_id.in_(
-                sa.select(calls.c.call_id)
-                .where(calls.c.call_id.in_(sa.select(plan.call_id).where(acting)))
-                .with_for_update(of=calls, skip_locked=True)
-            )
-        )
-        .values(locked=True)
-    )
-    # calls another session holds: planned again below, where their (locking) scope skips them
-    held_call_ids = set(
-        session.scalars(sa.select(plan.call_id).where(acting, plan.locked.is_not(True)))
-    )
+    held_call_ids = _lock_calls(session, plan)
 
     replanned = _replan_changed(session, now, settings, end_rules, plan)
     if replanned:
@@ -134,6 +120,31 @@ def lock_and_replan(
     held = _leave_out_held(session, plan, held_call_ids)
     LOCKED.drop(session.connection())
     return replanned, held
+
+
+def _lock_calls(session: Session, plan: StoredPlan) -> set[int]:
+    """Lock the calls the plan charges or ends; mark `held_elsewhere` (and return) those
+    another session holds: planned again by `_replan_changed`, whose (locking) scope skips
+    them. Only the few held are written to the plan, not every call locked."""
+    locked = (
+        sa.select(calls.c.call_id)
+        .where(calls.c.call_id.in_(sa.select(plan.call_id).where(plan.acting()).correlate(None)))
+        .with_for_update(of=calls, skip_locked=True)
+        .cte("locked_calls")
+        .prefix_with("MATERIALIZED")  # locked once, whatever the join
+    )
+    held = set(
+        session.scalars(
+            sa.select(plan.call_id)
+            .select_from(plan.table.outerjoin(locked, locked.c.call_id == plan.call_id))
+            .where(plan.acting(), locked.c.call_id.is_(None))
+        )
+    )
+    if held:
+        session.execute(
+            sa.update(plan.table).where(plan.call_id.in_(sorted(held))).values(held_elsewhere=True)
+        )
+    return held
 
 
 def _leave_out_held(session: Session, plan: StoredPlan, held_call_ids: set[int]) -> list[HeldCall]:
@@ -205,7 +216,7 @@ def _replan_changed(
         .where(
             plan.acting(),
             sa.or_(
-                plan.locked.is_not(True),  # another session holds it: left out
+                plan.held_elsewhere.is_(True),  # left out: its caller's calls planned again
                 calls.c.status != "ongoing",
                 calls.c.end_time.is_not(None),
                 sa.func.coalesce(calls.c.coins_spent, 0) != plan.coins_spent,
@@ -222,12 +233,10 @@ def _replan_changed(
     ).all()
     # their wallets the run could lock stay as the plan sees them until commit (a caller
     # whose wallet another session holds is left out afterwards)
+    # planned under the locks: a call another session still holds is not in it
     plan.insert(
         plan_query(
             now, settings, end_rules, lock=True, parties=sa.select(sa.func.unnest(list(stale)))
         )
-    )
-    session.execute(
-        sa.update(plan.table).where(plan.party.in_(stale), plan.acting()).values(locked=True)
     )
     return len(replanned)

@@ -66,7 +66,8 @@ class StoredPlan:
     rate_paise = sa.Column("rate_paise", sa.BigInteger)  # the listener's rate, for a call that ends
     paid_minutes = sa.Column("paid_minutes", sa.BigInteger)
     earnings_paise = sa.Column("earnings_paise", sa.BigInteger)
-    locked = sa.Column("locked", sa.Boolean)  # PostgreSQL: the run holds the call's row lock
+    # PostgreSQL: another session held the call's row when the run locked the calls
+    held_elsewhere = sa.Column("held_elsewhere", sa.Boolean)
     earn_transaction_id = sa.Column("earn_transaction_id", sa.Integer)  # set by settlement
 
     table = sa.Table(
@@ -91,7 +92,7 @@ class StoredPlan:
         rate_paise,
         paid_minutes,
         earnings_paise,
-        locked,
+        held_elsewhere,
         earn_transaction_id,
         prefixes=["TEMPORARY"],
     )
