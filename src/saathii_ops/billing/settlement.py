@@ -3,9 +3,9 @@
 The plan computes, by the rules of `rules`, what each call it ends is settled with
 (durations, the listener's rate, earnings in paise). The call's row is ended in the same
 guarded rewrite that adds its last charge (`charging.write_calls`: one rewrite of the row,
-not two); `settle` then pays the listeners, records each settlement in ops_settlements (at
-most one row per call, by its primary key) and frees both parties, in the same
-transaction.
+not two); `settle` then pays the listeners and records each settlement in ops_settlements
+(at most one row per call, by its primary key), and `free_parties` frees both parties, in
+the same transaction.
 """
 
 from __future__ import annotations
