@@ -573,8 +573,8 @@ def test_a_conservation_violation_rolls_the_run_back(
     """A fault planted in the ledger step: one coin too few written for the whole run."""
     charge = charging.charge_chunk
 
-    def short_by_one_coin(session: Any, now: datetime, plan: Any, chunk: Any, cache: Any) -> int:
-        written = charge(session, now, plan, chunk, cache)
+    def short_by_one_coin(session: Any, now: datetime, plan: Any, chunk: Any) -> int:
+        written = charge(session, now, plan, chunk)
         ledger = charging.ledger
         session.execute(
             sa.update(ledger)
@@ -642,10 +642,8 @@ def test_a_call_the_app_ended_after_the_plan_is_not_settled_again(
     cannot_pay = calls_of_every_kind["cannot_pay"]
     charge = charging.charge_chunk
 
-    def app_completes_the_call(
-        session: Any, now: datetime, plan: Any, chunk: Any, cache: Any
-    ) -> int:
-        written = charge(session, now, plan, chunk, cache)
+    def app_completes_the_call(session: Any, now: datetime, plan: Any, chunk: Any) -> int:
+        written = charge(session, now, plan, chunk)
         session.execute(
             sa.update(UserCall).where(UserCall.call_id == cannot_pay).values(status="completed")
         )

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.billing import charge as billing
-from saathii_ops.billing import conservation
+from saathii_ops.billing import charging, conservation
 from saathii_ops.billing.plan import plan_query
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import make_engine, parse_url, transaction
@@ -456,7 +456,7 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
         add_call(s, caller, listener, start=T0 - timedelta(seconds=150))
         s.commit()
     simulated = SimulatedApp(db_url)
-    charge = billing._charge
+    charge = charging.charge_chunk
     buyers: list[threading.Thread] = []
 
     def charge_while_the_app_buys(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -467,7 +467,7 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
             buyers.append(buyer)
         return charge(*args, **kwargs)
 
-    monkeypatch.setattr(billing, "_charge", charge_while_the_app_buys)
+    monkeypatch.setattr(charging, "charge_chunk", charge_while_the_app_buys)
     try:
         result = run_job(engine, Settings(), get_job("coins-deduct"), now=T0, dry_run=False)
         for buyer in buyers:

@@ -63,7 +63,7 @@ def test_the_plans_case_names_every_kind() -> None:
 
 def test_the_plan_writes_the_stored_plans_columns() -> None:
     planned = plan_query(NOW, Settings(), None)
-    set_by_the_run = {StoredPlan.locked.name, StoredPlan.earn_transaction_id.name}
+    set_by_the_run = {StoredPlan.held_elsewhere.name, StoredPlan.earn_transaction_id.name}
     assert list(planned.c.keys()) == [
         c.name for c in StoredPlan.table.columns if c.name not in set_by_the_run
     ]

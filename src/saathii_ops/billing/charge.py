@@ -75,8 +75,15 @@ def _apply(run: RunContext[None], plan: StoredPlan, billed: BillingReport) -> No
     cache_updates = billed.cache_updates if run.settings.redis_url is not None else None
     for first, last in plan.chunks():
         chunk = plan.call_id.between(first, last)
-        spend_coins += charging.charge_chunk(session, now, plan, chunk, cache_updates)
-        earn_money += settlement.settle(session, now, plan, chunk, run.run_id).earn_money
+        spend_coins += charging.charge_chunk(session, now, plan, chunk)
+        charging.write_calls(session, now, plan, chunk, cache_updates)
+    # chunks of the calls that end only: each settlement statement finds the listeners'
+    # wallets by a scan of user_wallets, so as few of them as CHUNK_SIZE allows
+    for first, last in plan.chunks(plan.ends.is_(True)):
+        earn_money += settlement.settle(
+            session, now, plan, plan.call_id.between(first, last), run.run_id
+        )
+    settlement.free_parties(session, now, plan)
     conservation.check_conservation(
         planned_coins=billed.coins_charged,
         planned_paise=rupees_to_paise(billed.listener_earnings),

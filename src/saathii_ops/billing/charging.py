@@ -1,6 +1,7 @@
 """Applying a stored plan: guarded set-based statements, each checked to change exactly
 the rows the plan expects (anything else rolls the whole run back), and the ledger rows
-that record them. Charging is here; ending calls is settlement's."""
+that record them. Charging is here, and the one rewrite of each call's row (its charge and,
+when it ends, its end); paying the listeners and the rest of settlement is settlement's."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.billing.money import whole_rupees_of
 from saathii_ops.billing.plan import StoredPlan
+from saathii_ops.calls import SETTLED_CALL_STATUS, CallStatus
 from saathii_ops.db.models import Money, UserCall, UserTransaction, UserWallet, UTCDateTime, table
 from saathii_ops.errors import PlanChanged
 
@@ -55,14 +58,10 @@ def write_ledger_rows(
 
 
 def charge_chunk(
-    session: Session,
-    now: datetime,
-    plan: StoredPlan,
-    chunk: sa.ColumnElement[bool],
-    cache_updates: array[int] | None,
+    session: Session, now: datetime, plan: StoredPlan, chunk: sa.ColumnElement[bool]
 ) -> int:
-    """Charge the chunk's calls: wallets, calls' coins_spent, one 'spend' row per call;
-    each charged call's (call_id, coins_spent) appended to `cache_updates` when given.
+    """Charge the chunk's callers: their wallets, one 'spend' row per call charged (the
+    calls' own rows are written by `write_calls`).
 
     Returns Σ coins_change of the rows written.
     """
@@ -89,7 +88,6 @@ def charge_chunk(
         .values(balance_coins=wallets.c.balance_coins - per_wallet.c.coins, updated_at=now)
     )
     expect("wallets debited", debited.rowcount, planned_wallets)
-    _add_to_calls(session, now, plan, charged, planned_calls, cache_updates)
 
     written = write_ledger_rows(
         session,
@@ -103,30 +101,68 @@ def charge_chunk(
     return sum(row.coins_change for row in written)
 
 
-def _add_to_calls(
+def write_calls(
     session: Session,
     now: datetime,
     plan: StoredPlan,
-    charged: sa.ColumnElement[bool],
-    planned_calls: int,
+    chunk: sa.ColumnElement[bool],
     cache_updates: array[int] | None,
 ) -> None:
-    """Add each charged call's charge to its coins_spent, guarded by what the plan saw."""
+    """Rewrite each call of the chunk the plan charges or ends, once: its charge added to
+    coins_spent and, when it ends, settlement's end of it (status 'dropped', end time,
+    durations, the listener's whole rupees, as the plan computed them). Guarded by status
+    and, for a call charged, by the coins_spent the plan saw. Each charged call's
+    (call_id, coins_spent) is appended to `cache_updates` when given.
+    """
+    acting = sa.and_(chunk, plan.acting())
+    charged, ends = plan.charge > 0, plan.ends.is_(True)
+    planned_calls, planned_ending = session.execute(
+        sa.select(sa.func.count(), sa.func.count().filter(ends)).where(acting)
+    ).one()
+    if not planned_calls:
+        return
+
     spent = sa.func.coalesce(calls.c.coins_spent, 0)
-    add = (
+
+    def on_end(value: Any, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.case((ends, value), else_=column)
+
+    write = (
         sa.update(calls)
         .where(
             calls.c.call_id == plan.call_id,
-            charged,
-            calls.c.status == "ongoing",
-            spent == plan.coins_spent,  # nobody charged it since the plan
+            acting,
+            calls.c.status == CallStatus.ONGOING,
+            sa.or_(~charged, spent == plan.coins_spent),  # nobody charged it since the plan
         )
-        .values(coins_spent=spent + plan.charge, updated_at=now)
+        .values(
+            coins_spent=sa.case((charged, spent + plan.charge), else_=calls.c.coins_spent),
+            status=on_end(sa.literal(SETTLED_CALL_STATUS.value, sa.String(20)), calls.c.status),
+            end_time=on_end(sa.literal(now, UTCDateTime()), calls.c.end_time),
+            duration_seconds=on_end(plan.duration_seconds, calls.c.duration_seconds),
+            duration_minutes=on_end(plan.duration_minutes, calls.c.duration_minutes),
+            listener_money_earned=on_end(
+                whole_rupees_of(plan.earnings_paise), calls.c.listener_money_earned
+            ),
+            updated_at=now,
+        )
     )
-    if cache_updates is None:
-        expect("calls charged", session.connection().execute(add).rowcount, planned_calls)
-        return
-    added = session.execute(add.returning(calls.c.call_id, calls.c.coins_spent)).all()
-    expect("calls charged", len(added), planned_calls)
-    for call_id, coins_spent in added:
-        cache_updates.extend((call_id, coins_spent))
+    # SQLite's RETURNING cannot name the plan (a table of the FROM): whether a call was
+    # charged is read back by a subquery
+    planned = plan.table.alias("planned")
+    was_charged = (
+        sa.select(planned.c.charge).where(planned.c.call_id == calls.c.call_id).scalar_subquery()
+        > 0
+    )
+    written = session.execute(
+        write.returning(calls.c.status, calls.c.call_id, calls.c.coins_spent, was_charged)
+        if cache_updates is not None
+        else write.returning(calls.c.status)
+    ).all()
+    ended = sum(1 for row in written if row[0] == SETTLED_CALL_STATUS)
+    expect("calls ended", ended, planned_ending)
+    expect("calls charged or ended", len(written), planned_calls)
+    if cache_updates is not None:
+        for _, call_id, coins_spent, charged_now in written:
+            if charged_now:
+                cache_updates.extend((call_id, coins_spent))

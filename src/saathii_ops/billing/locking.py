@@ -3,18 +3,19 @@ callers whose rows changed since the plan was made.
 
 The plan is made without locks, so that row locks are held only while the plan is
 applied (the app waits for them). Then the rows the plan changes are locked, each kind
-in one order: the wallets of both parties in wallet_id order, the calls, the user_status
-rows of the parties of the calls that end in user_id order; all FOR UPDATE SKIP LOCKED,
-so a run never waits for a row another session holds (the app's statement, a DBA's open
-transaction) and, waiting for nothing, cannot deadlock. A call whose caller's wallet, or
-(when it ends) listener's wallet or parties' user_status, another session holds is left
-out with all the calls of its caller (they share the balance); a call whose own row
-another session holds (the app ending it) is left out and its caller's other calls are
-planned again without it. Each is named in the report as held; the next run bills it,
-catching up every minute it missed. A caller whose calls or balance changed between
-planning and locking (another run, the app) is planned again, now under the locks. Every
-statement is still guarded (status, the coins_spent the plan saw, balance >= charge), and
-a statement that does not change exactly the planned rows rolls the whole run back.
+in one order: the wallets (callers', and listeners' of the calls that end) in wallet_id
+order, the calls, the user_status rows of the parties of the calls that end in user_id
+order; all FOR UPDATE SKIP LOCKED, so a run never waits for a row another session holds
+(the app's statement, a DBA's open transaction) and, waiting for nothing, cannot
+deadlock. A call whose caller's wallet, or (when it ends) listener's wallet or parties'
+user_status, another session holds is left out with all the calls of its caller (they
+share the balance); a call whose own row another session holds (the app ending it) is
+left out and its caller's other calls are planned again without it. Each is named in the
+report as held; the next run bills it, catching up every minute it missed. A caller
+whose calls or balance changed between planning and locking (another run, the app) is
+planned again, now under the locks. Every statement is still guarded (status, the
+coins_spent the plan saw, balance >= charge), and a statement that does not change
+exactly the planned rows rolls the whole run back.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.billing.plan import EndRules, StoredPlan, plan_query
 from saathii_ops.billing.report import HeldCall
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.models import UserCall, UserStatus, UserWallet, table
 from saathii_ops.settings import Settings
 
@@ -91,41 +93,27 @@ def lock_and_replan(
     need a row another session holds. Returns how many planned calls were planned again,
     and the calls held.
 
-    Every lock is taken FOR UPDATE SKIP LOCKED (the module's docstring): wallets of both
-    parties first, in wallet_id order (listeners' wallets too: settlement credits them),
-    then the calls, then the user_status rows of the parties of the calls that end, in
-    user_id order (settlement clears their flags).
+    Every lock is taken FOR UPDATE SKIP LOCKED (the module's docstring): wallets first, in
+    wallet_id order (the callers' of the calls charged or ending, the listeners' of the
+    calls ending, whom settlement credits), then the calls, then the user_status rows of
+    the parties of the calls that end, in user_id order (settlement clears their flags).
     """
-    acting = plan.acting()
+    acting, ending = plan.acting(), plan.ends.is_(True)
     LOCKED.create(session.connection())
 
     def lock_wallets() -> None:
+        # a listener's wallet changes only when one of their calls ends (settlement pays it)
         parties = sa.union(
-            sa.select(plan.caller_id).where(acting), sa.select(plan.listener_id).where(acting)
+            sa.select(plan.caller_id).where(acting), sa.select(plan.listener_id).where(ending)
         )
         _lock_rows(session, "wallet", wallets, wallets.c.wallet_id, parties)
 
     lock_wallets()
-    session.execute(
-        sa.update(plan.table)
-        .where(
-            plan.call_id.in_(
-                sa.select(calls.c.call_id)
-                .where(calls.c.call_id.in_(sa.select(plan.call_id).where(acting)))
-                .with_for_update(of=calls, skip_locked=True)
-            )
-        )
-        .values(locked=True)
-    )
-    # calls another session holds: planned again below, where their (locking) scope skips them
-    held_call_ids = set(
-        session.scalars(sa.select(plan.call_id).where(acting, plan.locked.is_not(True)))
-    )
+    held_call_ids = _lock_calls(session, plan)
 
     replanned = _replan_changed(session, now, settings, end_rules, plan)
     if replanned:
         lock_wallets()  # a call planned again may now charge or end: its parties' wallets
-    ending = plan.ends.is_(True)
     status_parties = sa.union(
         sa.select(plan.caller_id).where(ending), sa.select(plan.listener_id).where(ending)
     )
@@ -133,6 +121,31 @@ def lock_and_replan(
     held = _leave_out_held(session, plan, held_call_ids)
     LOCKED.drop(session.connection())
     return replanned, held
+
+
+def _lock_calls(session: Session, plan: StoredPlan) -> set[int]:
+    """Lock the calls the plan charges or ends; mark `held_elsewhere` (and return) those
+    another session holds: planned again by `_replan_changed`, whose (locking) scope skips
+    them. Only the few held are written to the plan, not every call locked."""
+    locked = (
+        sa.select(calls.c.call_id)
+        .where(calls.c.call_id.in_(sa.select(plan.call_id).where(plan.acting()).correlate(None)))
+        .with_for_update(of=calls, skip_locked=True)
+        .cte("locked_calls")
+        .prefix_with("MATERIALIZED")  # locked once, whatever the join
+    )
+    held = set(
+        session.scalars(
+            sa.select(plan.call_id)
+            .select_from(plan.table.outerjoin(locked, locked.c.call_id == plan.call_id))
+            .where(plan.acting(), locked.c.call_id.is_(None))
+        )
+    )
+    if held:
+        session.execute(
+            sa.update(plan.table).where(plan.call_id.in_(sorted(held))).values(held_elsewhere=True)
+        )
+    return held
 
 
 def _leave_out_held(session: Session, plan: StoredPlan, held_call_ids: set[int]) -> list[HeldCall]:
@@ -204,8 +217,8 @@ def _replan_changed(
         .where(
             plan.acting(),
             sa.or_(
-                plan.locked.is_not(True),  # another session holds it: left out
-                calls.c.status != "ongoing",
+                plan.held_elsewhere.is_(True),  # left out: its caller's calls planned again
+                calls.c.status != CallStatus.ONGOING,
                 calls.c.end_time.is_not(None),
                 sa.func.coalesce(calls.c.coins_spent, 0) != plan.coins_spent,
                 sa.case((balance > 0, balance), else_=0) != plan.balance,
@@ -221,12 +234,10 @@ def _replan_changed(
     ).all()
     # their wallets the run could lock stay as the plan sees them until commit (a caller
     # whose wallet another session holds is left out afterwards)
+    # planned under the locks: a call another session still holds is not in it
     plan.insert(
         plan_query(
             now, settings, end_rules, lock=True, parties=sa.select(sa.func.unnest(list(stale)))
         )
-    )
-    session.execute(
-        sa.update(plan.table).where(plan.party.in_(stale), plan.acting()).values(locked=True)
     )
     return len(replanned)

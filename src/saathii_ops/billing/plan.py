@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing import rules
 from saathii_ops.billing.money import MONEY_MAX_PAISE, paise_of
 from saathii_ops.billing.problems import Problem
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
 from saathii_ops.db.models import ListenerBadge, Settlement, UserCall, UserWallet, table
 from saathii_ops.db.sql import elapsed_seconds, local_date
@@ -66,7 +67,8 @@ class StoredPlan:
     rate_paise = sa.Column("rate_paise", sa.BigInteger)  # the listener's rate, for a call that ends
     paid_minutes = sa.Column("paid_minutes", sa.BigInteger)
     earnings_paise = sa.Column("earnings_paise", sa.BigInteger)
-    locked = sa.Column("locked", sa.Boolean)  # PostgreSQL: the run holds the call's row lock
+    # PostgreSQL: another session held the call's row when the run locked the calls
+    held_elsewhere = sa.Column("held_elsewhere", sa.Boolean)
     earn_transaction_id = sa.Column("earn_transaction_id", sa.Integer)  # set by settlement
 
     table = sa.Table(
@@ -91,7 +93,7 @@ class StoredPlan:
         rate_paise,
         paid_minutes,
         earnings_paise,
-        locked,
+        held_elsewhere,
         earn_transaction_id,
         prefixes=["TEMPORARY"],
     )
@@ -114,12 +116,16 @@ class StoredPlan:
         """The call is charged or ends: the run changes its rows."""
         return sa.or_(self.charge > 0, self.ends.is_(True))
 
-    def chunks(self) -> list[tuple[int, int]]:
-        """(first, last) call_id of each run of CHUNK_SIZE plan rows, in call_id order."""
-        numbered = sa.select(
+    def chunks(self, where: sa.ColumnElement[bool] | None = None) -> list[tuple[int, int]]:
+        """(first, last) call_id of each run of CHUNK_SIZE plan rows (those `where` holds
+        for, when given), in call_id order."""
+        numbering = sa.select(
             self.call_id,
             ((sa.func.row_number().over(order_by=self.call_id) - 1) // CHUNK_SIZE).label("chunk"),
-        ).subquery()
+        )
+        if where is not None:
+            numbering = numbering.where(where)
+        numbered = numbering.subquery()
         rows = self.session.execute(
             sa.select(sa.func.min(numbered.c.call_id), sa.func.max(numbered.c.call_id))
             .group_by(numbered.c.chunk)
@@ -149,7 +155,7 @@ def _in_cleanup_scope(call: sa.FromClause, end_rules: EndRules) -> sa.ColumnElem
     billing "exactly as coin deduction would" shares the caller's balance among them."""
     other = calls.alias("expired_call")
     expired_callers = sa.select(other.c.user_id).where(
-        other.c.status == "ongoing", sa.or_(*(rule(other) for rule in end_rules.values()))
+        other.c.status == CallStatus.ONGOING, sa.or_(*(rule(other) for rule in end_rules.values()))
     )
     return sa.or_(*(rule(call) for rule in end_rules.values()), call.c.user_id.in_(expired_callers))
 
@@ -204,7 +210,7 @@ def _scope(
         elapsed_seconds(now, c.c.start_time).label("elapsed"),
         rules.coin_rate(c.c.call_type, settings).label("rate"),
         sa.func.coalesce(c.c.coins_spent, 0).label("spent"),
-    ).where(c.c.status == "ongoing")
+    ).where(c.c.status == CallStatus.ONGOING)
     if end_rules is not None:
         scope_query = scope_query.where(_in_cleanup_scope(c, end_rules))
     if parties is not None:

@@ -1,15 +1,15 @@
 """Settlement (SPEC §5): ending an ongoing call and paying its listener.
 
-The one place that ends calls. The plan computes, by the rules of `rules`, what each
-call it ends is settled with (durations, the listener's rate, earnings in paise);
-`settle` applies the plan's ending rows with guarded statements and records each
-settlement in ops_settlements (at most one row per call, by its primary key), in the
-same transaction.
+The plan computes, by the rules of `rules`, what each call it ends is settled with
+(durations, the listener's rate, earnings in paise). The call's row is ended in the same
+guarded rewrite that adds its last charge (`charging.write_calls`: one rewrite of the row,
+not two); `settle` then pays the listeners and records each settlement in ops_settlements
+(at most one row per call, by its primary key), and `free_parties` frees both parties, in
+the same transaction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,13 +19,11 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing.charging import expect, write_ledger_rows
 from saathii_ops.billing.money import rupees_of, whole_rupees_of
 from saathii_ops.billing.plan import StoredPlan
-from saathii_ops.calls import SETTLED_CALL_STATUS
 from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import (
     Money,
     Rate,
     Settlement,
-    UserCall,
     UserStatus,
     UserTransaction,
     UserWallet,
@@ -33,7 +31,6 @@ from saathii_ops.db.models import (
     table,
 )
 
-calls = table(UserCall)
 wallets = table(UserWallet)
 ledger = table(UserTransaction)
 status = table(UserStatus)
@@ -56,26 +53,20 @@ SETTLEMENT_COLUMNS = [
 ]
 
 
-@dataclass
-class Settled:
-    """What `settle` wrote: the calls it ended and the 'earn' ledger rows."""
-
-    calls_ended: int = 0
-    earn_money: Decimal = Decimal("0.00")
-
-
 def settle(
     session: Session,
     now: datetime,
     plan: StoredPlan,
     chunk: sa.ColumnElement[bool],
     run_id: str,
-) -> Settled:
-    """End the plan's calls marked `ends` within `chunk` and pay their listeners.
+) -> Decimal:
+    """Pay the listeners of the plan's calls marked `ends` within `chunk` (which
+    `charging.write_calls` has ended) and record the settlements; `free_parties` frees
+    their parties once every chunk is settled.
 
     The plan rows carry what the rules computed for each call (after it was
-    billed). Each step is one set-based statement; the UPDATE of the calls is
-    guarded by status, so a call that is no longer ongoing is never settled.
+    billed). Each step is one set-based statement. Returns Σ money_change of the
+    'earn' rows written.
     """
     ending = sa.and_(chunk, plan.ends.is_(True))
     paid = sa.and_(ending, plan.earnings_paise > 0)
@@ -87,10 +78,8 @@ def settle(
         ).where(ending)
     ).one()
     if not calls_ending:
-        return Settled()
+        return Decimal("0.00")
 
-    ended = _end_calls(session, now, plan, ending)
-    expect("calls ended", ended, calls_ending)
     credited = _credit_listeners(session, now, plan, paid)
     expect("listener wallets credited", credited, listeners_paid)
     _number_earn_rows(session, plan, paid)
@@ -111,31 +100,7 @@ def settle(
     )
     expect("'earn' ledger rows written", len(earn_rows), earn_rows_planned)
     expect("settlements recorded", _record(session, now, plan, ending, run_id), calls_ending)
-    _free_parties(session, now, plan, ending)
-    return Settled(
-        calls_ended=ended,
-        earn_money=sum((Decimal(row.money_change) for row in earn_rows), Decimal("0.00")),
-    )
-
-
-def _end_calls(
-    session: Session, now: datetime, plan: StoredPlan, ending: sa.ColumnElement[bool]
-) -> int:
-    """End the calls, guarded by their status; returns how many it ended."""
-    ended = session.execute(
-        sa.update(calls)
-        .where(calls.c.call_id == plan.call_id, ending, calls.c.status == "ongoing")
-        .values(
-            status=SETTLED_CALL_STATUS,
-            end_time=now,
-            duration_seconds=plan.duration_seconds,
-            duration_minutes=plan.duration_minutes,
-            listener_money_earned=whole_rupees_of(plan.earnings_paise),
-            updated_at=now,
-        )
-        .returning(calls.c.call_id)
-    ).all()
-    return len(ended)
+    return sum((Decimal(row.money_change) for row in earn_rows), Decimal("0.00"))
 
 
 def _credit_listeners(
@@ -216,10 +181,11 @@ def _record(
     return len(recorded)
 
 
-def _free_parties(
-    session: Session, now: datetime, plan: StoredPlan, ending: sa.ColumnElement[bool]
-) -> None:
-    """Clear both parties' busy flags and wait times."""
+def free_parties(session: Session, now: datetime, plan: StoredPlan) -> None:
+    """Clear the busy flags and wait times of both parties of every call the plan ends: one
+    statement for the run, since finding the parties' rows costs a scan of user_status
+    (a statement per chunk was one scan each)."""
+    ending = plan.ends.is_(True)
     parties = sa.union(
         sa.select(plan.caller_id).where(ending), sa.select(plan.listener_id).where(ending)
     )

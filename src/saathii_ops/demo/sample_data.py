@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.models import (
     ListenerBadge,
     User,
@@ -183,7 +184,7 @@ def _yesterdays_calls(
                     "duration_minutes": minutes,
                     "coins_spent": coins,
                     "listener_money_earned": minutes,
-                    "status": "completed" if rng.random() < 0.85 else "dropped",
+                    "status": CallStatus.COMPLETED if rng.random() < 0.85 else CallStatus.DROPPED,
                     "created_at": start,
                     "updated_at": start + timedelta(minutes=minutes),
                 }
@@ -229,7 +230,7 @@ def _ongoing_calls(
                 "duration_minutes": None,
                 "coins_spent": rate * paid,
                 "listener_money_earned": 0,
-                "status": "ongoing",
+                "status": CallStatus.ONGOING,
                 "created_at": now - elapsed,
                 "updated_at": now,
             }

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.billing import charge as billing
+from saathii_ops.calls import CallStatus
 from saathii_ops.db.engine import database_now, disable_jit, display_url, is_sqlite, transaction
 from saathii_ops.db.models import (
     JobRun,
@@ -266,7 +267,7 @@ def data_health(session: Session, settings: Settings, now: datetime, today: date
                 count(user_status, presence.online()),
                 count(user_status, presence.busy()),
                 count(user_status, presence.offline_but_seen(cutoff)),
-                count(calls, calls.c.status == "ongoing"),
+                count(calls, calls.c.status == CallStatus.ONGOING),
                 # the badge job's own eligibility; a row for today already there is replaced
                 count(badge_plan, badge_plan.c.replaces.is_(None)),
                 # no index: one on balance_coins would cost every wallet update its HOT update
