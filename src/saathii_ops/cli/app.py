@@ -7,11 +7,10 @@ import sys
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
-from typer._click.exceptions import MissingParameter
-from typer.core import _TyperParameter as TyperParameter
+from typer.core import TyperArgument, TyperOption
 
 from saathii_ops import __version__
 from saathii_ops.cli.commands import badges, cron, db, demo, jobs, logs, status, wallets
@@ -24,11 +23,6 @@ from saathii_ops.output.masking import first_line, mask_secrets
 from saathii_ops.output.text import escape_controls
 from saathii_ops.runtime.registry import JOBS
 
-# Typer vendors click and exports only BadParameter, whose bases are click's
-# UsageError (every bad option or argument) and ClickException.
-ClickUsageError: type[Exception] = typer.BadParameter.__mro__[1]
-ClickException: type[Exception] = typer.BadParameter.__mro__[2]
-
 
 class OpsGroup(WholeHelpGroup):
     """Turns every error a person can cause into one line and the SPEC's exit code."""
@@ -38,7 +32,7 @@ class OpsGroup(WholeHelpGroup):
             return super().invoke(ctx)
         except OpsError as exc:
             self._fail(ctx, exc, exc)
-        except (typer.Exit, typer.Abort, ClickException, BrokenPipeError):
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
             raise  # a closed stdout: Typer ends the command quietly
         except Exception as exc:
             self._fail(ctx, _database_error(exc) or self._unexpected(exc), exc)
@@ -76,34 +70,37 @@ class OpsGroup(WholeHelpGroup):
         return "--json" in arguments
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        skip_coercing_none()
+        complete_without_coercing()
         kwargs["standalone_mode"] = False
         given = args[0] if args else kwargs.get("args")
         self.arguments = tuple(sys.argv[1:] if given is None else given)
         try:
             code = super().main(*args, **kwargs)
-        except ClickUsageError as exc:
-            usage_ctx = getattr(exc, "ctx", None)
-            if usage_ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
-                typer.echo(short_usage(usage_ctx), err=True)
-                sys.exit(UsageError.exit_code)
-            misplaced = misplaced_global_option(usage_ctx, getattr(exc, "option_name", None))
-            if misplaced:
-                report_error(misplaced, UsageError.exit_code, json_output=self.asks_json())
-                sys.exit(UsageError.exit_code)
-            hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
-            message = exc.format_message()  # type: ignore[attr-defined]
-            report_error(f"{message}{hint}", UsageError.exit_code, json_output=self.asks_json())
-            sys.exit(UsageError.exit_code)
-        except ClickException as exc:
-            exit_code: int = exc.exit_code  # type: ignore[attr-defined]
-            message = exc.format_message()  # type: ignore[attr-defined]
-            report_error(message, exit_code, json_output=self.asks_json())
-            sys.exit(exit_code)
         except typer.Abort:
             typer.echo("aborted", err=True)
             sys.exit(ExitCode.INTERRUPTED)
+        except typer.TyperException as exc:
+            # click's exceptions, known by their base that Typer exports: a usage error (a
+            # bad option, argument or command) exits 2, as click documents, with its `ctx`
+            if exc.exit_code == UsageError.exit_code:
+                self._usage_error(exc)
+            report_error(exc.format_message(), exc.exit_code, json_output=self.asks_json())
+            sys.exit(exc.exit_code)
         sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+    def _usage_error(self, exc: typer.TyperException) -> NoReturn:
+        usage_ctx: typer.Context | None = getattr(exc, "ctx", None)
+        if usage_ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(short_usage(usage_ctx), err=True)
+            sys.exit(UsageError.exit_code)
+        misplaced = misplaced_global_option(usage_ctx, getattr(exc, "option_name", None))
+        if misplaced:
+            report_error(misplaced, UsageError.exit_code, json_output=self.asks_json())
+            sys.exit(UsageError.exit_code)
+        hint = f" (try '{usage_ctx.command_path} --help')" if usage_ctx else ""
+        message = f"{exc.format_message()}{hint}"
+        report_error(message, UsageError.exit_code, json_output=self.asks_json())
+        sys.exit(UsageError.exit_code)
 
 
 def report_error(message: str, exit_code: int, *, json_output: bool) -> None:
@@ -150,27 +147,33 @@ def misplaced_global_option(ctx: typer.Context | None, option: str | None) -> st
     return None
 
 
-def skip_coercing_none() -> None:
-    """Typer (0.29, pinned) coerces every parameter's value through a pydantic TypeAdapter
-    it builds on first use, importing pydantic, even for a value of None, which coerces to
-    None (or () for a multi-value one) whatever the type. Shell completion processes every
-    parameter not given, all None: skipping their coercion keeps pydantic out of every Tab
-    (it halves completion's CPU time). A value given is coerced as before."""
-    parameter: Any = TyperParameter
-    if getattr(parameter.process_value, "skips_none", False):
-        return
-    process_value = parameter.process_value
+def complete_without_coercing() -> None:
+    """Keeps pydantic out of every Tab (it halves completion's CPU time). Typer 0.29 coerces
+    each parameter's value through a pydantic TypeAdapter it builds on first use, importing
+    pydantic, even for a value of None, which coerces to None (() for a multi-value one)
+    whatever the type. Completion parses with click's resilient parsing, which processes
+    every parameter not given (all None) and makes any error a None: there a None is not
+    coerced. Typer builds its parameters itself and offers no hook to choose their class or
+    skip this, so this one workaround replaces their process_value (click's documented
+    Parameter method), and pyproject.toml pins Typer to the minor release it was checked
+    with (tests/cli/test_startup.py fails if it stops working)."""
+    parameters: tuple[Any, ...] = (TyperOption, TyperArgument)
+    for parameter in parameters:
+        if not hasattr(parameter.process_value, "completing"):
+            parameter.process_value = _completing(parameter.process_value)
 
+
+def _completing(process_value: Any) -> Any:
     def without_coercing_none(self: Any, ctx: typer.Context, value: Any) -> Any:
-        if value is None and self._runtime_param is None:
+        if value is None and ctx.resilient_parsing:
             value = () if self.multiple or self.nargs == -1 else None
             if self.required and self.value_is_missing(value):
-                raise MissingParameter(ctx=ctx, param=self)
-            return self.callback(ctx, self, value) if self.callback is not None else value
+                return None  # what resilient parsing makes of click's MissingParameter
+            return value if self.callback is None else self.callback(ctx, self, value)
         return process_value(self, ctx, value)
 
-    without_coercing_none.skips_none = True  # type: ignore[attr-defined]
-    parameter.process_value = without_coercing_none
+    without_coercing_none.completing = True  # type: ignore[attr-defined]
+    return without_coercing_none
 
 
 app = typer.Typer(

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
 
-from typer._click.core import Context
-from typer._click.formatting import HelpFormatter
+import typer
 from typer.core import TyperGroup
+
+
+class HelpFormatter(Protocol):
+    """What the command list writes with, of click's HelpFormatter (Typer exports no name
+    for it)."""
+
+    def section(self, name: str) -> AbstractContextManager[None]: ...
+
+    def write_dl(self, rows: Sequence[tuple[str, str]]) -> None: ...
 
 
 class WholeHelpGroup(TyperGroup):
@@ -14,7 +25,8 @@ class WholeHelpGroup(TyperGroup):
     terminal's width: click cuts it to one line ending in "...", hiding what a command
     does at 80 columns."""
 
-    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+    # click's Context, which Typer exports only as its subclass typer.Context
+    def format_commands(self, ctx: typer.Context, formatter: HelpFormatter) -> None:  # type: ignore[override]
         rows = []
         for name in self.list_commands(ctx):
             command = self.get_command(ctx, name)
