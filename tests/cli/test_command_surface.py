@@ -127,6 +127,10 @@ def test_plain_text_output_when_not_a_terminal(cli: Cli, engine: Engine) -> None
             "as in `saathii-ops -v presence cleanup`",
         ),
         (
+            ["status", "-v"],
+            "-v is a global option: give it before the command, as in `saathii-ops -v status`",
+        ),
+        (
             ["db", "current", "--verbose"],
             "--verbose is a global option: give it before the command, "
             "as in `saathii-ops --verbose db current`",

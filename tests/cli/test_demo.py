@@ -110,11 +110,11 @@ def test_the_demo_fits_a_screen_and_says_what_to_try_next(tmp_path: Path) -> Non
         "saathii-ops status",
         "saathii-ops jobs history",
         "saathii-ops coins deduct --dry-run",
-        "saathii-ops demo -v",
+        "saathii-ops -v demo",
     ]
 
-    # -v (after the command, or the global one): every row each job changed
-    for argv in (["demo", "-v"], ["-v", "demo"]):
+    # the global -v: every row each job changed
+    for argv in (["-v", "demo"], ["--verbose", "demo"]):
         verbose = cli("--now", NOW.isoformat(), *argv).stdout
         assert "sample data: kept the existing" not in verbose
         assert "kept the existing sample data (--reset starts afresh)" in verbose

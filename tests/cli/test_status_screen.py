@@ -134,7 +134,7 @@ def test_piped_status_is_plain_text_without_escape_codes(demo: Cli) -> None:
 
 
 def test_verbose_shows_every_job_in_full(demo: Cli, terminal: pytest.MonkeyPatch) -> None:
-    for argv in (["status", "-v"], ["status", "--verbose"]):
+    for argv in (["-v", "status"], ["--verbose", "status"]):
         lines = plain(demo("--now", LATER.isoformat(), *argv).stdout)
         assert all(len(line) <= 80 for line in lines)
         detail = lines.index("coins-deduct   OVERDUE")

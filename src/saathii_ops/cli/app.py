@@ -289,7 +289,12 @@ def root(
     ] = None,
     json_output: JsonOption = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Debug logs and tracebacks on stderr.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Debug logs and tracebacks on stderr; every detail in `status` and `demo`.",
+        ),
     ] = False,
     version: Annotated[
         bool,

@@ -67,7 +67,7 @@ def render_demo(console: Console, result: DemoResult, *, command: str) -> None:
         ("status", "the health of every job and of the data"),
         ("jobs history", "every job's recent runs"),
         ("coins deduct --dry-run", "what billing would charge now, changing nothing"),
-        ("demo -v", "every row each job changed"),
+        ("-v demo", "every row each job changed"),
     ]
     width = max(len(args) for args, _ in tries)
     lines = [f"  {command} {args:<{width}}  # {what}" for args, what in tries]

@@ -18,14 +18,11 @@ def demo(
     reset: Annotated[bool, typer.Option("--reset", help="Start from an empty database.")] = False,
     users: Annotated[int, typer.Option(min=8, max=1_000_000, help="How many sample users.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the sample data.")] = 7,
-    verbose: Annotated[
-        bool,
-        typer.Option("--verbose", "-v", help="Every row each job changed, and the whole status."),
-    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Create (or --reset) the embedded database, fill it with sample data, run every job
-    once: one line per job, the status, what to try next.
+    once: one line per job, the status, what to try next (with the global -v: every row
+    each job changed, and the whole status).
 
     A job's line gives its counts that are not 0 (as `--help` of the job explains them);
     "nothing to do, nothing found" when all are."""
@@ -37,7 +34,7 @@ def demo(
     if app.json_output:
         emit_json(console, result)
         return
-    if not (verbose or app.verbose):
+    if not app.verbose:
         command = "saathii-ops"
         if app.database_url_option is not None:
             command += f" --database-url {shlex.quote(result.url)}"

@@ -57,9 +57,6 @@ MetricsFileOption = Annotated[
         show_default=False,
     ),
 ]
-VerboseOption = Annotated[
-    bool, typer.Option("--verbose", "-v", help="Every detail of each job, on a terminal.")
-]
 WatchOption = Annotated[
     bool,
     typer.Option(
@@ -85,7 +82,6 @@ def status(
     output_format: FormatOption = Format.text,
     crontab_file: CrontabFileOption = None,
     metrics_file: MetricsFileOption = None,
-    verbose: VerboseOption = False,
     watch: WatchOption = False,
     seconds: SecondsArgument = None,
 ) -> None:
@@ -122,9 +118,7 @@ def status(
             raise UsageError("--watch shows the screen for people: not with --json or --format")
         if not console.is_terminal:
             raise UsageError("--watch refreshes a terminal: run it on one (or drop --watch)")
-        watch_status(
-            console, collect, seconds=seconds or WATCH_SECONDS, verbose=verbose or app.verbose
-        )
+        watch_status(console, collect, seconds=seconds or WATCH_SECONDS, verbose=app.verbose)
         return
     report = collect()
     _show(
@@ -133,7 +127,7 @@ def status(
         output_format,
         metrics_file,
         json_output=app.json_output,
-        verbose=verbose or app.verbose,
+        verbose=app.verbose,
     )
     finish(report)
 
