@@ -50,7 +50,7 @@ def import_graph() -> dict[str, set[str]]:
 
 # the layers, lowest first: a module imports (at import time) only its own layer or lower ones
 LAYERS = (
-    {"calls", "errors", "files", "reports", "settings", "output.masking", "output.text"},
+    {"errors", "files", "reports", "settings", "output.masking", "output.text"},
     # the database, and what a service may know of the runtime: the registry (data), the
     # run's identity, who runs
     {"db", "runtime.registry", "runtime.context", "runtime.identity"},

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.billing.money import whole_rupees_of
 from saathii_ops.billing.plan import StoredPlan
-from saathii_ops.calls import SETTLED_CALL_STATUS, CallStatus
+from saathii_ops.db.calls import SETTLED_CALL_STATUS, CallStatus
 from saathii_ops.db.models import Money, UserCall, UserTransaction, UserWallet, UTCDateTime, table
 from saathii_ops.errors import PlanChanged
 

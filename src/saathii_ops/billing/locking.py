@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.billing.plan import EndRules, StoredPlan, plan_query
 from saathii_ops.billing.report import HeldCall
-from saathii_ops.calls import CallStatus
+from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.models import UserCall, UserStatus, UserWallet, table
 from saathii_ops.settings import Settings
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing import rules
 from saathii_ops.billing.money import MONEY_MAX_PAISE, paise_of
 from saathii_ops.billing.problems import Problem
-from saathii_ops.calls import CallStatus
+from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
 from saathii_ops.db.models import ListenerBadge, Settlement, UserCall, UserWallet, table
 from saathii_ops.db.sql import elapsed_seconds, local_date

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from saathii_ops.calls import CallStatus
+from saathii_ops.db.calls import CallStatus
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from saathii_ops.billing.report import BillingReport
-from saathii_ops.calls import CallStatus
+from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import bound_statements, mask_url_text, transaction
 from saathii_ops.db.models import JobRun, RunOutcome, UserCall, table
 from saathii_ops.errors import OpsError

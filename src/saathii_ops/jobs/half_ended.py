@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.calls import CallStatus
+from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import HalfEndedObservation, Settlement, UserCall, UTCDateTime, table
 

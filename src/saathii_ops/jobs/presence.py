@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.calls import CallStatus
+from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
 from saathii_ops.db.models import UserCall, UserStatus, table
 from saathii_ops.reports import Report

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.billing.conservation import ConservationError
-from saathii_ops.calls import CallStatus
+from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.errors import PlanChanged

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing.charge import BILLING_GRACE, count_calls
 from saathii_ops.billing.money import rupees_read
 from saathii_ops.billing.rules import coin_rate, coins_due
-from saathii_ops.calls import SETTLED_CALL_STATUS, CallStatus
+from saathii_ops.db.calls import SETTLED_CALL_STATUS, CallStatus
 from saathii_ops.db.models import (
     Correction,
     HalfEndedObservation,

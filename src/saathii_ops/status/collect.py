@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.billing import charge as billing
-from saathii_ops.calls import CallStatus
+from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import database_now, disable_jit, display_url, is_sqlite, transaction
 from saathii_ops.db.models import (
     JobRun,
