@@ -43,7 +43,7 @@ from saathii_ops.db.engine import database_now, is_sqlite
 from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWallet, table
 from saathii_ops.errors import PlanChanged
 from saathii_ops.jobs import half_ended
-from saathii_ops.jobs.wallet_audit import (
+from saathii_ops.jobs.audit_findings import (
     COMPLETED,
     ERASED_DEBIT,
     HALF_ENDED,
