@@ -105,6 +105,7 @@ def reconcile(
     from saathii_ops.billing.conservation import ConservationError
     from saathii_ops.errors import PlanChanged
     from saathii_ops.jobs import reconcile as service
+    from saathii_ops.jobs.reconcile_plan import ACCEPT, REVERSE, Scope
     from saathii_ops.runtime.identity import user_name
     from saathii_ops.runtime.runner import run_exclusive
 
@@ -115,10 +116,10 @@ def reconcile(
     if apply and reason is None:
         raise UsageError("--apply needs --reason TEXT: it is recorded with each correction")
     app = app_context(ctx)
-    scope = service.Scope(
+    scope = Scope(
         wallet_id=wallet,
         call_id=call,
-        paid_twice=service.REVERSE if reverse else service.ACCEPT if accept else None,
+        paid_twice=REVERSE if reverse else ACCEPT if accept else None,
     )
     corrected_by = f"{user_name()}@{socket.gethostname()}"
     try:
