@@ -53,68 +53,94 @@ def apply(
     corrected_at = database_now(session)
     for item in acting:
         if item.coins_change:
-            assert item.wallet_id is not None
-            balance = _balance(session, item.wallet_id)
-            changed = session.connection().execute(
-                sa.update(wallets)
-                .where(wallets.c.wallet_id == item.wallet_id, wallets.c.balance_coins == balance)
-                .values(balance_coins=wallets.c.balance_coins + item.coins_change, updated_at=now)
-            )
-            expect_one(f"wallet {item.wallet_id} corrected", changed.rowcount)
-            item.after = {"balance_coins": balance + item.coins_change}
+            _change_balance(session, now, item)
         if item.action == REVERSED and item.coins_change:
-            item.transaction_id = session.execute(
-                sa.insert(ledger)
-                .values(
-                    wallet_id=item.wallet_id,
-                    tx_type="earn",
-                    coins_change=item.coins_change,
-                    money_change=Decimal("0.00"),
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(ledger.c.transaction_id)
-            ).scalar_one()
+            _write_reversal_row(session, now, item)
             rows_written += item.coins_change
         if item.action == COMPLETED:
-            assert item.call_id is not None
-            half_ended.record(session, None, sa.select(sa.literal(item.call_id)))
-            completed = session.connection().execute(
-                sa.update(calls)
-                .where(
-                    calls.c.call_id == item.call_id,
-                    calls.c.status == CallStatus.ONGOING,
-                    calls.c.end_time.is_not(None),
-                )
-                .values(status=COMPLETED, updated_at=now)
-            )
-            expect_one(f"call {item.call_id} completed", completed.rowcount)
-            item.after = {"status": COMPLETED}
-        after = dict(item.after or {})
-        if item.transaction_id is not None:
-            after["transaction_id"] = item.transaction_id
-        if item.uncollectable_coins:
-            after["uncollectable_coins"] = item.uncollectable_coins
-        item.after = after or {"unchanged": True}
-        item.correction_id = session.execute(
-            sa.insert(corrections)
-            .values(
-                corrected_at=corrected_at,
-                corrected_by=corrected_by,
-                reason=reason,
-                finding=item.finding,
-                action=item.action,
-                wallet_id=item.wallet_id,
-                call_id=item.call_id,
-                coins_change=item.coins_change,
-                uncollectable_coins=item.uncollectable_coins,
-                transaction_id=item.transaction_id,
-                before=item.before,
-                after=item.after,
-            )
-            .returning(corrections.c.correction_id)
-        ).scalar_one()
+            _complete_call(session, now, item)
+        _record_correction(session, corrected_at, corrected_by, reason, item)
     _check_conservation(session, acting, before, _total_balance(session, wallet_ids), rows_written)
+
+
+def _change_balance(session: Session, now: datetime, item: PlannedCorrection) -> None:
+    """The wallet's balance_coins moved by the correction, guarded by the balance read."""
+    assert item.wallet_id is not None
+    balance = _balance(session, item.wallet_id)
+    changed = session.connection().execute(
+        sa.update(wallets)
+        .where(wallets.c.wallet_id == item.wallet_id, wallets.c.balance_coins == balance)
+        .values(balance_coins=wallets.c.balance_coins + item.coins_change, updated_at=now)
+    )
+    expect_one(f"wallet {item.wallet_id} corrected", changed.rowcount)
+    item.after = {"balance_coins": balance + item.coins_change}
+
+
+def _write_reversal_row(session: Session, now: datetime, item: PlannedCorrection) -> None:
+    """The negative 'earn' row of a reversed second payment."""
+    item.transaction_id = session.execute(
+        sa.insert(ledger)
+        .values(
+            wallet_id=item.wallet_id,
+            tx_type="earn",
+            coins_change=item.coins_change,
+            money_change=Decimal("0.00"),
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(ledger.c.transaction_id)
+    ).scalar_one()
+
+
+def _complete_call(session: Session, now: datetime, item: PlannedCorrection) -> None:
+    """A call still half-ended: recorded as seen, then status 'completed'."""
+    assert item.call_id is not None
+    half_ended.record(session, None, sa.select(sa.literal(item.call_id)))
+    completed = session.connection().execute(
+        sa.update(calls)
+        .where(
+            calls.c.call_id == item.call_id,
+            calls.c.status == CallStatus.ONGOING,
+            calls.c.end_time.is_not(None),
+        )
+        .values(status=COMPLETED, updated_at=now)
+    )
+    expect_one(f"call {item.call_id} completed", completed.rowcount)
+    item.after = {"status": COMPLETED}
+
+
+def _record_correction(
+    session: Session,
+    corrected_at: datetime,
+    corrected_by: str,
+    reason: str,
+    item: PlannedCorrection,
+) -> None:
+    """The correction's ops_corrections row, with what it changed (`after`)."""
+    after = dict(item.after or {})
+    if item.transaction_id is not None:
+        after["transaction_id"] = item.transaction_id
+    if item.uncollectable_coins:
+        after["uncollectable_coins"] = item.uncollectable_coins
+    item.after = after or {"unchanged": True}
+    item.correction_id = session.execute(
+        sa.insert(corrections)
+        .values(
+            corrected_at=corrected_at,
+            corrected_by=corrected_by,
+            reason=reason,
+            finding=item.finding,
+            action=item.action,
+            wallet_id=item.wallet_id,
+            call_id=item.call_id,
+            coins_change=item.coins_change,
+            uncollectable_coins=item.uncollectable_coins,
+            transaction_id=item.transaction_id,
+            before=item.before,
+            after=item.after,
+        )
+        .returning(corrections.c.correction_id)
+    ).scalar_one()
 
 
 def expect_one(what: str, changed: int) -> None:
