@@ -417,16 +417,16 @@ def test_apply_waits_for_a_billing_run_and_gives_up_with_exit_1(
         pytest.skip("the advisory lock of another session: PostgreSQL")
     import socket
 
-    from saathii_ops.runtime import runner
+    from saathii_ops.runtime import locks
     from saathii_ops.runtime.registry import get_job
 
     caller = erased_debit(cli, engine)
-    monkeypatch.setattr(runner, "LOCK_WAIT_SECONDS", 0.5)
-    key = runner._lock_key(get_job("calls-cleanup").lock_name(socket.gethostname()))
+    monkeypatch.setattr(locks, "LOCK_WAIT_SECONDS", 0.5)
+    key = locks._lock_key(get_job("calls-cleanup").lock_name(socket.gethostname()))
     with engine.connect() as holder, holder.begin():
         holder.execute(
             sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
-            {"ns": runner.ADVISORY_LOCK_NAMESPACE, "key": key},
+            {"ns": locks.ADVISORY_LOCK_NAMESPACE, "key": key},
         )
         result = cli("--now", LATER.isoformat(), "wallets", "reconcile", "--apply", "--reason", "x")
         assert result.exit_code == 1
