@@ -34,7 +34,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.jobs.reconcile_apply import apply as apply_corrections
+from saathii_ops.jobs.reconcile_apply import apply_corrections
 from saathii_ops.jobs.reconcile_plan import (
     APPLIED_ACTIONS,
     CHECK,

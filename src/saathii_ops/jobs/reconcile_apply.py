@@ -37,7 +37,7 @@ from saathii_ops.jobs.reconcile_plan import (
 )
 
 
-def apply(
+def apply_corrections(
     session: Session,
     now: datetime,
     items: list[PlannedCorrection],

@@ -82,9 +82,6 @@ class Scope:
     paid_twice: str | None = None  # REVERSE | ACCEPT | None
 
 
-# --- the plan ------------------------------------------------------------------------
-
-
 @dataclass
 class _Parties:
     caller_wallet_id: int | None
