@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWallet
-from saathii_ops.jobs import reconcile
+from saathii_ops.jobs import reconcile_apply
 from tests.conftest import Cli
 from tests.factories import add_call, add_user
 from tests.support.half_ended import ENDED_AGAIN_AT, LATER, NOW, app_ends_call, half_ended_call
@@ -390,14 +390,14 @@ def test_a_conservation_failure_rolls_everything_back(
     """Balances that moved otherwise than planned (a writer outside the locks): exit 1,
     one line, nothing applied."""
     caller = erased_debit(cli, engine)
-    real_total = reconcile._total_balance
+    real_total = reconcile_apply._total_balance
     calls = []
 
     def off_by_one(session: Any, wallet_ids: list[int]) -> int:
         calls.append(wallet_ids)
         return real_total(session, wallet_ids) + (1 if len(calls) == 2 else 0)
 
-    monkeypatch.setattr(reconcile, "_total_balance", off_by_one)
+    monkeypatch.setattr(reconcile_apply, "_total_balance", off_by_one)
     result = cli("--now", LATER.isoformat(), "wallets", "reconcile", "--apply", "--reason", "x")
     assert result.exit_code == 1
     assert result.stderr == (
@@ -417,16 +417,16 @@ def test_apply_waits_for_a_billing_run_and_gives_up_with_exit_1(
         pytest.skip("the advisory lock of another session: PostgreSQL")
     import socket
 
-    from saathii_ops.runtime import runner
+    from saathii_ops.runtime import locks
     from saathii_ops.runtime.registry import get_job
 
     caller = erased_debit(cli, engine)
-    monkeypatch.setattr(runner, "LOCK_WAIT_SECONDS", 0.5)
-    key = runner._lock_key(get_job("calls-cleanup").lock_name(socket.gethostname()))
+    monkeypatch.setattr(locks, "LOCK_WAIT_SECONDS", 0.5)
+    key = locks._lock_key(get_job("calls-cleanup").lock_name(socket.gethostname()))
     with engine.connect() as holder, holder.begin():
         holder.execute(
             sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"),
-            {"ns": runner.ADVISORY_LOCK_NAMESPACE, "key": key},
+            {"ns": locks.ADVISORY_LOCK_NAMESPACE, "key": key},
         )
         result = cli("--now", LATER.isoformat(), "wallets", "reconcile", "--apply", "--reason", "x")
         assert result.exit_code == 1

@@ -28,7 +28,8 @@ from saathii_ops.db.models import (
     UserTransaction,
     UserWallet,
 )
-from saathii_ops.jobs.wallet_audit import ENDED_AGAIN, WalletAuditReport
+from saathii_ops.jobs.audit_findings import ENDED_AGAIN
+from saathii_ops.jobs.wallet_audit import WalletAuditReport
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import RunResult, run_job
 from saathii_ops.settings import Settings

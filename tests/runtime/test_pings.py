@@ -13,8 +13,9 @@ from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import JobControl
 from saathii_ops.jobs import presence
 from saathii_ops.runtime import pings as monitoring
+from saathii_ops.runtime.locks import job_lock
 from saathii_ops.runtime.registry import get_job
-from saathii_ops.runtime.runner import job_lock, run_job
+from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 from tests.factories import job_with_service
 from tests.support.monitor import Monitor

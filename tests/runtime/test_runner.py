@@ -14,8 +14,9 @@ from sqlalchemy.engine import Engine
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import JobControl, JobRun
 from saathii_ops.jobs import presence
+from saathii_ops.runtime.locks import job_lock
 from saathii_ops.runtime.registry import get_job
-from saathii_ops.runtime.runner import job_lock, run_job
+from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
 from tests.factories import job_with_service

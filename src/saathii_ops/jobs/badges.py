@@ -420,19 +420,7 @@ def _plan_and_write(
         .returning(badges.c.listener_id, badges.c.badge)
         .cte("inserted")
     )
-    both = sa.union_all(
-        sa.select(updated.c.listener_id, updated.c.badge),
-        sa.select(inserted.c.listener_id, inserted.c.badge),
-    ).subquery("both")
-    written = (
-        sa.select(
-            both.c.listener_id,
-            sa.func.min(both.c.badge).label("low"),
-            sa.func.max(both.c.badge).label("high"),
-        )
-        .group_by(both.c.listener_id)
-        .cte("written")
-    )
+    written = _written_badges(updated, inserted)
     statement = (
         sa.select(
             planned,
@@ -446,6 +434,24 @@ def _plan_and_write(
     # not a server-side cursor: PostgreSQL declares none over a data-modifying WITH;
     # the driver holds the rows, each becomes a Python row only as it is read
     return iter(session.execute(statement))
+
+
+def _written_badges(updated: sa.CTE, inserted: sa.CTE) -> sa.CTE:
+    """Per listener, the lowest and highest badge the statement wrote (updated or
+    inserted): one value unless a row differs from the plan."""
+    both = sa.union_all(
+        sa.select(updated.c.listener_id, updated.c.badge),
+        sa.select(inserted.c.listener_id, inserted.c.badge),
+    ).subquery("both")
+    return (
+        sa.select(
+            both.c.listener_id,
+            sa.func.min(both.c.badge).label("low"),
+            sa.func.max(both.c.badge).label("high"),
+        )
+        .group_by(both.c.listener_id)
+        .cte("written")
+    )
 
 
 # SQLite, real run: the plan of one date, stored once for its writes and its check
@@ -486,52 +492,3 @@ def _plan_and_write_sqlite(
     ).all()
     SQLITE_PLAN.drop(session.connection())
     return rows, [tuple(w) for w in written] != [(a.listener_id, a.badge) for a in rows]
-
-
-# --- listing --------------------------------------------------------------------
-
-
-@dataclass
-class BadgeRow:
-    listener_id: int
-    badge: str | None
-    audio_rate_per_minute: Decimal
-    video_rate_per_minute: Decimal
-    assigned_at: datetime | None
-
-
-@dataclass
-class BadgeListing:
-    date: date
-    listener_id: int | None
-    gold: int
-    silver: int
-    bronze: int
-    basic: int
-    total: int
-    badges: list[BadgeRow]
-
-
-def listing(session: Session, day: date, listener_id: int | None = None) -> BadgeListing:
-    """The listener_badges rows of `day` (of one listener, if given), by listener."""
-    query = sa.select(
-        badges.c.listener_id,
-        badges.c.badge,
-        badges.c.audio_rate_per_minute,
-        badges.c.video_rate_per_minute,
-        badges.c.assigned_at,
-    ).where(badges.c.date == day)
-    if listener_id is not None:
-        query = query.where(badges.c.listener_id == listener_id)
-    rows = [BadgeRow(**row._mapping) for row in session.execute(query.order_by("listener_id"))]
-    counts = {badge: sum(1 for r in rows if r.badge == badge) for badge in BADGES}
-    return BadgeListing(
-        date=day,
-        listener_id=listener_id,
-        gold=counts["gold"],
-        silver=counts["silver"],
-        bronze=counts["bronze"],
-        basic=counts["basic"],
-        total=len(rows),
-        badges=rows,
-    )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -35,6 +36,9 @@ from saathii_ops.output.masking import first_line
 from saathii_ops.reports import Report
 from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +154,7 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
         repaired = since is not None
         call_ids = sorted(set(updates) - ended)
         pipe = client.pipeline(transaction=True)
-        for start in range(0, len(call_ids), KEYS_PER_SCRIPT):
-            part = call_ids[start : start + KEYS_PER_SCRIPT]
-            arguments: list[str | int] = []
-            for call_id in part:
-                if call_id in whole:
-                    arguments += [updates[call_id], *whole[call_id].arguments(run_now)]
-                else:
-                    arguments += [updates[call_id], "", "", "", "", ""]
-            pipe.eval(SET_COINS_SPENT, len(part), *(key(c) for c in part), *arguments)
+        _queue_updates(pipe, call_ids, updates, whole, run_now)
         if ended:
             pipe.delete(*(key(call_id) for call_id in sorted(ended)))
         if not check_failed:
@@ -179,6 +175,26 @@ def sync(engine: Engine, redis_url: str, report: BillingReport, run_now: datetim
         return CacheSync(0, 0, 0, 0, False, error)
     finally:
         client.close()
+
+
+def _queue_updates(
+    pipe: Pipeline,
+    call_ids: list[int],
+    updates: dict[int, int],
+    whole: dict[int, CallKey],
+    run_now: datetime,
+) -> None:
+    """Each call's coins_spent set, by scripts of KEYS_PER_SCRIPT keys; a call repaired
+    whole (`whole`) recreates its key when Redis lost it."""
+    for start in range(0, len(call_ids), KEYS_PER_SCRIPT):
+        part = call_ids[start : start + KEYS_PER_SCRIPT]
+        arguments: list[str | int] = []
+        for call_id in part:
+            if call_id in whole:
+                arguments += [updates[call_id], *whole[call_id].arguments(run_now)]
+            else:
+                arguments += [updates[call_id], "", "", "", "", ""]
+        pipe.eval(SET_COINS_SPENT, len(part), *(key(c) for c in part), *arguments)
 
 
 def _read_marker(stamp: object, problems: list[str]) -> datetime | None:

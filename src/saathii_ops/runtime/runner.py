@@ -14,29 +14,23 @@ tried once more before it is reported failed.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import socket
 import time
-import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import (
     bound_statements,
-    create_private_file,
     database_clock,
     database_now,
     disable_jit,
-    is_sqlite,
     set_statement_timeout,
     transaction,
 )
@@ -50,6 +44,7 @@ from saathii_ops.reports import Report
 from saathii_ops.runtime import pending_runs
 from saathii_ops.runtime.context import RunContext, new_run_id
 from saathii_ops.runtime.guard import RunGuard
+from saathii_ops.runtime.locks import job_lock, wait_for_lock
 from saathii_ops.runtime.pings import FAIL, START, Pinger, ping_url, result_endpoint
 from saathii_ops.runtime.registry import Job, JobService
 from saathii_ops.settings import Settings
@@ -58,9 +53,6 @@ log = logging.getLogger(__name__)
 
 # A dry-run's reason when the job is paused.
 PAUSED_DRY_RUN = "paused: a real run would be skipped"
-
-# PostgreSQL advisory locks are keyed by two int4; the first names this project.
-ADVISORY_LOCK_NAMESPACE = 0x5AA7
 
 
 @dataclass
@@ -336,11 +328,6 @@ def _after_commit(run: _Run, report: Report, run_now: datetime) -> tuple[Report 
 
 T = TypeVar("T")
 
-# How long a change outside the registry (`wallets reconcile --apply`) waits for the job
-# locks it takes: a billing run holds its lock for seconds.
-LOCK_WAIT_SECONDS = 30.0
-LOCK_POLL_SECONDS = 0.2
-
 
 def run_exclusive(
     engine: Engine,
@@ -359,7 +346,7 @@ def run_exclusive(
     with transaction(engine, read_only=not apply) as session, ExitStack() as locks:
         if apply:  # on SQLite the locks are files, taken before the database's write lock
             for job in jobs:
-                _wait_for_lock(locks, session, job)
+                wait_for_lock(locks, session, job)
         set_statement_timeout(session, settings.statement_timeout_seconds)
         disable_jit(session)
         result = work(session, now or database_now(session))
@@ -378,60 +365,6 @@ def operator_change(
     """A change an operator asks for that is no job run (`jobs pause`, the demo's sample
     data): the one place besides a job run that commits, when `work` returns."""
     return run_exclusive(engine, settings, work, now=now, apply=True, jobs=())
-
-
-def _wait_for_lock(locks: ExitStack, session: Session, job: Job) -> None:
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        attempt = ExitStack()
-        if attempt.enter_context(job_lock(session, job.lock_name(socket.gethostname()))):
-            locks.enter_context(attempt)
-            return
-        attempt.close()
-        if time.monotonic() >= deadline:
-            raise OpsError(
-                f"{job.name} held its lock for {LOCK_WAIT_SECONDS:g} s (a run in progress): "
-                "nothing was changed; try again"
-            )
-        time.sleep(LOCK_POLL_SECONDS)
-
-
-@contextmanager
-def job_lock(session: Session, lock_name: str) -> Iterator[bool]:
-    """Hold the job's lock until the transaction ends; yields whether it was acquired.
-
-    PostgreSQL: a transaction-level advisory lock, released by the server when
-    the transaction ends or the process dies. SQLite (one host by nature): an
-    flock on a file beside the database, released by the kernel likewise.
-    """
-    if not is_sqlite(session):
-        acquired = session.execute(
-            sa.text("SELECT pg_try_advisory_xact_lock(:namespace, :key)"),
-            {"namespace": ADVISORY_LOCK_NAMESPACE, "key": _lock_key(lock_name)},
-        ).scalar_one()
-        yield bool(acquired)
-        return
-    database = session.get_bind().engine.url.database
-    if not database or database == ":memory:":
-        yield True  # a private in-memory database: nobody else can run
-        return
-    lock_path = Path(f"{database}.{lock_name}.lock")
-    create_private_file(lock_path)
-    with lock_path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _lock_key(lock_name: str) -> int:
-    key = zlib.crc32(lock_name.encode())
-    return key - 2**32 if key >= 2**31 else key  # int4 is signed
 
 
 def _record(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from saathii_ops.errors import UsageError
-from saathii_ops.runtime.registry import JOBS
+from saathii_ops.runtime.registry import JOBS, Job
 from saathii_ops.scheduling.expressions import job_schedule, shortest_interval_seconds
 from saathii_ops.settings import Settings, known_timezone
 
@@ -102,9 +102,12 @@ def kubernetes_manifests(
         raise UsageError("--config-map names the ConfigMap made from --config: give --config PATH")
     labels = {"app.kubernetes.io/name": "saathii-ops"}
     manifests: list[dict[str, Any]] = []
-    config_args: list[str] = []
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    pod = _PodConfig(
+        args=[],
+        volumes=[{"name": "tmp", "emptyDir": {}}],
+        mounts=[{"name": "tmp", "mountPath": "/tmp"}],
+        container_extra={},
+    )
     if config_file is not None:
         config_map = config_map or DEFAULT_CONFIG_MAP
         manifests.append(
@@ -115,12 +118,11 @@ def kubernetes_manifests(
                 "data": {CONFIG_KEY: config_map_data(config_file, secret)},
             }
         )
-        config_args = ["--config", f"{CONFIG_MOUNT}/{CONFIG_KEY}"]
-        volumes.append({"name": "config", "configMap": {"name": config_map}})
-        mounts.append({"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True})
-    container_extra: dict[str, Any] = {}
+        pod.args = ["--config", f"{CONFIG_MOUNT}/{CONFIG_KEY}"]
+        pod.volumes.append({"name": "config", "configMap": {"name": config_map}})
+        pod.mounts.append({"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True})
     if secret is not None:
-        container_extra["envFrom"] = [{"secretRef": {"name": secret}}]
+        pod.container_extra["envFrom"] = [{"secretRef": {"name": secret}}]
     for job in JOBS:
         expression = job_schedule(job, settings)
         timezone = settings.timezone if job.business_time else server_tz
@@ -130,57 +132,82 @@ def kubernetes_manifests(
             raise UsageError(f"--server-timezone: {exc}") from None
         limits = deadlines(shortest_interval_seconds(expression, tz, now))
         job_labels = {**labels, "app.kubernetes.io/component": job.name}
-        manifests.append(
-            {
-                "apiVersion": "batch/v1",
-                "kind": "CronJob",
-                "metadata": {"name": f"saathii-ops-{job.name}", "labels": job_labels},
-                "spec": {
-                    "schedule": expression,
-                    "timeZone": timezone,
-                    # the database lock keeps pods apart too; Forbid spares the skipped runs
-                    "concurrencyPolicy": "Forbid",
-                    "startingDeadlineSeconds": limits.starting_seconds,
-                    "successfulJobsHistoryLimit": SUCCESSFUL_JOBS_KEPT,
-                    "failedJobsHistoryLimit": FAILED_JOBS_KEPT,
-                    "jobTemplate": {
-                        "spec": {
-                            # no retries: the next scheduled run catches up on what was missed
-                            "backoffLimit": 0,
-                            "activeDeadlineSeconds": limits.active_seconds,
-                            "ttlSecondsAfterFinished": FINISHED_JOBS_KEPT_SECONDS,
-                            "template": {
-                                "metadata": {"labels": job_labels},
-                                "spec": {
-                                    "restartPolicy": "Never",
-                                    "securityContext": {
-                                        "runAsNonRoot": True,
-                                        "runAsUser": RUN_AS,
-                                        "runAsGroup": RUN_AS,
-                                        "seccompProfile": {"type": "RuntimeDefault"},
-                                    },
-                                    "containers": [
-                                        {
-                                            "name": job.name,
-                                            "image": image,
-                                            "command": ["saathii-ops"],
-                                            "args": [*config_args, *job.command.split()],
-                                            **container_extra,
-                                            "resources": RESOURCES,
-                                            "securityContext": {
-                                                "allowPrivilegeEscalation": False,
-                                                "readOnlyRootFilesystem": True,
-                                                "capabilities": {"drop": ["ALL"]},
-                                            },
-                                            "volumeMounts": mounts,
-                                        }
-                                    ],
-                                    "volumes": volumes,
-                                },
-                            },
-                        }
-                    },
-                },
-            }
-        )
+        manifests.append(_cron_job(job, expression, timezone, limits, job_labels, image, pod))
     return manifests
+
+
+@dataclass
+class _PodConfig:
+    """What every job's pod shares: the config file's arguments, volumes and mounts, and
+    the Secret's environment."""
+
+    args: list[str]
+    volumes: list[dict[str, Any]]
+    mounts: list[dict[str, Any]]
+    container_extra: dict[str, Any]
+
+
+def _cron_job(
+    job: Job,
+    expression: str,
+    timezone: str,
+    limits: Deadlines,
+    labels: dict[str, str],
+    image: str,
+    pod: _PodConfig,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": f"saathii-ops-{job.name}", "labels": labels},
+        "spec": {
+            "schedule": expression,
+            "timeZone": timezone,
+            # the database lock keeps pods apart too; Forbid spares the skipped runs
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": limits.starting_seconds,
+            "successfulJobsHistoryLimit": SUCCESSFUL_JOBS_KEPT,
+            "failedJobsHistoryLimit": FAILED_JOBS_KEPT,
+            "jobTemplate": {
+                "spec": {
+                    # no retries: the next scheduled run catches up on what was missed
+                    "backoffLimit": 0,
+                    "activeDeadlineSeconds": limits.active_seconds,
+                    "ttlSecondsAfterFinished": FINISHED_JOBS_KEPT_SECONDS,
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": _pod_spec(job, image, pod),
+                    },
+                }
+            },
+        },
+    }
+
+
+def _pod_spec(job: Job, image: str, pod: _PodConfig) -> dict[str, Any]:
+    return {
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": job.name,
+                "image": image,
+                "command": ["saathii-ops"],
+                "args": [*pod.args, *job.command.split()],
+                **pod.container_extra,
+                "resources": RESOURCES,
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": pod.mounts,
+            }
+        ],
+        "volumes": pod.volumes,
+    }

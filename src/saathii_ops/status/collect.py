@@ -11,7 +11,7 @@ read-only transaction, with a handful of aggregate queries.
 from __future__ import annotations
 
 import os
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -80,49 +80,71 @@ def collect(
         return unreachable(exc, url, now, crontab, database_source)
     schema_problem = not_ready_reason(state)
     scheduled = None if schedule_target is None else scheduled_jobs(crontab, schedule_target)
-    with transaction(engine, read_only=True) as session:
-        disable_jit(session)
-        now = now or database_now(session)
-        version = server_version(session)
-        read_only = read_only_reason(session)
-        jobs: list[JobHealth] = []
-        data: DataHealth | None = None
-        today: date | None = None
-        badges_done_at: datetime | None = None
-        if schema_problem is None:
-            jobs = job_health(session, settings, now, scheduled)
-            today = badges.business_date(now, settings)
-            data = data_health(session, settings, now, today)
-            badges_done_at = last_ok_run_now(session, BADGES_JOB)
+    seen = _observe(engine, settings, now, scheduled, schema_ready=schema_problem is None)
     findings = rules.judge(
         schema_problem=schema_problem,
-        read_only=read_only,
-        jobs=jobs,
-        data=data,
-        today=today,
-        badges_done_at=badges_done_at,
+        read_only=seen.read_only,
+        jobs=seen.jobs,
+        data=seen.data,
+        today=seen.today,
+        badges_done_at=seen.badges_done_at,
         settings=settings,
     )
     return StatusReport(
-        now=now,
+        now=seen.now,
         healthy=not findings,
         problems=[finding.problem for finding in findings],
         database=DatabaseHealth(
             url,
             reachable=True,
-            server_version=version,
+            server_version=seen.version,
             error=None,
             source=database_source,
-            read_only=read_only,
+            read_only=seen.read_only,
         ),
         schema=SchemaHealth(state.current, state.head, state.at_head),
         crontab=crontab_description(crontab, schedule_target),
-        badge_date=today,
-        jobs=jobs,
-        data=data,
+        badge_date=seen.today,
+        jobs=seen.jobs,
+        data=seen.data,
         findings=findings,
         business_timezone=settings.timezone,
     )
+
+
+@dataclass
+class _Observed:
+    """What one read-only transaction saw of the database."""
+
+    now: datetime
+    version: str
+    read_only: str | None
+    jobs: list[JobHealth] = field(default_factory=list)
+    data: DataHealth | None = None
+    today: date | None = None
+    badges_done_at: datetime | None = None
+
+
+def _observe(
+    engine: Engine,
+    settings: Settings,
+    now: datetime | None,
+    scheduled: frozenset[str] | None,
+    *,
+    schema_ready: bool,
+) -> _Observed:
+    """The server, and (when the schema is ready) the jobs' and the data's health at `now`
+    (default: the database's clock), from one snapshot."""
+    with transaction(engine, read_only=True) as session:
+        disable_jit(session)
+        now = now or database_now(session)
+        seen = _Observed(now, server_version(session), read_only_reason(session))
+        if schema_ready:
+            seen.jobs = job_health(session, settings, now, scheduled)
+            seen.today = badges.business_date(now, settings)
+            seen.data = data_health(session, settings, now, seen.today)
+            seen.badges_done_at = last_ok_run_now(session, BADGES_JOB)
+    return seen
 
 
 def unreachable(

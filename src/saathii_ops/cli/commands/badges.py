@@ -135,13 +135,14 @@ def show(
 ) -> None:
     """List the badges and rates of a date (default: today in the business timezone)."""
     from saathii_ops.jobs import badges
+    from saathii_ops.jobs.badge_listing import listing
 
     app = app_context(ctx)
     if day is not None:
         check_badge_date("--date", day.date())
     with read_only(app) as (session, now):
         badge_date = day.date() if day is not None else badges.business_date(now, app.settings)
-        result = badges.listing(session, badge_date, listener)
+        result = listing(session, badge_date, listener)
     who = f"listener {listener}" if listener is not None else "every listener"
     title = f"listener badges for {badge_date} ({who})"
     render.show(render.stdout_console(), result, json_output=app.json_output, title=title)

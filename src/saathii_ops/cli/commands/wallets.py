@@ -14,14 +14,11 @@ from saathii_ops.cli.common import (
     run_registered_job,
 )
 from saathii_ops.cli.help import WholeHelpGroup
-from saathii_ops.errors import OpsError, UsageError
+from saathii_ops.errors import UsageError
 from saathii_ops.output.render import show, stdout_console
 from saathii_ops.runtime.registry import get_job
 
 app = typer.Typer(cls=WholeHelpGroup, help="Wallets and their ledger.", no_args_is_help=True)
-
-# the billing jobs whose locks `reconcile --apply` holds: neither runs meanwhile
-BILLING_JOBS = ("coins-deduct", "calls-cleanup")
 
 
 @app.command(help=get_job("wallets-audit").help)
@@ -100,13 +97,8 @@ def reconcile(
     is completed; a wallet holding less than its ledger is only named. Each correction is
     recorded in ops_corrections; history is never edited. Exit 0 (a preview changes
     nothing)."""
-    import socket
-
-    from saathii_ops.billing.conservation import ConservationError
-    from saathii_ops.errors import PlanChanged
-    from saathii_ops.jobs import reconcile as service
-    from saathii_ops.runtime.identity import user_name
-    from saathii_ops.runtime.runner import run_exclusive
+    from saathii_ops.jobs.reconcile_plan import ACCEPT, REVERSE, Scope
+    from saathii_ops.runtime.wallet_corrections import reconcile_wallets
 
     if reverse and accept:
         raise UsageError("--reverse and --accept exclude each other: choose one")
@@ -115,31 +107,12 @@ def reconcile(
     if apply and reason is None:
         raise UsageError("--apply needs --reason TEXT: it is recorded with each correction")
     app = app_context(ctx)
-    scope = service.Scope(
+    scope = Scope(
         wallet_id=wallet,
         call_id=call,
-        paid_twice=service.REVERSE if reverse else service.ACCEPT if accept else None,
+        paid_twice=REVERSE if reverse else ACCEPT if accept else None,
     )
-    corrected_by = f"{user_name()}@{socket.gethostname()}"
-    try:
-        report = run_exclusive(
-            app.engine,
-            app.settings,
-            lambda session, now: service.reconcile(
-                session,
-                now,
-                app.settings,
-                apply=apply,
-                scope=scope,
-                reason=reason,
-                corrected_by=corrected_by,
-            ),
-            now=app.now,
-            apply=apply,
-            jobs=[get_job(name) for name in BILLING_JOBS],
-        )
-    except ConservationError as exc:  # its message says nothing was changed
-        raise OpsError(str(exc)) from exc
-    except PlanChanged as exc:  # a row changed under the plan, despite the locks
-        raise OpsError(f"{exc}: rolled back, nothing was changed; run it again") from exc
+    report = reconcile_wallets(
+        app.engine, app.settings, app.now, apply=apply, scope=scope, reason=reason
+    )
     show(stdout_console(), report, json_output=app.json_output)
