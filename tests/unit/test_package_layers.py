@@ -30,7 +30,7 @@ def top_level_imports(path: Path) -> set[str]:
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
-            # `from saathii_ops.services import billing` imports a module too
+            # `from saathii_ops.billing import charge` imports a module too
             found.update(f"{node.module}.{a.name}" for a in node.names)
         for child in ast.iter_child_nodes(node):
             visit(child)
