@@ -13,13 +13,12 @@ from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import JobControl
 from saathii_ops.jobs import presence
 from saathii_ops.runtime import pings as monitoring
-from saathii_ops.runtime.locks import job_lock
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 from tests.factories import job_with_service
 from tests.support.monitor import Monitor
-from tests.support.runs import NOW, add_stale_user, partly_failing_service
+from tests.support.runs import NOW, add_stale_user, lock_held_elsewhere, partly_failing_service
 
 
 def test_a_run_pings_start_and_success_with_run_id_duration_and_counts(
@@ -128,22 +127,8 @@ def test_a_paused_run_sends_no_start_only_a_log_event(engine: Engine, monitor: M
 
 def test_a_run_that_finds_the_lock_taken_sends_no_start(engine: Engine, monitor: Monitor) -> None:
     job = get_job("presence-cleanup")
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with transaction(engine) as s, job_lock(s, job.name) as acquired:
-            assert acquired
-            holding.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    try:
-        assert holding.wait(10)
+    with lock_held_elsewhere(engine, job.name):
         result = run_job(engine, Settings(ping_url=monitor.url), job, now=NOW, dry_run=False)
-    finally:
-        release.set()
-        holder.join()
     assert (result.outcome, result.reason) == ("skipped", "locked")
     assert monitor.paths() == ["/ping/presence-cleanup/log"]
 

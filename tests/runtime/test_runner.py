@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +13,6 @@ from sqlalchemy.engine import Engine
 from saathii_ops.db.engine import transaction
 from saathii_ops.db.models import JobControl, JobRun
 from saathii_ops.jobs import presence
-from saathii_ops.runtime.locks import job_lock
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
@@ -22,6 +20,7 @@ from tests.conftest import Cli
 from tests.factories import job_with_service
 from tests.support.runs import (
     NOW,
+    lock_held_elsewhere,
     online_flags,
     partly_failing_service,
     recorded_runs,
@@ -45,23 +44,8 @@ def test_a_paused_job_is_recorded_as_skipped_and_changes_nothing(
 
 def test_a_run_that_finds_the_lock_taken_is_skipped(engine: Engine, stale_user: int) -> None:
     job = get_job("presence-cleanup")
-    holding = threading.Event()
-    release = threading.Event()
-
-    def hold_the_lock() -> None:
-        with transaction(engine) as s, job_lock(s, job.name) as acquired:
-            assert acquired
-            holding.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    try:
-        assert holding.wait(10)
+    with lock_held_elsewhere(engine, job.name):
         result = run_job(engine, Settings(), job, now=NOW, dry_run=False)
-    finally:
-        release.set()
-        holder.join()
     assert (result.outcome, result.reason, result.exit_code) == ("skipped", "locked", 0)
     assert recorded_runs(engine) == [("skipped", "locked", None)]
     assert online_flags(engine) == [True]
@@ -78,23 +62,9 @@ def test_logs_prune_is_locked_per_host(engine: Engine, tmp_path, holder: str, ou
 
     job = get_job("logs-prune")
     host = "other-host" if holder == "elsewhere" else socket.gethostname()
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with transaction(engine) as s, job_lock(s, job.lock_name(host)) as acquired:
-            assert acquired
-            holding.set()
-            release.wait(10)
-
-    holder_thread = threading.Thread(target=hold_the_lock)
-    holder_thread.start()
-    try:
-        assert holding.wait(10)
+    with lock_held_elsewhere(engine, job.lock_name(host)):
         settings = Settings(log_dir=tmp_path)
         result = run_job(engine, settings, job, now=NOW, dry_run=False)
-    finally:
-        release.set()
-        holder_thread.join()
     assert result.outcome == outcome
 
 

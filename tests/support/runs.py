@@ -3,7 +3,10 @@ service that takes its time inside the run's transaction or fails some rows."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -14,6 +17,7 @@ from sqlalchemy.orm import Session
 from saathii_ops.db.engine import is_sqlite, transaction
 from saathii_ops.db.models import JobRun, UserStatus
 from saathii_ops.reports import Report
+from saathii_ops.runtime.locks import job_lock
 from tests.factories import T0, add_call, add_user
 
 NOW = T0 + timedelta(minutes=10)  # a user last seen at T0 is stale
@@ -72,3 +76,24 @@ def add_a_call_to_charge(engine: Engine) -> None:
         listener = add_user(s, role="listener", balance=0)
         add_call(s, add_user(s, balance=1000), listener, start=T0 - timedelta(seconds=150))
         s.commit()
+
+
+@contextmanager
+def lock_held_elsewhere(engine: Engine, lock_name: str) -> Iterator[None]:
+    """Another session holds the job lock `lock_name` for the duration of the block."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with transaction(engine) as s, job_lock(s, lock_name) as acquired:
+            assert acquired
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join()
