@@ -91,18 +91,19 @@ def on_a_call() -> sa.ColumnElement[bool]:
     return sa.or_(party(calls.c.user_id), party(calls.c.listener_id))
 
 
-def wait_time_expired() -> sa.ColumnElement[bool]:
+def wait_time_expired(off_call: sa.ColumnElement[bool] | None = None) -> sa.ColumnElement[bool]:
     """A wait_time run out, off any call. On a call it is call cleanup's `wait_time_up`
-    signal: that job ends and settles the call, then clears the flags (SPEC §7)."""
-    return sa.and_(status.c.wait_time <= 0, ~on_a_call())
+    signal: that job ends and settles the call, then clears the flags (SPEC §7).
+    `off_call`: whether the user is off any call, when already known (else looked up)."""
+    return sa.and_(status.c.wait_time <= 0, ~on_a_call() if off_call is None else off_call)
 
 
-def busy_without_call() -> sa.ColumnElement[bool]:
+def busy_without_call(off_call: sa.ColumnElement[bool] | None = None) -> sa.ColumnElement[bool]:
     # rows with an expired wait_time belong to the rule above, counted once
     return sa.and_(
         busy(),
         sa.or_(status.c.wait_time.is_(None), status.c.wait_time > 0),
-        ~on_a_call(),
+        ~on_a_call() if off_call is None else off_call,
     )
 
 
@@ -159,12 +160,8 @@ def _flags(candidate: sa.CTE, cutoff: datetime) -> list[sa.Label[bool]]:
     reported is what the rules say of the row as it is."""
     return [
         inactive_online(cutoff).label("offline"),
-        sa.and_(candidate.c.off_call, status.c.wait_time <= 0).label("wait_time"),
-        sa.and_(
-            candidate.c.off_call,
-            busy(),
-            sa.or_(status.c.wait_time.is_(None), status.c.wait_time > 0),
-        ).label("no_call"),
+        wait_time_expired(off_call=candidate.c.off_call).label("wait_time"),
+        busy_without_call(off_call=candidate.c.off_call).label("no_call"),
     ]
 
 
