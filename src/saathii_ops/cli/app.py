@@ -13,19 +13,27 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from saathii_ops import __version__
-from saathii_ops.cli.commands import badges, cron, db, demo, jobs, logs, status, wallets
-from saathii_ops.cli.common import JsonOption, job_command
+from saathii_ops.cli.common import JsonOption
 from saathii_ops.cli.context import AppContext
 from saathii_ops.cli.days import EARLIEST_DAY, LATEST_DAY
 from saathii_ops.cli.help import WholeHelpGroup
+from saathii_ops.cli.root_commands import ROOT_COMMANDS, LazyCommands
 from saathii_ops.errors import ExitCode, OpsError, UsageError
 from saathii_ops.output.masking import first_line, mask_secrets
 from saathii_ops.output.text import escape_controls
-from saathii_ops.runtime.registry import JOBS
 
 
 class OpsGroup(WholeHelpGroup):
-    """Turns every error a person can cause into one line and the SPEC's exit code."""
+    """Turns every error a person can cause into one line and the SPEC's exit code. Its
+    commands are built when a command line names them (cli/root_commands.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # read only: nothing adds a command to the root once Typer has built it
+        self.commands = LazyCommands(ROOT_COMMANDS)  # type: ignore[assignment]
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return list(self.commands)  # their names, without building them
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -70,7 +78,7 @@ class OpsGroup(WholeHelpGroup):
         return "--json" in arguments
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
-        complete_without_coercing()
+        none_without_coercing()
         kwargs["standalone_mode"] = False
         given = args[0] if args else kwargs.get("args")
         self.arguments = tuple(sys.argv[1:] if given is None else given)
@@ -147,33 +155,36 @@ def misplaced_global_option(ctx: typer.Context | None, option: str | None) -> st
     return None
 
 
-def complete_without_coercing() -> None:
-    """Keeps pydantic out of every Tab (it halves completion's CPU time). Typer 0.29 coerces
-    each parameter's value through a pydantic TypeAdapter it builds on first use, importing
-    pydantic, even for a value of None, which coerces to None (() for a multi-value one)
-    whatever the type. Completion parses with click's resilient parsing, which processes
-    every parameter not given (all None) and makes any error a None: there a None is not
-    coerced. Typer builds its parameters itself and offers no hook to choose their class or
-    skip this, so this one workaround replaces their process_value (click's documented
-    Parameter method), and pyproject.toml pins Typer to the minor release it was checked
+def none_without_coercing() -> None:
+    """Keeps pydantic out of every Tab (it halves completion's CPU time) and out of the
+    options a command is not given. Typer 0.29 coerces each parameter's value through a
+    pydantic TypeAdapter it builds on first use, importing pydantic, even for a value of
+    None, which its coercion then turns into None (() for a multi-value one) whatever the
+    type without using the adapter. Completion parses with click's resilient parsing,
+    which processes every parameter not given (all None) and makes any error a None; a job
+    run processes each option it is not given. Typer builds its parameters itself and
+    offers no hook to choose their class or skip this, so this one workaround replaces
+    their process_value (click's documented Parameter method) for a None only, doing what
+    Typer does with it, and pyproject.toml pins Typer to the minor release it was checked
     with (tests/cli/test_startup.py fails if it stops working)."""
     parameters: tuple[Any, ...] = (TyperOption, TyperArgument)
     for parameter in parameters:
-        if not hasattr(parameter.process_value, "completing"):
-            parameter.process_value = _completing(parameter.process_value)
+        if not hasattr(parameter.process_value, "none_without_coercing"):
+            parameter.process_value = _none_without_coercing(parameter.process_value)
 
 
-def _completing(process_value: Any) -> Any:
-    def without_coercing_none(self: Any, ctx: typer.Context, value: Any) -> Any:
-        if value is None and ctx.resilient_parsing:
+def _none_without_coercing(process_value: Any) -> Any:
+    def process_none_without_coercing(self: Any, ctx: typer.Context, value: Any) -> Any:
+        missing = self.required and not ctx.resilient_parsing
+        if value is None and not missing:  # a missing required value: Typer's own error
             value = () if self.multiple or self.nargs == -1 else None
-            if self.required and self.value_is_missing(value):
+            if self.required:
                 return None  # what resilient parsing makes of click's MissingParameter
             return value if self.callback is None else self.callback(ctx, self, value)
         return process_value(self, ctx, value)
 
-    without_coercing_none.completing = True  # type: ignore[attr-defined]
-    return without_coercing_none
+    process_none_without_coercing.none_without_coercing = True  # type: ignore[attr-defined]
+    return process_none_without_coercing
 
 
 app = typer.Typer(
@@ -184,32 +195,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# the command groups, in the order --help lists them (a group of jobs only: its help here)
-GROUPS = {
-    "badges": badges.app,
-    "presence": typer.Typer(cls=WholeHelpGroup, help="User presence.", no_args_is_help=True),
-    "calls": typer.Typer(cls=WholeHelpGroup, help="Calls.", no_args_is_help=True),
-    "coins": typer.Typer(cls=WholeHelpGroup, help="Coin billing.", no_args_is_help=True),
-    "cron": cron.app,
-    "jobs": jobs.app,
-    "logs": logs.app,
-    "wallets": wallets.app,
-    "db": db.app,
-}
-for group_name, group in GROUPS.items():
-    app.add_typer(group, name=group_name)
-app.command("status")(status.status)
-app.command("demo")(demo.demo)
-# each registered job's command: made from its registry entry unless its group's module
-# declares it (a job with options of its own)
-for job in JOBS:
-    group_name, command_name = job.command.split()
-    group = GROUPS[group_name]
-    declared = {
-        info.name or getattr(info.callback, "__name__", "") for info in group.registered_commands
-    }
-    if command_name not in declared:
-        group.command(command_name, help=job.help)(job_command(job))
 
 
 def _database_error(exc: Exception) -> OpsError | None:
