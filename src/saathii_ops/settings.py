@@ -1,5 +1,9 @@
 """Configuration (SPEC §2): defaults, overridden by a TOML file, overridden by SAATHII_* variables.
 
+pydantic validates every value. The SAATHII_* variables are read here, in pydantic-settings'
+format, without it: importing it (asyncio, its sources for clouds and command lines) cost
+~95 ms of CPU on every cron start of a job.
+
 The database URL is resolved apart from the rest because it has its own order
 of precedence (`--database-url`, SAATHII_DATABASE_URL, the config file, the
 app's DATABASE_URL, the embedded default).
@@ -8,24 +12,19 @@ app's DATABASE_URL, the embedded default).
 from __future__ import annotations
 
 import difflib
+import json
 import os
-import re
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    SettingsError,
-)
 
 from saathii_ops.errors import UsageError
 from saathii_ops.files import read_regular_file
@@ -94,11 +93,7 @@ class BadgeRates(_Section):
     gold: Rates = Rates(audio=Decimal("1.80"), video=Decimal("10.00"))
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SAATHII_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
-
+class Settings(_Section):
     database_url: str | None = None
     timezone: str = "Asia/Kolkata"
     coins_per_minute: CoinsPerMinute = CoinsPerMinute()
@@ -177,18 +172,6 @@ class Settings(BaseSettings):
         # not cached on the instance: a copy (model_copy) with another timezone would keep
         # it; zoneinfo caches its zones itself
         return ZoneInfo(self.timezone)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the config file, which arrives as init arguments.
-        return (env_settings, init_settings)
 
 
 def known_timezone(name: str) -> ZoneInfo:
@@ -283,21 +266,79 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def settings_from(file_values: dict[str, Any]) -> Settings:
     """The settings from a config file's values, the environment and the defaults."""
+    values = merged(file_values, environment_values(os.environ))
     try:
-        return Settings(**file_values)
+        return Settings(**values)
     except ValidationError as exc:
         raise UsageError(f"invalid configuration: {describe_validation_error(exc)}") from None
-    except SettingsError as exc:
-        # an environment variable pydantic-settings could not decode (JSON for a dict)
-        raise UsageError(f"invalid configuration: {_settings_error_key(exc)}") from None
 
 
-def _settings_error_key(exc: SettingsError) -> str:
-    match = re.search(r'field "([^"]+)"', str(exc))
-    if match is None:
-        return str(exc)
-    name = match.group(1)
-    return f"{name}: SAATHII_{name.upper()} is not valid JSON"
+ENV_PREFIX = "SAATHII_"
+NESTED_DELIMITER = "__"
+
+
+def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings SAATHII_* variables give, as text for pydantic to validate: a variable
+    per setting (SAATHII_TIMEZONE), a nested key after `__`
+    (SAATHII_COINS_PER_MINUTE__AUDIO), JSON for a section, a list or a dict
+    (SAATHII_SCHEDULES='{"coins-deduct": "*/2 * * * *"}'); names in any case. A variable
+    that names no setting is not one (SAATHII_CONFIG)."""
+    values: dict[str, Any] = {}
+    # a whole setting first, so that its nested keys given apart override its JSON
+    for name in sorted(environ, key=lambda name: name.count(NESTED_DELIMITER)):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split(NESTED_DELIMITER)
+        if path[0] not in Settings.model_fields:
+            continue
+        value: Any = environ[name]
+        if _is_structured(_annotation_at(path)):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                key = ".".join(path)
+                raise UsageError(
+                    f"invalid configuration: {key}: {name} is not valid JSON"
+                ) from None
+        *parents, leaf = path
+        section = values
+        for part in parents:
+            if not isinstance(section.get(part), dict):
+                section[part] = {}
+            section = section[part]
+        section[leaf] = merged(section[leaf], value) if leaf in section else value
+    return values
+
+
+def _annotation_at(path: list[str]) -> Any:
+    """The type a nested key's value must have; None where the key names no setting."""
+    annotation: Any = Settings
+    for part in path:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            annotation = field.annotation if field is not None else None
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return None
+    return annotation
+
+
+def _is_structured(annotation: Any) -> bool:
+    """A section, a list or a dict: given as JSON in one variable."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return get_origin(annotation) in (dict, tuple, list)
+
+
+def merged(base: Any, override: Any) -> Any:
+    """`override` over `base`, key by key in nested sections."""
+    if not (isinstance(base, dict) and isinstance(override, dict)):
+        return override
+    result = dict(base)
+    for key, value in override.items():
+        result[key] = merged(result[key], value) if key in result else value
+    return result
 
 
 def describe_validation_error(exc: ValidationError) -> str:
