@@ -23,7 +23,6 @@ HEAVY = (
     "croniter",
     "crontab",  # python-crontab
     "pydantic",
-    "pydantic_settings",
 )
 
 
