@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.billing import charge as billing
 from saathii_ops.billing import charging, settlement
-from saathii_ops.billing.plan import StoredPlan
+from saathii_ops.billing import plan as plan_module
+from saathii_ops.billing.plan import CHUNK_SIZE, StoredPlan
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import is_sqlite, transaction
 from saathii_ops.db.models import JobRun, UserCall
@@ -277,7 +278,16 @@ def test_a_listener_without_a_wallet_gets_one(engine: Engine) -> None:
 # --- a caller with several calls -----------------------------------------------------
 
 
-def test_a_callers_balance_goes_to_their_calls_in_start_order(engine: Engine) -> None:
+# a chunk per call: each caller's calls, their wallet and their listeners' are charged and
+# settled in different chunks, as at 50,000 calls
+one_call_per_chunk = pytest.mark.parametrize("chunk_size", [CHUNK_SIZE, 1])
+
+
+@one_call_per_chunk
+def test_a_callers_balance_goes_to_their_calls_in_start_order(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    monkeypatch.setattr(plan_module, "CHUNK_SIZE", chunk_size)
     with transaction(engine) as s:
         caller = add_user(s, balance=30)
         first_listener, second_listener, third_listener = (
@@ -309,7 +319,11 @@ def test_a_callers_balance_goes_to_their_calls_in_start_order(engine: Engine) ->
     ]
 
 
-def test_a_balance_shared_by_two_calls_pays_what_it_covers_in_order(engine: Engine) -> None:
+@one_call_per_chunk
+def test_a_balance_shared_by_two_calls_pays_what_it_covers_in_order(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    monkeypatch.setattr(plan_module, "CHUNK_SIZE", chunk_size)
     with transaction(engine) as s:
         caller = add_user(s, balance=100)
         listeners = [add_user(s, role="listener", balance=0) for _ in range(2)]

@@ -78,7 +78,7 @@ def _apply(run: RunContext[None], plan: StoredPlan, billed: BillingReport) -> No
         spend_coins += charging.charge_chunk(session, now, plan, chunk)
         charging.write_calls(session, now, plan, chunk, cache_updates)
     # chunks of the calls that end only: each settlement statement finds the listeners'
-    # wallets by a scan of user_wallets, so as few of them as CHUNK_SIZE allows
+    # wallets by a scan of user_wallets, so as few of them as CHUNK_SIZE allows (plan.py)
     for first, last in plan.chunks(plan.ends.is_(True)):
         earn_money += settlement.settle(
             session, now, plan, plan.call_id.between(first, last), run.run_id
