@@ -20,24 +20,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from saathii_ops.db.engine import make_engine, parse_url
-from saathii_ops.db.models import (
-    ListenerBadge,
-    UserCall,
-    UserRole,
-    UserStatus,
-    UserTransaction,
-    UserWallet,
-    table,
+from saathii_ops.db.tables import (
+    listener_badges,
+    user_calls,
+    user_roles,
+    user_status,
+    user_transactions,
+    user_wallets,
 )
 from saathii_ops.jobs.badges import badge_for_minutes, rates_for
 from saathii_ops.settings import Settings
 
-calls = table(UserCall)
-wallets = table(UserWallet)
-ledger = table(UserTransaction)
-status = table(UserStatus)
-badges = table(ListenerBadge)
-roles = table(UserRole)
+calls = user_calls
+wallets = user_wallets
+ledger = user_transactions
+status = user_status
+badges = listener_badges
+roles = user_roles
 
 # the SPEC's defaults, and the project's one home of the badge table
 SETTINGS = Settings()

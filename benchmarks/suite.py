@@ -36,15 +36,14 @@ from sqlalchemy.engine import URL, Engine
 from benchmarks import floor, population
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url
-from saathii_ops.db.models import (
-    ListenerBadge,
-    User,
-    UserCall,
-    UserRole,
-    UserStatus,
-    UserTransaction,
-    UserWallet,
-    table,
+from saathii_ops.db.tables import (
+    listener_badges,
+    user_calls,
+    user_roles,
+    user_status,
+    user_transactions,
+    user_wallets,
+    users,
 )
 
 # the population's "now"; a run is at NOW + its case's `later`
@@ -354,15 +353,22 @@ class Databases:
         self.admin.dispose()
 
 
-COPIED_TABLES = (User, UserRole, UserWallet, UserTransaction, UserStatus, UserCall, ListenerBadge)
+COPIED_TABLES = (
+    users,
+    user_roles,
+    user_wallets,
+    user_transactions,
+    user_status,
+    user_calls,
+    listener_badges,
+)
 
 
 def _copy_to_sqlite(source: Engine, path: Path) -> None:
     target = make_engine(sa.make_url(f"sqlite:///{path}"))
     schema.upgrade(target)
     with source.connect() as read, target.begin() as write:
-        for model in COPIED_TABLES:
-            t = table(model)
+        for t in COPIED_TABLES:
             rows = read.execution_options(yield_per=20_000).execute(sa.select(t))
             for batch in rows.partitions():
                 write.execute(sa.insert(t), [dict(r._mapping) for r in batch])

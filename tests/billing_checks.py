@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import UserCall, UserStatus, UserTransaction, UserWallet
+from saathii_ops.db.tables import user_calls, user_status, user_transactions, user_wallets
 from saathii_ops.runtime.registry import JobService
 from saathii_ops.settings import Settings
 from tests.factories import run_context
@@ -29,21 +29,21 @@ def assert_ledger_balanced(engine: Engine) -> None:
     with transaction(engine) as s:
         ledger = (
             sa.select(
-                UserTransaction.wallet_id,
-                sa.func.sum(UserTransaction.coins_change).label("coins"),
-                sa.func.sum(UserTransaction.money_change).label("money"),
+                user_transactions.c.wallet_id,
+                sa.func.sum(user_transactions.c.coins_change).label("coins"),
+                sa.func.sum(user_transactions.c.money_change).label("money"),
             )
-            .group_by(UserTransaction.wallet_id)
+            .group_by(user_transactions.c.wallet_id)
             .subquery()
         )
         rows = s.execute(
             sa.select(
-                UserWallet.wallet_id,
-                UserWallet.balance_coins,
-                UserWallet.withdrawable_money,
+                user_wallets.c.wallet_id,
+                user_wallets.c.balance_coins,
+                user_wallets.c.withdrawable_money,
                 sa.func.coalesce(ledger.c.coins, 0),
                 sa.func.coalesce(ledger.c.money, 0),
-            ).outerjoin(ledger, ledger.c.wallet_id == UserWallet.wallet_id)
+            ).outerjoin(ledger, ledger.c.wallet_id == user_wallets.c.wallet_id)
         ).all()
     for wallet_id, balance, money, ledger_coins, ledger_money in rows:
         assert balance == ledger_coins, (
@@ -58,27 +58,27 @@ def money_tables(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the tables billing may change, for "nothing changed" comparisons."""
     with transaction(engine) as s:
         return {
-            model.__tablename__: [
+            money_table.name: [
                 tuple(row)
                 for row in s.execute(
-                    sa.select(model.__table__).order_by(*model.__table__.primary_key.columns)
+                    sa.select(money_table).order_by(*money_table.primary_key.columns)
                 )
             ]
-            for model in (UserWallet, UserTransaction, UserCall, UserStatus)
+            for money_table in (user_wallets, user_transactions, user_calls, user_status)
         }
 
 
 def call_row(engine: Engine, call_id: int) -> Any:
     with transaction(engine) as s:
-        return s.execute(sa.select(UserCall.__table__).where(UserCall.call_id == call_id)).one()
+        return s.execute(sa.select(user_calls).where(user_calls.c.call_id == call_id)).one()
 
 
 def wallet(engine: Engine, user_id: int) -> tuple[int, Decimal] | None:
     """(balance_coins, withdrawable_money) of a user's wallet, None when there is none."""
     with transaction(engine) as s:
         row = s.execute(
-            sa.select(UserWallet.balance_coins, UserWallet.withdrawable_money).where(
-                UserWallet.user_id == user_id
+            sa.select(user_wallets.c.balance_coins, user_wallets.c.withdrawable_money).where(
+                user_wallets.c.user_id == user_id
             )
         ).one_or_none()
     return None if row is None else (row[0], row[1])
@@ -91,13 +91,13 @@ def ledger_rows(engine: Engine, user_id: int) -> list[tuple[str, int, Decimal]]:
             (r.tx_type, r.coins_change, r.money_change)
             for r in s.execute(
                 sa.select(
-                    UserTransaction.tx_type,
-                    UserTransaction.coins_change,
-                    UserTransaction.money_change,
+                    user_transactions.c.tx_type,
+                    user_transactions.c.coins_change,
+                    user_transactions.c.money_change,
                 )
-                .join(UserWallet, UserWallet.wallet_id == UserTransaction.wallet_id)
-                .where(UserWallet.user_id == user_id)
-                .order_by(UserTransaction.transaction_id)
+                .join(user_wallets, user_wallets.c.wallet_id == user_transactions.c.wallet_id)
+                .where(user_wallets.c.user_id == user_id)
+                .order_by(user_transactions.c.transaction_id)
             )
         ]
 
@@ -106,7 +106,9 @@ def status_of(engine: Engine, user_id: int) -> tuple[bool | None, int | None]:
     """(is_busy, wait_time)"""
     with transaction(engine) as s:
         row = s.execute(
-            sa.select(UserStatus.is_busy, UserStatus.wait_time).where(UserStatus.user_id == user_id)
+            sa.select(user_status.c.is_busy, user_status.c.wait_time).where(
+                user_status.c.user_id == user_id
+            )
         ).one()
     return row[0], row[1]
 

@@ -13,15 +13,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.db.models import (
-    JobRun,
-    ListenerBadge,
-    User,
-    UserCall,
-    UserRole,
-    UserStatus,
-    UserTransaction,
-    UserWallet,
+from saathii_ops.db.tables import (
+    listener_badges,
+    ops_job_runs,
+    user_calls,
+    user_roles,
+    user_status,
+    user_transactions,
+    user_wallets,
+    users,
 )
 from saathii_ops.reports import Report
 from saathii_ops.runtime.context import RunContext, new_run_id
@@ -48,33 +48,33 @@ def add_user(
     """A user with an optional role, wallet (coins and money backed by ledger rows), status row."""
     n = next(_serial)
     user_id = session.execute(
-        sa.insert(User)
+        sa.insert(users)
         .values(username=f"u{n:08d}", dob=date(1995, 5, 5), phone=f"+9190{n:08d}")
-        .returning(User.user_id)
+        .returning(users.c.user_id)
     ).scalar_one()
     if role:
-        session.execute(sa.insert(UserRole).values(user_id=user_id, role=role))
+        session.execute(sa.insert(user_roles).values(user_id=user_id, role=role))
     if balance is not None:
         wallet_id = session.execute(
-            sa.insert(UserWallet)
+            sa.insert(user_wallets)
             .values(user_id=user_id, balance_coins=balance, withdrawable_money=money)
-            .returning(UserWallet.wallet_id)
+            .returning(user_wallets.c.wallet_id)
         ).scalar_one()
         if balance:
             session.execute(
-                sa.insert(UserTransaction).values(
+                sa.insert(user_transactions).values(
                     wallet_id=wallet_id, tx_type="purchase", coins_change=balance
                 )
             )
         if money:
             session.execute(
-                sa.insert(UserTransaction).values(
+                sa.insert(user_transactions).values(
                     wallet_id=wallet_id, tx_type="earn", coins_change=0, money_change=money
                 )
             )
     if online is not None:
         session.execute(
-            sa.insert(UserStatus).values(
+            sa.insert(user_status).values(
                 user_id=user_id,
                 is_online=online,
                 last_seen=last_seen or T0,
@@ -98,7 +98,7 @@ def add_call(
     duration_minutes: int | None = None,
 ) -> int:
     return session.execute(
-        sa.insert(UserCall)
+        sa.insert(user_calls)
         .values(
             user_id=caller,
             listener_id=listener,
@@ -108,7 +108,7 @@ def add_call(
             status=status,
             duration_minutes=duration_minutes,
         )
-        .returning(UserCall.call_id)
+        .returning(user_calls.c.call_id)
     ).scalar_one()
 
 
@@ -116,7 +116,7 @@ def add_badge(
     session: Session, listener: int, day: date, badge: str, audio: str, video: str
 ) -> None:
     session.execute(
-        sa.insert(ListenerBadge).values(
+        sa.insert(listener_badges).values(
             listener_id=listener,
             date=day,
             badge=badge,
@@ -141,7 +141,7 @@ def add_run(
 ) -> int:
     """A row of the job-runs audit table, finished a second (`seconds`) after it started."""
     return session.execute(
-        sa.insert(JobRun)
+        sa.insert(ops_job_runs)
         .values(
             job=job,
             started_at=started_at,
@@ -153,7 +153,7 @@ def add_run(
             host=host,
             run_now=run_now or started_at,
         )
-        .returning(JobRun.run_id)
+        .returning(ops_job_runs.c.run_id)
     ).scalar_one()
 
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import ListenerBadge
+from saathii_ops.db.tables import listener_badges
 from tests.conftest import Cli
 from tests.factories import add_user
 
@@ -36,7 +36,7 @@ def test_a_backfill_shows_its_range_and_totals(cli: Cli, engine: Engine) -> None
     assert "listener_id=" not in out  # no rows of the first date
     assert "(+" not in out
     with transaction(engine) as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(ListenerBadge)) == 5400
+        assert s.scalar(sa.select(sa.func.count()).select_from(listener_badges)) == 5400
 
     one_day = cli("--now", NOW.isoformat(), "badges", "assign", "--date", "2026-04-01").stdout
     assert " dates=2026-04-01 " in one_day
@@ -51,7 +51,7 @@ def test_badges_show_names_whose_badges_it_shows(cli: Cli, engine: Engine) -> No
     assert every.splitlines()[0] == "listener badges for 2026-11-29 (every listener)"
     assert "listener_id: -" not in every and "listener id" not in every
     with transaction(engine) as s:
-        listener = s.scalar(sa.select(sa.func.min(ListenerBadge.listener_id)))
+        listener = s.scalar(sa.select(sa.func.min(listener_badges.c.listener_id)))
     one = cli("--now", NOW.isoformat(), "badges", "show", "--listener", str(listener)).stdout
     assert one.splitlines()[0] == f"listener badges for 2026-11-29 (listener {listener})"
     assert f"  listener_id: {listener}\n" in one

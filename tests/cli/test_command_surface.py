@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import UserStatus
+from saathii_ops.db.tables import user_status
 from tests.conftest import Cli
 from tests.factories import T0, add_user
 
@@ -100,7 +100,7 @@ def test_plain_text_output_when_not_a_terminal(cli: Cli, engine: Engine) -> None
     assert " marked_offline=1 " in result.stdout
     assert "\x1b[" not in result.stdout and "┃" not in result.stdout
     with transaction(engine) as s:
-        assert s.scalar(sa.select(UserStatus.is_online)) is False
+        assert s.scalar(sa.select(user_status.c.is_online)) is False
 
 
 @pytest.mark.parametrize(

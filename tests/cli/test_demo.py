@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import User, UserCall, UserTransaction, UserWallet
+from saathii_ops.db.tables import user_calls, user_transactions, user_wallets, users
 from saathii_ops.demo import sample_data
 from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import Settings
@@ -51,14 +51,19 @@ def test_sample_data_is_deterministic_and_backed_by_the_ledger(engine: Engine) -
         with transaction(engine) as s:
             calls = s.execute(
                 sa.select(
-                    UserCall.call_type, UserCall.start_time, UserCall.coins_spent, UserCall.status
-                ).order_by(UserCall.call_id)
+                    user_calls.c.call_type,
+                    user_calls.c.start_time,
+                    user_calls.c.coins_spent,
+                    user_calls.c.status,
+                ).order_by(user_calls.c.call_id)
             ).all()
             ledger = s.execute(
-                sa.select(UserWallet.balance_coins, sa.func.sum(UserTransaction.coins_change))
-                .join(UserTransaction, UserTransaction.wallet_id == UserWallet.wallet_id)
-                .group_by(UserWallet.wallet_id, UserWallet.balance_coins)
-                .order_by(UserWallet.wallet_id)
+                sa.select(
+                    user_wallets.c.balance_coins, sa.func.sum(user_transactions.c.coins_change)
+                )
+                .join(user_transactions, user_transactions.c.wallet_id == user_wallets.c.wallet_id)
+                .group_by(user_wallets.c.wallet_id, user_wallets.c.balance_coins)
+                .order_by(user_wallets.c.wallet_id)
             ).all()
         return [tuple(c) for c in calls], [tuple(r) for r in ledger]
 
@@ -71,10 +76,10 @@ def test_sample_data_is_deterministic_and_backed_by_the_ledger(engine: Engine) -
     assert ledger and all(balance == total for balance, total in ledger)
 
     with transaction(engine) as s:
-        s.execute(sa.delete(UserTransaction))
-        s.execute(sa.delete(UserWallet))
-        s.execute(sa.delete(UserCall))
-        s.execute(sa.delete(User))
+        s.execute(sa.delete(user_transactions))
+        s.execute(sa.delete(user_wallets))
+        s.execute(sa.delete(user_calls))
+        s.execute(sa.delete(users))
         sample_data.fill(s, NOW, Settings(), users=80, seed=3)
         s.commit()
     assert snapshot()[0] == calls

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobRun, UserWallet
+from saathii_ops.db.tables import ops_job_runs, user_wallets
 from saathii_ops.runtime import registry
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
@@ -46,7 +46,9 @@ def _one_call(engine: Engine) -> tuple[int, int]:
 def _balance(engine: Engine, user_id: int) -> int:
     with transaction(engine) as s:
         return int(
-            s.scalar(sa.select(UserWallet.balance_coins).where(UserWallet.user_id == user_id))
+            s.scalar(
+                sa.select(user_wallets.c.balance_coins).where(user_wallets.c.user_id == user_id)
+            )
         )
 
 
@@ -98,4 +100,4 @@ def test_resolving_the_after_commit_step_is_part_of_the_guard(
     assert "unexpected" not in result.stderr
     assert _balance(engine, caller) == 980
     with transaction(engine) as s:
-        assert s.scalars(sa.select(JobRun.outcome)).all() == ["ok"]
+        assert s.scalars(sa.select(ops_job_runs.c.outcome)).all() == ["ok"]

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobRun
+from saathii_ops.db.tables import ops_job_runs
 from tests.billing_checks import assert_ledger_balanced, call_row, money_tables, wallet
 from tests.conftest import Cli
 from tests.factories import T0, add_badge, add_call, add_user
@@ -138,7 +138,7 @@ def test_the_ordinary_call_beside_a_bad_row_is_billed_and_the_run_exits_1(
     assert call_row(engine, fx.bad_call) == bad_before
     assert_ledger_balanced(engine)
     with transaction(engine) as s:
-        outcome, reason = s.execute(sa.select(JobRun.outcome, JobRun.reason)).one()
+        outcome, reason = s.execute(sa.select(ops_job_runs.c.outcome, ops_job_runs.c.reason)).one()
     assert (outcome, reason) == ("ok", "some rows failed")
 
 

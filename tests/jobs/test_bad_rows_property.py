@@ -19,7 +19,7 @@ from saathii_ops.billing import charge as billing
 from saathii_ops.billing.problems import Problem
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import UserCall, UserWallet
+from saathii_ops.db.tables import user_calls, user_wallets
 from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings
 from tests.billing_checks import assert_ledger_balanced, call_row
@@ -184,8 +184,8 @@ def _balances(engine: Engine, callers: list[int]) -> dict[int, int]:
     with transaction(engine) as s:
         return dict(
             s.execute(
-                sa.select(UserWallet.user_id, UserWallet.balance_coins).where(
-                    UserWallet.user_id.in_(callers)
+                sa.select(user_wallets.c.user_id, user_wallets.c.balance_coins).where(
+                    user_wallets.c.user_id.in_(callers)
                 )
             ).all()
         )
@@ -211,7 +211,7 @@ def test_good_calls_are_billed_exactly_and_bad_rows_are_skipped(
     service_settings = Settings()
     with transaction(engine) as s:  # no ongoing call of an earlier example (or a failed one)
         s.execute(
-            sa.update(UserCall).where(UserCall.status == "ongoing").values(status="completed")
+            sa.update(user_calls).where(user_calls.c.status == "ongoing").values(status="completed")
         )
         s.commit()
     balances, goods, bads = _add_calls(engine, example)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobRun, ListenerBadge, UserRole, UserStatus
+from saathii_ops.db.tables import listener_badges, ops_job_runs, user_roles, user_status
 from saathii_ops.jobs import badges
 from saathii_ops.jobs.badges import AssignOptions
 from saathii_ops.runtime.registry import JOBS, get_job
@@ -42,11 +42,11 @@ def rows(engine: Engine) -> dict[tuple[int, date], tuple[str, Decimal, Decimal]]
     with transaction(engine) as s:
         found = s.execute(
             sa.select(
-                ListenerBadge.listener_id,
-                ListenerBadge.date,
-                ListenerBadge.badge,
-                ListenerBadge.audio_rate_per_minute,
-                ListenerBadge.video_rate_per_minute,
+                listener_badges.c.listener_id,
+                listener_badges.c.date,
+                listener_badges.c.badge,
+                listener_badges.c.audio_rate_per_minute,
+                listener_badges.c.video_rate_per_minute,
             )
         ).all()
     return {(r[0], r[1]): (r[2], r[3], r[4]) for r in found}
@@ -358,11 +358,11 @@ def test_inactive_accounts_get_no_new_badge_and_others_do(cli: Cli, engine: Engi
         no_status_row = add_listener(s, 200)
         null_flag = add_listener(s, 200, online=False)
         s.execute(
-            sa.update(UserStatus).where(UserStatus.user_id == null_flag).values(is_active=None)
+            sa.update(user_status).where(user_status.c.user_id == null_flag).values(is_active=None)
         )
         customer = add_user(s, online=False)
         both_roles = add_listener(s, 70)
-        s.execute(sa.insert(UserRole).values(user_id=both_roles, role="customer"))
+        s.execute(sa.insert(user_roles).values(user_id=both_roles, role="customer"))
         s.commit()
 
     doc = run(cli)
@@ -385,7 +385,7 @@ def test_rerunning_replaces_rows_and_never_duplicates(cli: Cli, engine: Engine) 
         bronze = add_listener(s, 61)
         # the app wrote a 'basic' row for D when it first saw the gold listener today
         s.execute(
-            sa.insert(ListenerBadge).values(
+            sa.insert(listener_badges).values(
                 listener_id=gold,
                 date=D,
                 badge="basic",
@@ -422,8 +422,10 @@ def test_rerunning_replaces_rows_and_never_duplicates(cli: Cli, engine: Engine) 
     with transaction(engine) as s:
         times = s.execute(
             sa.select(
-                ListenerBadge.assigned_at, ListenerBadge.updated_at, ListenerBadge.created_at
-            ).where(ListenerBadge.listener_id == gold, ListenerBadge.date == D)
+                listener_badges.c.assigned_at,
+                listener_badges.c.updated_at,
+                listener_badges.c.created_at,
+            ).where(listener_badges.c.listener_id == gold, listener_badges.c.date == D)
         ).one()
     assert tuple(times) == (later, later, app_wrote_at)
 
@@ -438,7 +440,7 @@ def test_dry_run_equals_the_real_run_and_changes_nothing(cli: Cli, engine: Engin
     dry = run(cli, "--from", "2026-11-28", "--to", "2026-11-29", "--dry-run")
     assert rows(engine) == before
     with transaction(engine) as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(JobRun)) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(ops_job_runs)) == 0
 
     real = run(cli, "--from", "2026-11-28", "--to", "2026-11-29")
     assert dry["outcome"] == "dry-run" and real["outcome"] == "ok"
@@ -446,7 +448,9 @@ def test_dry_run_equals_the_real_run_and_changes_nothing(cli: Cli, engine: Engin
     assert real["report"]["total"] == 8 and real["report"]["replaced"] == 1
     assert rows(engine)[(listeners[2], D)] == with_rates("silver")
     with transaction(engine) as s:
-        runs = s.execute(sa.select(JobRun.job, JobRun.outcome, JobRun.counts)).all()
+        runs = s.execute(
+            sa.select(ops_job_runs.c.job, ops_job_runs.c.outcome, ops_job_runs.c.counts)
+        ).all()
     # a backfill is one run
     assert [tuple(r) for r in runs] == [
         (

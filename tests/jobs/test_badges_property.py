@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import ListenerBadge, UserCall
+from saathii_ops.db.tables import listener_badges, user_calls
 from saathii_ops.jobs import badges
 from saathii_ops.settings import BadgeRates, BadgeThresholds, Rates, Settings
 from tests.factories import run_context
@@ -71,8 +71,8 @@ def test_the_plan_gives_every_listener_the_badge_tables_badge_and_rates(
 ) -> None:
     settings, listeners = example
     with transaction(engine) as s:  # each example starts from no listeners and no badges
-        s.execute(sa.delete(ListenerBadge))
-        s.execute(sa.delete(UserCall))
+        s.execute(sa.delete(listener_badges))
+        s.execute(sa.delete(user_calls))
         s.commit()
     with transaction(engine) as s:
         minutes = {add_listener(s, *calls): sum(calls) for calls in listeners}
@@ -104,7 +104,7 @@ def test_the_plan_gives_every_listener_the_badge_tables_badge_and_rates(
     with transaction(engine, read_only=True) as s:
         written = {
             row.listener_id: (row.badge, row.audio_rate_per_minute, row.video_rate_per_minute)
-            for row in s.scalars(sa.select(ListenerBadge))
+            for row in s.execute(sa.select(listener_badges))
             if row.listener_id in minutes
         }
     assert written == {listener: bill[1:] for listener, bill in expected.items()}

@@ -21,7 +21,7 @@ from saathii_ops.billing import plan as plan_module
 from saathii_ops.billing.plan import CHUNK_SIZE, StoredPlan
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import is_sqlite, transaction
-from saathii_ops.db.models import JobRun, UserCall
+from saathii_ops.db.tables import ops_job_runs, user_calls
 from saathii_ops.demo import sample_data
 from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings
@@ -394,7 +394,7 @@ def test_rows_that_cannot_be_billed_are_reported_and_skipped(cli: Any, engine: E
     assert wallet(engine, caller) == (50, Decimal("0.00"))
     assert {c: call_row(engine, c) for c in before} == before
     with transaction(engine) as s:
-        run = s.execute(sa.select(JobRun.outcome, JobRun.counts)).one()
+        run = s.execute(sa.select(ops_job_runs.c.outcome, ops_job_runs.c.counts)).one()
     assert (run.outcome, run.counts["skipped_calls"], run.counts["coins_charged"]) == ("ok", 4, 50)
 
 
@@ -502,7 +502,9 @@ def test_runs_are_recorded_with_their_counts(
     cli("--now", NOW.isoformat(), "coins", "deduct", "--dry-run")
     cli("--now", NOW.isoformat(), "coins", "deduct")
     with transaction(engine) as s:
-        runs = s.execute(sa.select(JobRun.job, JobRun.outcome, JobRun.counts)).all()
+        runs = s.execute(
+            sa.select(ops_job_runs.c.job, ops_job_runs.c.outcome, ops_job_runs.c.counts)
+        ).all()
     assert [(r.job, r.outcome) for r in runs] == [("coins-deduct", "ok")]
     assert runs[0].counts == {
         "calls_charged": 3,
@@ -575,7 +577,9 @@ def test_a_report_does_not_grow_with_the_calls_it_charges(cli: Any, engine: Engi
 
 def _failed_runs(engine: Engine) -> list[str | None]:
     with transaction(engine) as s:
-        return list(s.scalars(sa.select(JobRun.error).where(JobRun.outcome == "failed")))
+        return list(
+            s.scalars(sa.select(ops_job_runs.c.error).where(ops_job_runs.c.outcome == "failed"))
+        )
 
 
 def test_a_conservation_violation_rolls_the_run_back(
@@ -659,7 +663,9 @@ def test_a_call_the_app_ended_after_the_plan_is_not_settled_again(
     def app_completes_the_call(session: Any, now: datetime, plan: Any, chunk: Any) -> int:
         written = charge(session, now, plan, chunk)
         session.execute(
-            sa.update(UserCall).where(UserCall.call_id == cannot_pay).values(status="completed")
+            sa.update(user_calls)
+            .where(user_calls.c.call_id == cannot_pay)
+            .values(status="completed")
         )
         return written
 
@@ -677,7 +683,9 @@ def test_a_call_the_app_ended_after_the_plan_is_not_settled_again(
     monkeypatch.undo()
     with transaction(engine) as s:
         s.execute(
-            sa.update(UserCall).where(UserCall.call_id == cannot_pay).values(status="completed")
+            sa.update(user_calls)
+            .where(user_calls.c.call_id == cannot_pay)
+            .values(status="completed")
         )
         s.commit()
     listener = call_row(engine, cannot_pay).listener_id
@@ -715,6 +723,8 @@ def test_on_sample_data_every_ongoing_call_is_paid_up_and_the_ledger_holds(
         ):
             assert (again.calls_charged, again.calls_ended, again.ended) == (0, 0, [])
         ongoing = s.scalar(
-            sa.select(sa.func.count()).select_from(UserCall).where(UserCall.status == "ongoing")
+            sa.select(sa.func.count())
+            .select_from(user_calls)
+            .where(user_calls.c.status == "ongoing")
         )
     assert ongoing == sample.ongoing_calls - deducted.calls_ended - cleaned.calls_ended

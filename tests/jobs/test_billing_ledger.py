@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.billing import charge as billing
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import UserCall, UserTransaction, UserWallet
+from saathii_ops.db.tables import user_calls, user_transactions, user_wallets
 from saathii_ops.jobs import call_cleanup
 from saathii_ops.settings import Settings
 from tests.billing_checks import assert_ledger_balanced
@@ -113,23 +113,25 @@ def test_no_coin_or_rupee_is_created_or_lost(engine: Engine, example: Example) -
         with transaction(engine) as s:
             rows = {
                 r.call_id: r
-                for r in s.execute(
-                    sa.select(UserCall.__table__).where(UserCall.call_id.in_(call_ids))
-                )
+                for r in s.execute(sa.select(user_calls).where(user_calls.c.call_id.in_(call_ids)))
             }
             balances = dict(
                 s.execute(
-                    sa.select(UserWallet.user_id, UserWallet.balance_coins).where(
-                        UserWallet.user_id.in_(callers)
+                    sa.select(user_wallets.c.user_id, user_wallets.c.balance_coins).where(
+                        user_wallets.c.user_id.in_(callers)
                     )
                 ).all()
             )
             spent_by_wallet = dict(
                 s.execute(
-                    sa.select(UserWallet.user_id, sa.func.sum(UserTransaction.coins_change))
-                    .join(UserTransaction, UserTransaction.wallet_id == UserWallet.wallet_id)
-                    .where(UserWallet.user_id.in_(callers), UserTransaction.tx_type == "spend")
-                    .group_by(UserWallet.user_id)
+                    sa.select(user_wallets.c.user_id, sa.func.sum(user_transactions.c.coins_change))
+                    .join(
+                        user_transactions, user_transactions.c.wallet_id == user_wallets.c.wallet_id
+                    )
+                    .where(
+                        user_wallets.c.user_id.in_(callers), user_transactions.c.tx_type == "spend"
+                    )
+                    .group_by(user_wallets.c.user_id)
                 ).all()
             )
         for caller, start in start_balances.items():
@@ -158,6 +160,6 @@ def test_no_coin_or_rupee_is_created_or_lost(engine: Engine, example: Example) -
 
     with transaction(engine) as s:  # the next example starts with no ongoing call
         s.execute(
-            sa.update(UserCall).where(UserCall.status == "ongoing").values(status="completed")
+            sa.update(user_calls).where(user_calls.c.status == "ongoing").values(status="completed")
         )
         s.commit()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import UserCall
+from saathii_ops.db.tables import user_calls
 from saathii_ops.jobs.call_cache import MARKER
 from tests.conftest import REDIS_URL, Cli
 from tests.factories import T0, add_call, add_user
@@ -168,7 +168,7 @@ def test_a_repair_recreates_a_lost_key_whole_with_what_is_left_of_the_apps_ttl(
     assert (after["repaired"], after["updated"], after["recreated"]) == (True, 0, 1)
     with transaction(engine) as s:
         caller = s.scalar(
-            sa.select(UserCall.user_id).where(UserCall.call_id == two_calls["paying"])
+            sa.select(user_calls.c.user_id).where(user_calls.c.call_id == two_calls["paying"])
         )
     key = f"call:{two_calls['paying']}"
     assert cache.hgetall(key) == {

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.models import ListenerBadge
+from saathii_ops.db.tables import listener_badges
 from tests.billing_checks import assert_ledger_balanced, call_row, wallet
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
@@ -49,7 +49,7 @@ def add_badge_row(engine: Engine, listener: int, day: date, badge: str, assigned
     audio, video = rates[badge]
     with transaction(engine) as s:
         s.execute(
-            sa.insert(ListenerBadge).values(
+            sa.insert(listener_badges).values(
                 listener_id=listener,
                 date=day,
                 badge=badge,
@@ -140,8 +140,8 @@ def test_badges_assign_dry_run_and_run_agree_on_the_keyless_table(
     assert (real["report"]["silver"], real["report"]["basic"], real["report"]["total"]) == (1, 1, 2)
     with transaction(engine) as s:
         rows = s.execute(
-            sa.select(ListenerBadge.listener_id, ListenerBadge.badge).order_by(
-                ListenerBadge.listener_id
+            sa.select(listener_badges.c.listener_id, listener_badges.c.badge).order_by(
+                listener_badges.c.listener_id
             )
         ).all()
     # both of the app's rows now say what the run assigned; no row added for them

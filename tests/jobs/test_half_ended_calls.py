@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import HalfEndedObservation
+from saathii_ops.db.tables import ops_half_ended_calls
 from tests.conftest import Cli
 from tests.support.half_ended import (
     ENDED_AGAIN_AT,
@@ -30,7 +30,7 @@ from tests.support.half_ended import (
 
 
 def observations(engine: Engine) -> list[tuple[Any, ...]]:
-    o = HalfEndedObservation
+    o = ops_half_ended_calls.c
     with transaction(engine) as s:
         rows = s.execute(
             sa.select(o.call_id, o.end_time, o.coins_spent, o.listener_money_earned)
@@ -56,7 +56,7 @@ def test_a_dry_run_records_nothing_a_real_run_records_the_first_version(
     first = [(ids["call"], HALF_ENDED_AT, 100, 10)]
     assert observations(engine) == first
     with transaction(engine) as s:
-        seen = s.execute(sa.select(HalfEndedObservation.seen_at, HalfEndedObservation.run_uuid))
+        seen = s.execute(sa.select(ops_half_ended_calls.c.seen_at, ops_half_ended_calls.c.run_uuid))
         seen_at, run_uuid = seen.one()
     assert seen_at is not None and run_uuid is not None
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobControl, JobRun
+from saathii_ops.db.tables import ops_job_controls, ops_job_runs
 from saathii_ops.jobs import job_control
 from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import Settings
@@ -24,13 +24,21 @@ LATER = NOW + timedelta(hours=2)
 
 def _controls(engine: Engine) -> list[tuple[str, bool, str]]:
     with transaction(engine) as s:
-        rows = s.execute(sa.select(JobControl.job, JobControl.paused, JobControl.changed_at))
+        rows = s.execute(
+            sa.select(
+                ops_job_controls.c.job, ops_job_controls.c.paused, ops_job_controls.c.changed_at
+            )
+        )
         return [(r.job, r.paused, r.changed_at.isoformat()) for r in rows]
 
 
 def recorded_runs(engine: Engine) -> list[tuple[str, str, str | None]]:
     with transaction(engine) as s:
-        rows = s.execute(sa.select(JobRun.job, JobRun.outcome, JobRun.reason).order_by("run_id"))
+        rows = s.execute(
+            sa.select(ops_job_runs.c.job, ops_job_runs.c.outcome, ops_job_runs.c.reason).order_by(
+                "run_id"
+            )
+        )
         return [tuple(r) for r in rows]
 
 
@@ -163,7 +171,11 @@ def test_a_dry_run_of_a_paused_job_says_a_real_run_would_be_skipped(
     cli: Cli, engine: Engine
 ) -> None:
     with transaction(engine) as s:
-        s.add(JobControl(job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"))
+        s.execute(
+            sa.insert(ops_job_controls).values(
+                job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"
+            )
+        )
         s.commit()
     result = cli("--now", NOW.isoformat(), "presence", "cleanup", "--dry-run")
     assert result.exit_code == 0
@@ -187,5 +199,5 @@ def test_a_user_with_no_name_pauses_a_job_as_its_uid(
     result = cli("--now", NOW.isoformat(), "jobs", "pause", "presence-cleanup")
     assert result.exit_code == 0, result.stderr
     with transaction(engine) as s:
-        changed_by = s.scalar(sa.select(JobControl.changed_by))
+        changed_by = s.scalar(sa.select(ops_job_controls.c.changed_by))
     assert changed_by == f"{os.getuid()}@{socket.gethostname()}"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobRun
+from saathii_ops.db.tables import ops_job_runs
 from saathii_ops.jobs import log_prune
 from saathii_ops.jobs.log_prune import PruneOptions
 from saathii_ops.settings import Settings
@@ -84,7 +84,7 @@ def runs(engine: Engine) -> dict[str, int]:
 
 def _run_ids(engine: Engine) -> list[int]:
     with transaction(engine) as s:
-        return sorted(s.scalars(sa.select(JobRun.run_id)))
+        return sorted(s.scalars(sa.select(ops_job_runs.c.run_id)))
 
 
 def _files(d: Path) -> list[str]:
@@ -198,7 +198,9 @@ def test_cli_dry_run_reports_the_same_and_changes_nothing(
 
     with transaction(engine) as s:
         recorded = s.execute(
-            sa.select(JobRun.counts).where(JobRun.job == "logs-prune", JobRun.outcome == "ok")
+            sa.select(ops_job_runs.c.counts).where(
+                ops_job_runs.c.job == "logs-prune", ops_job_runs.c.outcome == "ok"
+            )
         ).scalar_one()
     assert recorded == {
         "logs_rotated": 1,

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobRun, UserStatus
+from saathii_ops.db.tables import ops_job_runs, user_status
 from saathii_ops.jobs import presence
 from saathii_ops.settings import Settings
 from tests.factories import T0, add_call, add_user, run_context
@@ -56,7 +56,10 @@ def _statuses(engine: Engine) -> dict[int, tuple[bool, bool, int | None]]:
     with transaction(engine) as s:
         rows = s.execute(
             sa.select(
-                UserStatus.user_id, UserStatus.is_online, UserStatus.is_busy, UserStatus.wait_time
+                user_status.c.user_id,
+                user_status.c.is_online,
+                user_status.c.is_busy,
+                user_status.c.wait_time,
             )
         )
         return {r.user_id: (r.is_online, r.is_busy, r.wait_time) for r in rows}
@@ -97,7 +100,9 @@ def test_last_seen_is_not_changed(engine: Engine, people: dict[str, int]) -> Non
         s.commit()
     with transaction(engine) as s:
         last_seen = s.scalar(
-            sa.select(UserStatus.last_seen).where(UserStatus.user_id == people["online_very_stale"])
+            sa.select(user_status.c.last_seen).where(
+                user_status.c.user_id == people["online_very_stale"]
+            )
         )
     assert last_seen == NOW - timedelta(hours=3)
 
@@ -134,7 +139,14 @@ def test_a_dry_run_records_no_run_and_a_real_run_records_one(
     cli("--now", NOW.isoformat(), "presence", "cleanup", "--dry-run")
     cli("--now", NOW.isoformat(), "presence", "cleanup")
     with transaction(engine) as s:
-        runs = s.execute(sa.select(JobRun.job, JobRun.outcome, JobRun.counts, JobRun.run_now)).all()
+        runs = s.execute(
+            sa.select(
+                ops_job_runs.c.job,
+                ops_job_runs.c.outcome,
+                ops_job_runs.c.counts,
+                ops_job_runs.c.run_now,
+            )
+        ).all()
     assert [(r.job, r.outcome) for r in runs] == [("presence-cleanup", "ok")]
     assert runs[0].counts == {
         "marked_offline": 2,

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWallet
+from saathii_ops.db.tables import ops_corrections, user_calls, user_transactions, user_wallets
 from saathii_ops.jobs import reconcile_apply
 from tests.conftest import Cli
 from tests.factories import add_call, add_user
@@ -36,13 +36,13 @@ def wallet(engine: Engine, user_id: int) -> tuple[int, int, int]:
     """(wallet_id, balance_coins, Σ coins_change of its ledger)."""
     with transaction(engine) as s:
         wallet_id, balance = s.execute(
-            sa.select(UserWallet.wallet_id, UserWallet.balance_coins).where(
-                UserWallet.user_id == user_id
+            sa.select(user_wallets.c.wallet_id, user_wallets.c.balance_coins).where(
+                user_wallets.c.user_id == user_id
             )
         ).one()
         total = s.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(UserTransaction.coins_change), 0)).where(
-                UserTransaction.wallet_id == wallet_id
+            sa.select(sa.func.coalesce(sa.func.sum(user_transactions.c.coins_change), 0)).where(
+                user_transactions.c.wallet_id == wallet_id
             )
         )
     return wallet_id, balance, int(total)
@@ -51,15 +51,12 @@ def wallet(engine: Engine, user_id: int) -> tuple[int, int, int]:
 def ledger_rows(engine: Engine) -> list[tuple[Any, ...]]:
     """Every ledger row, in full: history is never edited or deleted."""
     with transaction(engine) as s:
-        rows = s.execute(sa.select(UserTransaction).order_by(UserTransaction.transaction_id))
-        return [
-            tuple(getattr(row, c.name) for c in UserTransaction.__table__.columns)
-            for row in rows.scalars()
-        ]
+        rows = s.execute(sa.select(user_transactions).order_by(user_transactions.c.transaction_id))
+        return [tuple(getattr(row, c.name) for c in user_transactions.columns) for row in rows]
 
 
 def corrections(engine: Engine) -> list[dict[str, Any]]:
-    c = Correction
+    c = ops_corrections.c
     with transaction(engine) as s:
         rows = s.execute(
             sa.select(
@@ -194,17 +191,21 @@ def test_what_the_balance_cannot_give_is_recorded_uncollectable_never_below_zero
 ) -> None:
     with transaction(engine) as s:
         user = add_user(s, balance=0)
-        wallet_id = s.scalar(sa.select(UserWallet.wallet_id).where(UserWallet.user_id == user))
+        wallet_id = s.scalar(
+            sa.select(user_wallets.c.wallet_id).where(user_wallets.c.user_id == user)
+        )
         # ledger: bought 50, spent 80 (a debit of 40 was erased before the last 30 were
         # spent); the balance holds 10
         s.execute(
-            sa.insert(UserTransaction),
+            sa.insert(user_transactions),
             [
                 {"wallet_id": wallet_id, "tx_type": "purchase", "coins_change": 50},
                 {"wallet_id": wallet_id, "tx_type": "spend", "coins_change": -80},
             ],
         )
-        s.execute(sa.update(UserWallet).where(UserWallet.user_id == user).values(balance_coins=10))
+        s.execute(
+            sa.update(user_wallets).where(user_wallets.c.user_id == user).values(balance_coins=10)
+        )
         s.commit()
     code, applied = run(cli, "reconcile", "--apply", "--reason", REASON)
     assert code == 0
@@ -249,7 +250,9 @@ def test_a_wallet_below_its_ledger_is_only_named_with_what_to_check(
 ) -> None:
     with transaction(engine) as s:
         user = add_user(s, balance=100)
-        s.execute(sa.update(UserWallet).where(UserWallet.user_id == user).values(balance_coins=70))
+        s.execute(
+            sa.update(user_wallets).where(user_wallets.c.user_id == user).values(balance_coins=70)
+        )
         s.commit()
     code, preview = run(cli, "reconcile")
     assert code == 0
@@ -317,8 +320,8 @@ def test_a_call_paid_twice_awaits_a_choice_then_is_reversed(cli: Cli, engine: En
     assert (recorded["coins_change"], recorded["after"]["balance_coins"]) == (-3, 4)
     with transaction(engine) as s:
         row = s.execute(
-            sa.select(UserTransaction.tx_type, UserTransaction.coins_change).where(
-                UserTransaction.transaction_id == recorded["transaction_id"]
+            sa.select(user_transactions.c.tx_type, user_transactions.c.coins_change).where(
+                user_transactions.c.transaction_id == recorded["transaction_id"]
             )
         ).one()
     assert tuple(row) == ("earn", -3)
@@ -349,17 +352,19 @@ def test_a_half_ended_call_is_completed_and_billing_no_longer_skips_it(
 ) -> None:
     ids = half_ended_call(engine)
     with transaction(engine) as s:
-        end_time = s.scalar(sa.select(UserCall.end_time).where(UserCall.call_id == ids["call"]))
+        end_time = s.scalar(
+            sa.select(user_calls.c.end_time).where(user_calls.c.call_id == ids["call"])
+        )
     code, applied = run(cli, "reconcile", "--apply", "--call", str(ids["call"]), "--reason", REASON)
     assert (code, applied["corrections"]) == (0, 1)
     with transaction(engine) as s:
         call = s.execute(
             sa.select(
-                UserCall.status,
-                UserCall.end_time,
-                UserCall.coins_spent,
-                UserCall.listener_money_earned,
-            ).where(UserCall.call_id == ids["call"])
+                user_calls.c.status,
+                user_calls.c.end_time,
+                user_calls.c.coins_spent,
+                user_calls.c.listener_money_earned,
+            ).where(user_calls.c.call_id == ids["call"])
         ).one()
     assert tuple(call) == ("completed", end_time, 100, 10)
     ((finding, action),) = [(c["finding"], c["action"]) for c in corrections(engine)]
@@ -480,9 +485,9 @@ def test_wallet_narrows_to_its_findings_and_its_owners_calls_only(cli: Cli, engi
     caller_wallet = wallet(engine, ids["caller"])[0]
     with transaction(engine) as s:  # the listener's wallet: 5 coins above its ledger
         s.execute(
-            sa.update(UserWallet)
-            .where(UserWallet.user_id == ids["listener"])
-            .values(balance_coins=UserWallet.balance_coins + 5)
+            sa.update(user_wallets)
+            .where(user_wallets.c.user_id == ids["listener"])
+            .values(balance_coins=user_wallets.c.balance_coins + 5)
         )
         s.commit()
     code, applied = run(

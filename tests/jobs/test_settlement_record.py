@@ -15,7 +15,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobRun, Settlement, UserCall, UserTransaction, UserWallet
+from saathii_ops.db.tables import (
+    ops_job_runs,
+    ops_settlements,
+    user_calls,
+    user_transactions,
+    user_wallets,
+)
 from tests.billing_checks import call_row, money_tables
 from tests.conftest import Cli
 from tests.factories import T0, add_badge, add_call, add_user
@@ -25,7 +31,7 @@ NOW = T0 + timedelta(hours=1)  # 07:00 UTC, 12:30 on 2026-11-29 in Kolkata
 
 def _records(engine: Engine) -> list[Any]:
     with transaction(engine) as s:
-        return list(s.execute(sa.select(Settlement.__table__).order_by(Settlement.call_id)))
+        return list(s.execute(sa.select(ops_settlements).order_by(ops_settlements.c.call_id)))
 
 
 @pytest.fixture
@@ -59,14 +65,17 @@ def test_each_settled_call_is_recorded_as_settled_and_paid(
     engine: Engine, settled: dict[str, Any]
 ) -> None:
     with transaction(engine) as s:
-        run_uuid = s.scalar(sa.select(JobRun.run_uuid))
+        run_uuid = s.scalar(sa.select(ops_job_runs.c.run_uuid))
         wallet_id = s.scalar(
-            sa.select(UserWallet.wallet_id).where(UserWallet.user_id == settled["listener"])
+            sa.select(user_wallets.c.wallet_id).where(user_wallets.c.user_id == settled["listener"])
         )
         earn_rows = dict(
             s.execute(
-                sa.select(UserTransaction.transaction_id, UserTransaction.money_change).where(
-                    UserTransaction.wallet_id == wallet_id, UserTransaction.tx_type == "earn"
+                sa.select(
+                    user_transactions.c.transaction_id, user_transactions.c.money_change
+                ).where(
+                    user_transactions.c.wallet_id == wallet_id,
+                    user_transactions.c.tx_type == "earn",
                 )
             ).all()
         )
@@ -111,7 +120,7 @@ def test_a_second_settlement_of_a_call_is_impossible(
 ) -> None:
     (first, _) = _records(engine)
     with transaction(engine) as s, pytest.raises(IntegrityError):
-        s.execute(sa.insert(Settlement).values(dict(first._mapping)))
+        s.execute(sa.insert(ops_settlements).values(dict(first._mapping)))
 
 
 def test_a_settled_call_the_app_set_ongoing_again_is_never_settled_twice(
@@ -119,8 +128,8 @@ def test_a_settled_call_the_app_set_ongoing_again_is_never_settled_twice(
 ) -> None:
     with transaction(engine) as s:
         s.execute(
-            sa.update(UserCall)
-            .where(UserCall.call_id == settled["audio"])
+            sa.update(user_calls)
+            .where(user_calls.c.call_id == settled["audio"])
             .values(status="ongoing", end_time=None)
         )
         s.commit()
@@ -149,7 +158,7 @@ def test_coins_deduct_and_calls_cleanup_leave_a_half_ended_call_untouched(
         caller = add_user(s, balance=100, online=True, last_seen=NOW, wait_time=0)
         listener = add_user(s, role="listener", balance=0, online=True, last_seen=NOW)
         half = add_call(s, caller, listener, start=NOW - timedelta(minutes=5), coins_spent=10)
-        s.execute(sa.update(UserCall).where(UserCall.call_id == half).values(end_time=NOW))
+        s.execute(sa.update(user_calls).where(user_calls.c.call_id == half).values(end_time=NOW))
         s.commit()
     before = money_tables(engine)
     for command in (("coins", "deduct"), ("calls", "cleanup")):

@@ -27,7 +27,7 @@ from saathii_ops.billing import charge as billing
 from saathii_ops.billing.report import INSUFFICIENT_BALANCE
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.models import JobRun, ListenerBadge, UserCall
+from saathii_ops.db.tables import listener_badges, ops_job_runs, user_calls
 from saathii_ops.demo import sample_data
 from saathii_ops.jobs import call_cleanup
 from saathii_ops.runtime.registry import JOBS
@@ -131,7 +131,9 @@ def _collect(engine: Engine, now: datetime = NOW) -> StatusReport:
 
 def _set_coins_spent(engine: Engine, call: int, coins: int) -> None:
     with transaction(engine) as s:
-        s.execute(sa.update(UserCall).where(UserCall.call_id == call).values(coins_spent=coins))
+        s.execute(
+            sa.update(user_calls).where(user_calls.c.call_id == call).values(coins_spent=coins)
+        )
         s.commit()
 
 
@@ -249,7 +251,7 @@ def test_an_overdue_job_is_exit_1_and_named(cli: Cli, engine: Engine, server_in_
     _healthy(engine)
     with transaction(engine) as s:
         # calls-cleanup's last run worked as of a second before its 06:00 firing
-        s.execute(sa.delete(JobRun))
+        s.execute(sa.delete(ops_job_runs))
         for job, started in HEALTHY_RUNS.items():
             add_run(s, job, "ok", at(5, 59, 59) if job == "calls-cleanup" else started)
         s.commit()
@@ -277,7 +279,9 @@ def test_overdue_is_judged_against_the_latest_firing_before_the_grace(engine: En
         with transaction(engine) as s:
             add_run(s, "coins-deduct", "ok", last_run)
             s.execute(
-                sa.delete(JobRun).where(JobRun.job == "coins-deduct", JobRun.started_at != last_run)
+                sa.delete(ops_job_runs).where(
+                    ops_job_runs.c.job == "coins-deduct", ops_job_runs.c.started_at != last_run
+                )
             )
             s.commit()
         job = _collect(engine).jobs[0]
@@ -403,7 +407,7 @@ def test_calls_cleanup_would_end_and_listeners_without_badge(engine: Engine) -> 
     with transaction(engine) as s:
         # 240 minutes and one second long: cleanup ends it
         add_call(s, ids.caller, ids.listener, start=NOW - timedelta(minutes=240, seconds=1))
-        s.execute(sa.delete(ListenerBadge))
+        s.execute(sa.delete(listener_badges))
         s.commit()
     report = _collect(engine)
     assert report.data is not None

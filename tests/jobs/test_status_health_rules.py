@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.models import JobControl, JobRun
+from saathii_ops.db.tables import ops_job_controls, ops_job_runs
 from tests.conftest import Cli
 from tests.factories import add_call, add_run, add_user
 from tests.jobs.test_status import NOW, _families, _healthy, at
@@ -104,8 +104,8 @@ def waiting(request: pytest.FixtureRequest, engine: Engine) -> WaitingWork:
 
 def _pause(engine: Engine, job: str) -> None:
     with transaction(engine) as s:
-        s.add(
-            JobControl(
+        s.execute(
+            sa.insert(ops_job_controls).values(
                 job=job, paused=True, changed_at=PAUSED_AT, changed_by="ops", reason="upgrade"
             )
         )
@@ -129,7 +129,7 @@ def test_a_paused_job_with_work_waiting_is_a_problem(
 
 def _without_badges_run(engine: Engine) -> None:
     with transaction(engine) as s:
-        s.execute(sa.delete(JobRun).where(JobRun.job == "badges-assign"))
+        s.execute(sa.delete(ops_job_runs).where(ops_job_runs.c.job == "badges-assign"))
         s.commit()
 
 
@@ -228,9 +228,9 @@ def test_a_read_only_database_is_a_problem_named_as_such(
     assert cli("--now", NOW.isoformat(), "coins", "deduct").exit_code == 0
     with transaction(engine) as s:
         runs = s.execute(
-            sa.select(JobRun.outcome, JobRun.error)
-            .where(JobRun.job == "coins-deduct", JobRun.started_at > at(6, 10, 0))
-            .order_by(JobRun.run_id)
+            sa.select(ops_job_runs.c.outcome, ops_job_runs.c.error)
+            .where(ops_job_runs.c.job == "coins-deduct", ops_job_runs.c.started_at > at(6, 10, 0))
+            .order_by(ops_job_runs.c.run_id)
         ).all()
     assert [outcome for outcome, _ in runs] == ["failed", "failed", "ok"]
     assert runs[0][1].startswith("the database is read-only (")

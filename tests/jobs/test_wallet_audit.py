@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobRun, UserCall, UserTransaction, UserWallet
+from saathii_ops.db.tables import ops_job_runs, user_calls, user_transactions, user_wallets
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
 
@@ -20,7 +20,7 @@ NOW = T0 + timedelta(hours=1)
 
 def _set_wallet(engine: Engine, user_id: int, **values: object) -> None:
     with transaction(engine) as s:
-        s.execute(sa.update(UserWallet).where(UserWallet.user_id == user_id).values(**values))
+        s.execute(sa.update(user_wallets).where(user_wallets.c.user_id == user_id).values(**values))
         s.commit()
 
 
@@ -103,9 +103,11 @@ def test_drifted_wallets_and_calls_are_named_with_exit_1(cli: Cli, engine: Engin
 def _ledger(engine: Engine, user_id: int, tx_type: str, coins: int, money: str) -> None:
     """A row the app writes, with the wallet change it makes."""
     with transaction(engine) as s:
-        wallet_id = s.scalar(sa.select(UserWallet.wallet_id).where(UserWallet.user_id == user_id))
+        wallet_id = s.scalar(
+            sa.select(user_wallets.c.wallet_id).where(user_wallets.c.user_id == user_id)
+        )
         s.execute(
-            sa.insert(UserTransaction).values(
+            sa.insert(user_transactions).values(
                 wallet_id=wallet_id,
                 tx_type=tx_type,
                 coins_change=coins,
@@ -113,9 +115,9 @@ def _ledger(engine: Engine, user_id: int, tx_type: str, coins: int, money: str) 
             )
         )
         s.execute(
-            sa.update(UserWallet)
-            .where(UserWallet.wallet_id == wallet_id)
-            .values(balance_coins=UserWallet.balance_coins + coins)
+            sa.update(user_wallets)
+            .where(user_wallets.c.wallet_id == wallet_id)
+            .values(balance_coins=user_wallets.c.balance_coins + coins)
         )
         s.commit()
 
@@ -139,8 +141,8 @@ def test_purchase_rupees_are_not_wallet_money_and_coin_earnings_count(
     _ledger(engine, listener, "earn", 3, "0.00")  # the app: int(1.50 * 2) coins
     with transaction(engine) as s:  # a withdrawal of 2.00 rupees (the app's)
         s.execute(
-            sa.update(UserWallet)
-            .where(UserWallet.user_id == listener)
+            sa.update(user_wallets)
+            .where(user_wallets.c.user_id == listener)
             .values(withdrawable_money=Decimal("2.50"))
         )
         s.commit()
@@ -178,8 +180,8 @@ def test_a_call_the_app_ends_again_after_our_settlement_is_named_with_both_versi
     later = NOW + timedelta(seconds=1)
     with transaction(engine) as s:  # the app's unguarded end-call, then its payment in coins
         s.execute(
-            sa.update(UserCall)
-            .where(UserCall.call_id == ids["call"])
+            sa.update(user_calls)
+            .where(user_calls.c.call_id == ids["call"])
             .values(status="completed", end_time=later, listener_money_earned=3)
         )
         s.commit()
@@ -205,7 +207,9 @@ def test_a_call_the_app_ends_again_after_our_settlement_is_named_with_both_versi
         "listener_money_earned_now": 3,
     }
     with transaction(engine) as s:
-        run = s.execute(sa.select(JobRun.run_uuid).where(JobRun.job == "coins-deduct")).one()
+        run = s.execute(
+            sa.select(ops_job_runs.c.run_uuid).where(ops_job_runs.c.job == "coins-deduct")
+        ).one()
     assert run_uuid == run.run_uuid
     assert settled_at is not None
 
@@ -224,8 +228,8 @@ def test_half_ended_calls_are_named_and_not_judged_by_their_charge(
         # 10 minutes in, 10 coins spent: undercharged, were it not half-ended
         half = add_call(s, caller, listener, start=NOW - timedelta(minutes=10), coins_spent=10)
         s.execute(
-            sa.update(UserCall)
-            .where(UserCall.call_id == half)
+            sa.update(user_calls)
+            .where(user_calls.c.call_id == half)
             .values(end_time=NOW - timedelta(minutes=9), listener_money_earned=1)
         )
         s.commit()
@@ -255,16 +259,18 @@ def test_the_audit_is_a_job_recorded_with_its_counts_and_status_sees_its_finding
     assert cli("--now", NOW.isoformat(), "status").exit_code == 0
     with transaction(engine) as s:
         s.execute(
-            sa.update(UserCall).where(UserCall.call_id == ids["call"]).values(status="completed")
+            sa.update(user_calls)
+            .where(user_calls.c.call_id == ids["call"])
+            .values(status="completed")
         )
         s.commit()
     assert cli("--now", NOW.isoformat(), "wallets", "audit").exit_code == 1
 
     with transaction(engine) as s:
         runs = s.execute(
-            sa.select(JobRun.outcome, JobRun.reason, JobRun.counts)
-            .where(JobRun.job == "wallets-audit")
-            .order_by(JobRun.run_id)
+            sa.select(ops_job_runs.c.outcome, ops_job_runs.c.reason, ops_job_runs.c.counts)
+            .where(ops_job_runs.c.job == "wallets-audit")
+            .order_by(ops_job_runs.c.run_id)
         ).all()
     counts = {
         "wallets_off": 0,
@@ -292,7 +298,9 @@ def test_the_audit_is_a_job_recorded_with_its_counts_and_status_sees_its_finding
 def _started_at(engine: Engine) -> str:
     with transaction(engine) as s:
         started = s.scalar(
-            sa.select(sa.func.max(JobRun.started_at)).where(JobRun.job == "wallets-audit")
+            sa.select(sa.func.max(ops_job_runs.c.started_at)).where(
+                ops_job_runs.c.job == "wallets-audit"
+            )
         )
     assert started is not None
     return started.strftime("%Y-%m-%d %H:%M:%S UTC")

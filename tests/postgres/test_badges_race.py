@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import ListenerBadge, UserCall
+from saathii_ops.db.tables import listener_badges, user_calls
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
@@ -31,7 +31,9 @@ pytestmark = pytest.mark.usefixtures("postgresql_only")
 def badges_of(engine: Engine) -> dict[int, str]:
     with engine.connect() as conn:
         found = conn.execute(
-            sa.select(ListenerBadge.listener_id, ListenerBadge.badge).where(ListenerBadge.date == D)
+            sa.select(listener_badges.c.listener_id, listener_badges.c.badge).where(
+                listener_badges.c.date == D
+            )
         )
         return {listener: badge for listener, badge in found}
 
@@ -55,8 +57,8 @@ def test_a_call_completing_and_a_listener_added_during_the_run_do_not_fail_it(
             return
         with transaction(engine) as app:
             app.execute(
-                sa.update(UserCall)
-                .where(UserCall.call_id == finishing)
+                sa.update(user_calls)
+                .where(user_calls.c.call_id == finishing)
                 .values(status="completed", duration_minutes=150)
             )
             added.append(add_user(app, role="listener"))

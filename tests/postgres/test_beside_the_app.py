@@ -20,13 +20,13 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.models import (
-    HalfEndedObservation,
-    JobRun,
-    Settlement,
-    UserCall,
-    UserTransaction,
-    UserWallet,
+from saathii_ops.db.tables import (
+    ops_half_ended_calls,
+    ops_job_runs,
+    ops_settlements,
+    user_calls,
+    user_transactions,
+    user_wallets,
 )
 from saathii_ops.jobs.audit_findings import ENDED_AGAIN
 from saathii_ops.jobs.wallet_audit import WalletAuditReport
@@ -142,9 +142,9 @@ def test_coins_deduct_leaves_a_half_ended_call_alone_and_names_it(
 
     def state() -> tuple[Any, ...]:
         with transaction(app_engine) as s:
-            row = s.execute(sa.select(UserCall.__table__).where(UserCall.call_id == call)).one()
+            row = s.execute(sa.select(user_calls).where(user_calls.c.call_id == call)).one()
             coins = s.scalar(
-                sa.select(UserWallet.balance_coins).where(UserWallet.user_id == caller)
+                sa.select(user_wallets.c.balance_coins).where(user_wallets.c.user_id == caller)
             )
         return (*row, coins)
 
@@ -159,7 +159,7 @@ def test_coins_deduct_leaves_a_half_ended_call_alone_and_names_it(
         assert (report["half_ended_calls"], report["calls_charged"], report["ended"]) == (1, 0, [])
     assert state() == before
     with transaction(app_engine) as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(Settlement)) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(ops_settlements)) == 0
 
     audit = cli("--json", "wallets", "audit")
     assert audit.exit_code == 1
@@ -379,17 +379,17 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     )
 
     with transaction(app_engine) as s:
-        assert s.scalar(sa.select(sa.func.min(UserWallet.balance_coins))) >= 0
-        records = s.execute(sa.select(Settlement.__table__)).all()
+        assert s.scalar(sa.select(sa.func.min(user_wallets.c.balance_coins))) >= 0
+        records = s.execute(sa.select(ops_settlements)).all()
         our_earn_rows = {
             row.transaction_id: row
             for row in s.execute(
-                sa.select(UserTransaction.__table__).where(
-                    UserTransaction.tx_type == "earn", UserTransaction.money_change > 0
+                sa.select(user_transactions).where(
+                    user_transactions.c.tx_type == "earn", user_transactions.c.money_change > 0
                 )
             )
         }
-        run_uuids = set(s.scalars(sa.select(JobRun.run_uuid)))
+        run_uuids = set(s.scalars(sa.select(ops_job_runs.c.run_uuid)))
 
     # every call we settled: in our record exactly once, paid exactly once, by one run
     assert len(ended_by_us) == len(set(ended_by_us))
@@ -413,9 +413,9 @@ def test_the_app_racing_four_workers_harms_only_what_the_audit_names(
     with transaction(app_engine) as s:
         seen_then_changed = set(
             s.scalars(
-                sa.select(HalfEndedObservation.call_id)
-                .join(UserCall, UserCall.call_id == HalfEndedObservation.call_id)
-                .where(UserCall.end_time != HalfEndedObservation.end_time)
+                sa.select(ops_half_ended_calls.c.call_id)
+                .join(user_calls, user_calls.c.call_id == ops_half_ended_calls.c.call_id)
+                .where(user_calls.c.end_time != ops_half_ended_calls.c.end_time)
             )
         )
     named_again = {c.call_id for c in audit.ended_again_after_half_end}

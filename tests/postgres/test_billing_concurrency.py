@@ -21,7 +21,7 @@ from saathii_ops.billing import charging, conservation
 from saathii_ops.billing.plan import plan_query
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.models import JobRun, UserCall, UserRole, UserStatus
+from saathii_ops.db.tables import ops_job_runs, user_calls, user_roles, user_status
 from saathii_ops.jobs import call_cleanup
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import run_job
@@ -298,7 +298,7 @@ def test_two_coins_deduct_processes_started_together_charge_once(
         spend_rows = s.scalar(
             sa.text("SELECT count(*) FROM user_transactions WHERE tx_type = 'spend'")
         )
-        outcomes_recorded = sorted(s.scalars(sa.select(JobRun.outcome)))
+        outcomes_recorded = sorted(s.scalars(sa.select(ops_job_runs.c.outcome)))
     assert spend_rows == one_run.calls_charged
     assert outcomes_recorded == outcomes
     assert_ledger_balanced(engine)
@@ -333,12 +333,14 @@ def test_a_run_racing_another_leaves_its_held_callers_and_charges_nothing_twice(
     with transaction(engine) as s:
         stale_calls = dict(
             s.execute(
-                sa.select(UserCall.call_id, UserCall.user_id).order_by(UserCall.call_id).limit(10)
+                sa.select(user_calls.c.call_id, user_calls.c.user_id)
+                .order_by(user_calls.c.call_id)
+                .limit(10)
             ).all()
         )
         for caller in stale_calls.values():
             s.execute(
-                sa.insert(UserStatus).values(
+                sa.insert(user_status).values(
                     user_id=caller, is_online=True, last_seen=T - timedelta(hours=1)
                 )
             )
@@ -402,8 +404,8 @@ def test_a_call_the_app_is_ending_is_left_to_the_app(
     app = engine.connect()
     app_tx = app.begin()
     app.execute(
-        sa.update(UserCall)
-        .where(UserCall.call_id == racing)
+        sa.update(user_calls)
+        .where(user_calls.c.call_id == racing)
         .values(status="completed", end_time=T, duration_minutes=5)
     )
     try:
@@ -450,7 +452,7 @@ def test_the_app_topping_up_during_a_run_is_no_conservation_alarm(
     name, not an alarm of the run's."""
     with transaction(engine) as s:
         listener = add_user(s, role="listener", balance=0)
-        s.execute(sa.insert(UserRole).values(user_id=listener, role="customer"))  # buys coins
+        s.execute(sa.insert(user_roles).values(user_id=listener, role="customer"))  # buys coins
         caller = add_user(s, balance=25)
         # owes 3 minutes (30 coins) at T0, can pay 2: charged 20 and ended, 2 minutes paid
         add_call(s, caller, listener, start=T0 - timedelta(seconds=150))

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import ListenerBadge, UserCall, UserStatus, UserWallet
+from saathii_ops.db.tables import listener_badges, user_calls, user_status, user_wallets
 from tests.billing_checks import assert_ledger_balanced, call_row, ledger_rows, status_of, wallet
 from tests.conftest import Cli
 from tests.factories import T0, add_call, add_user
@@ -72,7 +72,7 @@ def test_coins_deduct_bills_every_call_but_the_held_wallets_and_catches_up_next_
         s.commit()
     held_caller, held_call = callers[2], call_ids[2]
 
-    with held(engine, UserWallet, user_id=held_caller):
+    with held(engine, user_wallets, user_id=held_caller):
         report = run(cli, NOW, "coins", "deduct")
         # finished while the wallet is still held: 4 calls billed 4 minutes each
         assert report["calls_charged"] == 4
@@ -115,7 +115,7 @@ def test_a_call_whose_listener_wallet_is_held_is_not_settled_by_half(
         )
         s.commit()
 
-    with held(engine, UserWallet, user_id=listener):
+    with held(engine, user_wallets, user_id=listener):
         report = run(cli, NOW, "coins", "deduct")
         assert report["calls_ended"] == 0 and report["coins_charged"] == 0
         assert [h["held"] for h in report["held"]] == ["the listener's wallet"]
@@ -149,7 +149,7 @@ def test_calls_cleanup_leaves_a_call_whose_party_status_is_held(cli: Cli, engine
         ]
         s.commit()
 
-    with held(engine, UserStatus, user_id=listeners[0]):
+    with held(engine, user_status, user_id=listeners[0]):
         report = run(cli, NOW, "calls", "cleanup")
         assert [e["call_id"] for e in report["ended"]] == [calls[1]]
         assert report["held"] == [
@@ -175,7 +175,7 @@ def test_presence_cleanup_marks_every_user_but_the_held_one(cli: Cli, engine: En
         s.commit()
     held_user = users[1]
 
-    with held(engine, UserStatus, user_id=held_user):
+    with held(engine, user_status, user_id=held_user):
         report = run(cli, NOW, "presence", "cleanup")
         assert report["offline_ids"] == [u for u in users if u != held_user]
         assert report["held_by_another_session"] == 1
@@ -184,7 +184,7 @@ def test_presence_cleanup_marks_every_user_but_the_held_one(cli: Cli, engine: En
     later = run(cli, NOW + timedelta(minutes=1), "presence", "cleanup")
     assert later["offline_ids"] == [held_user] and later["held_ids"] == []
     with transaction(engine) as s:
-        assert s.scalar(sa.select(sa.func.count()).where(UserStatus.is_online.is_(True))) == 0
+        assert s.scalar(sa.select(sa.func.count()).where(user_status.c.is_online.is_(True))) == 0
 
 
 def test_badges_assign_leaves_a_held_badge_row_for_the_next_run(cli: Cli, engine: Engine) -> None:
@@ -193,7 +193,7 @@ def test_badges_assign_leaves_a_held_badge_row_for_the_next_run(cli: Cli, engine
         listeners = [add_user(s, role="listener") for _ in range(3)]
         for listener in listeners:
             s.execute(
-                sa.insert(ListenerBadge).values(
+                sa.insert(listener_badges).values(
                     listener_id=listener,
                     date=today,
                     badge="basic",
@@ -218,13 +218,13 @@ def test_badges_assign_leaves_a_held_badge_row_for_the_next_run(cli: Cli, engine
     def badges_of_today() -> dict[int, str]:
         with transaction(engine) as s:
             rows = s.execute(
-                sa.select(ListenerBadge.listener_id, ListenerBadge.badge).where(
-                    ListenerBadge.date == today
+                sa.select(listener_badges.c.listener_id, listener_badges.c.badge).where(
+                    listener_badges.c.date == today
                 )
             ).all()
         return dict(rows)  # type: ignore[arg-type]
 
-    with held(engine, ListenerBadge, listener_id=held_listener):
+    with held(engine, listener_badges, listener_id=held_listener):
         report = run(cli, NOW, "badges", "assign")
         assert report["bronze"] == 2
         assert report["held_listener_ids"] == [held_listener]
@@ -245,7 +245,7 @@ def test_a_held_row_never_makes_a_job_wait(cli: Cli, engine: Engine) -> None:
             for c in callers
         ]
         s.commit()
-    with held(engine, UserCall, call_id=call_ids[0]):
+    with held(engine, user_calls, call_id=call_ids[0]):
         report = run(cli, NOW, "coins", "deduct")
         assert report["calls_charged"] == 2
         assert [(h["call_id"], h["held"]) for h in report["held"]] == [(call_ids[0], "the call")]

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from saathii_ops.billing import charge as billing
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.models import UserStatus
+from saathii_ops.db.tables import user_status
 from saathii_ops.jobs import presence
 from saathii_ops.settings import Settings
 from tests.factories import T0, add_call, add_user, run_context
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("postgresql_only")
 def add_statuses_in_descending_order(engine: Engine, users: list[int], **values: Any) -> None:
     with transaction(engine) as s:
         for user in sorted(users, reverse=True):
-            s.execute(sa.insert(UserStatus).values(user_id=user, **values))
+            s.execute(sa.insert(user_status).values(user_id=user, **values))
         s.commit()
 
 
@@ -45,8 +45,8 @@ def locked_by_another(engine: Engine, user_id: int) -> bool:
     with engine.connect() as conn:
         try:
             conn.execute(
-                sa.select(UserStatus.user_id)
-                .where(UserStatus.user_id == user_id)
+                sa.select(user_status.c.user_id)
+                .where(user_status.c.user_id == user_id)
                 .with_for_update(nowait=True)
             )
         except OperationalError as exc:
@@ -80,7 +80,7 @@ def run_holding_the_middle_row(
 
     holder = engine.connect()
     holder.execute(
-        sa.select(UserStatus.user_id).where(UserStatus.user_id == middle).with_for_update()
+        sa.select(user_status.c.user_id).where(user_status.c.user_id == middle).with_for_update()
     )
     job = threading.Thread(target=work)
     job.start()
@@ -134,7 +134,9 @@ def test_settlement_leaves_a_call_whose_party_row_is_held(db_url: str, engine: E
     def flags() -> list[tuple[Any, ...]]:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.select(UserStatus.is_busy, UserStatus.wait_time).order_by(UserStatus.user_id)
+                sa.select(user_status.c.is_busy, user_status.c.wait_time).order_by(
+                    user_status.c.user_id
+                )
             )
             return [tuple(f) for f in rows]
 

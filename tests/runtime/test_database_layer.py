@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import User, UserCall
 from saathii_ops.db.sql import elapsed_seconds, local_date
+from saathii_ops.db.tables import user_calls, users
 from saathii_ops.settings import embedded_database_path
 from tests.conftest import Cli
 from tests.factories import add_call, add_user
@@ -35,7 +35,7 @@ def test_a_write_transaction_after_a_read_only_one_can_write(engine: Engine) -> 
         user = add_user(s)
         s.commit()
     with transaction(engine, read_only=True) as s:
-        assert s.scalars(sa.select(User.user_id)).all() == [user]
+        assert s.scalars(sa.select(users.c.user_id)).all() == [user]
 
 
 @pytest.mark.parametrize(
@@ -56,8 +56,8 @@ def test_elapsed_seconds_rounds_down_exactly(
     with transaction(engine) as s:
         call = add_call(s, add_user(s), add_user(s, role="listener"), start=START)
         value = s.scalar(
-            sa.select(elapsed_seconds(START + offset, UserCall.start_time)).where(
-                UserCall.call_id == call
+            sa.select(elapsed_seconds(START + offset, user_calls.c.start_time)).where(
+                user_calls.c.call_id == call
             )
         )
     assert value == seconds
@@ -78,7 +78,7 @@ def test_local_date_is_the_calendar_date_in_the_zone(
     with transaction(engine) as s:
         call = add_call(s, add_user(s), add_user(s, role="listener"), start=moment)
         value = s.scalar(
-            sa.select(local_date(UserCall.start_time, tz)).where(UserCall.call_id == call)
+            sa.select(local_date(user_calls.c.start_time, tz)).where(user_calls.c.call_id == call)
         )
     assert value == expected
 

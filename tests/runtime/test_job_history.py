@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.models import JobControl
+from saathii_ops.db.tables import ops_job_controls
 from saathii_ops.jobs import job_control
 from saathii_ops.runtime.registry import JOBS
 from tests.conftest import Cli
@@ -186,7 +186,9 @@ def test_pause_with_a_reason_is_shown_by_jobs_list_and_cleared_by_resume(
     ]
     with transaction(engine) as s:
         row = s.execute(
-            sa.select(JobControl.paused, JobControl.reason).where(JobControl.job == "coins-deduct")
+            sa.select(ops_job_controls.c.paused, ops_job_controls.c.reason).where(
+                ops_job_controls.c.job == "coins-deduct"
+            )
         ).one()
     assert tuple(row) == (False, None)
     again = cli("jobs", "resume", "coins-deduct")
@@ -243,7 +245,9 @@ def test_0004_adds_the_reason_beside_the_existing_pauses(empty_db_url: str) -> N
         )
     schema.upgrade(engine)
     with transaction(engine) as s:
-        rows = s.execute(sa.select(JobControl.job, JobControl.paused, JobControl.reason)).all()
+        rows = s.execute(
+            sa.select(ops_job_controls.c.job, ops_job_controls.c.paused, ops_job_controls.c.reason)
+        ).all()
     assert [tuple(r) for r in rows] == [("coins-deduct", True, None)]
     engine.dispose()
 

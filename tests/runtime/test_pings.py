@@ -7,10 +7,11 @@ import threading
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobControl
+from saathii_ops.db.tables import ops_job_controls
 from saathii_ops.jobs import presence
 from saathii_ops.runtime import pings as monitoring
 from saathii_ops.runtime.registry import get_job
@@ -117,7 +118,11 @@ class FakeClock:
 
 def test_a_paused_run_sends_no_start_only_a_log_event(engine: Engine, monitor: Monitor) -> None:
     with transaction(engine) as s:
-        s.add(JobControl(job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"))
+        s.execute(
+            sa.insert(ops_job_controls).values(
+                job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"
+            )
+        )
         s.commit()
     settings = Settings(ping_url=monitor.url)
     result = run_job(engine, settings, get_job("presence-cleanup"), now=NOW, dry_run=False)

@@ -67,7 +67,7 @@ def test_a_badge_backfill_longer_than_its_deadline_ends_with_one_line_and_nothin
 ) -> None:
     """A year's backfill (the longest one run may do) that takes longer than the run's
     deadline: every day's statements are quick, the whole is not."""
-    from saathii_ops.db.models import ListenerBadge
+    from saathii_ops.db.tables import listener_badges
     from saathii_ops.jobs import badges
 
     with transaction(engine) as s:
@@ -103,7 +103,7 @@ def test_a_badge_backfill_longer_than_its_deadline_ends_with_one_line_and_nothin
     assert line.startswith("job=badges-assign outcome=failed exit_code=1 ")
     assert ' error="stopped at its deadline of 10 s (run_deadline_seconds): rolled back" ' in line
     with transaction(engine) as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(ListenerBadge)) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(listener_badges)) == 0
     assert recorded_runs(engine)[-1][0] == "failed"
 
 

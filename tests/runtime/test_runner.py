@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.models import JobControl, JobRun
+from saathii_ops.db.tables import ops_job_controls, ops_job_runs
 from saathii_ops.jobs import presence
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import run_job
@@ -32,7 +32,11 @@ def test_a_paused_job_is_recorded_as_skipped_and_changes_nothing(
     cli: Cli, engine: Engine, stale_user: int
 ) -> None:
     with transaction(engine) as s:
-        s.add(JobControl(job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"))
+        s.execute(
+            sa.insert(ops_job_controls).values(
+                job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"
+            )
+        )
         s.commit()
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0
@@ -136,7 +140,7 @@ def test_the_recorded_duration_is_the_measured_one(engine: Engine) -> None:
     )
     measured = time.monotonic() - started
     with transaction(engine) as s:
-        run = s.execute(sa.select(JobRun.started_at, JobRun.finished_at)).one()
+        run = s.execute(sa.select(ops_job_runs.c.started_at, ops_job_runs.c.finished_at)).one()
     recorded = (run.finished_at - run.started_at).total_seconds()
     assert result.outcome == "ok"
     assert 1.5 <= recorded <= measured + 0.05

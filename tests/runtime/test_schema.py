@@ -7,11 +7,11 @@ import sqlalchemy as sa
 
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url
-from saathii_ops.db.models import APP_TABLES
+from saathii_ops.db.tables import APP_TABLES
 from tests.conftest import Cli
 from tests.support.schema import create_app_tables, table_names
 
-APP_TABLE_NAMES = sorted(model.__tablename__ for model in APP_TABLES)
+APP_TABLE_NAMES = sorted(app_table.name for app_table in APP_TABLES)
 OWN_TABLES = [
     "alembic_version",
     "ops_corrections",

@@ -86,7 +86,7 @@ def test_an_audit_that_found_something_is_what_the_audit_alert_reads(
     the rows it found), 0 after a clean one."""
     import sqlalchemy as sa
 
-    from saathii_ops.db.models import UserWallet
+    from saathii_ops.db.tables import user_wallets
     from tests.factories import add_user
 
     def audit_exit_code() -> str:
@@ -104,7 +104,9 @@ def test_an_audit_that_found_something_is_what_the_audit_alert_reads(
     assert cli("--now", T0.isoformat(), "wallets", "audit").exit_code == 0
     assert audit_exit_code() == "0.0"
     with transaction(engine) as s:  # a debit erased: the balance is off its ledger
-        s.execute(sa.update(UserWallet).where(UserWallet.user_id == user).values(balance_coins=90))
+        s.execute(
+            sa.update(user_wallets).where(user_wallets.c.user_id == user).values(balance_coins=90)
+        )
         s.commit()
     assert cli("--now", T0.isoformat(), "wallets", "audit").exit_code == 1
     assert audit_exit_code() == "1.0"

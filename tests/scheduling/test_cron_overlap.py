@@ -21,7 +21,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from saathii_ops.db.models import JobRun, User, UserCall, UserTransaction, UserWallet
+from saathii_ops.db import tables
+from saathii_ops.db.tables import ops_job_runs, user_calls, user_transactions, user_wallets
 from tests.conftest import Cli
 from tests.support.installed import SAATHII_OPS
 
@@ -36,19 +37,21 @@ def add_ongoing_calls(engine: Engine, count: int) -> int:
             {"username": f"o{i:07d}", "dob": date(1990, 1, 1), "phone": f"+91{i:010d}"}
             for i in range(2 * count)
         ]
-        ids = list(conn.execute(sa.insert(User).returning(User.user_id), users).scalars())
+        ids = list(
+            conn.execute(sa.insert(tables.users).returning(tables.users.c.user_id), users).scalars()
+        )
         callers, listeners = ids[:count], ids[count:]
         conn.execute(
-            sa.insert(UserWallet),
+            sa.insert(user_wallets),
             [{"user_id": c, "balance_coins": 1000, "withdrawable_money": 0} for c in callers],
         )
-        wallet_ids = conn.execute(sa.select(UserWallet.wallet_id)).scalars().all()
+        wallet_ids = conn.execute(sa.select(user_wallets.c.wallet_id)).scalars().all()
         conn.execute(
-            sa.insert(UserTransaction),
+            sa.insert(user_transactions),
             [{"wallet_id": w, "tx_type": "purchase", "coins_change": 1000} for w in wallet_ids],
         )
         conn.execute(
-            sa.insert(UserCall),
+            sa.insert(user_calls),
             [
                 {
                     "user_id": c,
@@ -129,7 +132,11 @@ def job_lock_taken(database: Path) -> bool:
 
 def recorded_runs(engine: Engine) -> list[tuple[str, str | None]]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(JobRun.outcome, JobRun.reason).order_by(JobRun.outcome))
+        rows = conn.execute(
+            sa.select(ops_job_runs.c.outcome, ops_job_runs.c.reason).order_by(
+                ops_job_runs.c.outcome
+            )
+        )
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 

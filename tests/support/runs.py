@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import is_sqlite, transaction
-from saathii_ops.db.models import JobRun, UserStatus
+from saathii_ops.db.tables import ops_job_runs, user_status
 from saathii_ops.reports import Report
 from saathii_ops.runtime.locks import job_lock
 from tests.factories import T0, add_call, add_user
@@ -27,7 +27,9 @@ def recorded_runs(engine: Engine) -> list[tuple[str, str | None, str | None]]:
     """(outcome, reason, error) of each recorded run, oldest first."""
     with transaction(engine) as s:
         rows = s.execute(
-            sa.select(JobRun.outcome, JobRun.reason, JobRun.error).order_by(JobRun.run_id)
+            sa.select(ops_job_runs.c.outcome, ops_job_runs.c.reason, ops_job_runs.c.error).order_by(
+                ops_job_runs.c.run_id
+            )
         ).all()
     return [tuple(r) for r in rows]
 
@@ -35,7 +37,7 @@ def recorded_runs(engine: Engine) -> list[tuple[str, str | None, str | None]]:
 def online_flags(engine: Engine) -> list[bool | None]:
     """Each user's is_online, by user_id."""
     with transaction(engine) as s:
-        return list(s.scalars(sa.select(UserStatus.is_online).order_by(UserStatus.user_id)))
+        return list(s.scalars(sa.select(user_status.c.is_online).order_by(user_status.c.user_id)))
 
 
 def add_stale_user(engine: Engine) -> int:

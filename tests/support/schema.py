@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import make_engine, parse_url
-from saathii_ops.db.models import APP_TABLES, Base, table
+from saathii_ops.db.tables import APP_TABLES, metadata
 from tests.conftest import Cli
 
 APP_SCHEMA_SQL = Path(__file__).resolve().parents[1] / "fixtures" / "app-schema.sql"
@@ -27,7 +27,7 @@ def create_app_tables(url: str, backend: str) -> None:
         if backend == "postgresql":
             conn.exec_driver_sql(APP_SCHEMA_SQL.read_text())
         else:
-            Base.metadata.create_all(conn, tables=[table(model) for model in APP_TABLES])
+            metadata.create_all(conn, tables=list(APP_TABLES))
         conn.execute(
             sa.text(
                 "INSERT INTO users (username, dob, phone) VALUES ('asha', '1990-01-01', '+911')"

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing.money import whole_rupees_of
 from saathii_ops.billing.plan import StoredPlan
 from saathii_ops.db.calls import SETTLED_CALL_STATUS, CallStatus
-from saathii_ops.db.models import Money, UserCall, UserTransaction, UserWallet, UTCDateTime, table
+from saathii_ops.db.tables import Money, UTCDateTime, user_calls, user_transactions, user_wallets
 from saathii_ops.errors import PlanChanged
 
-calls = table(UserCall)
-wallets = table(UserWallet)
-ledger = table(UserTransaction)
+calls = user_calls
+wallets = user_wallets
+ledger = user_transactions
 
 
 def expect(what: str, changed: int, planned: int) -> None:

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.billing.money import paise_to_rupees, rupees_read
 from saathii_ops.billing.plan import StoredPlan
-from saathii_ops.db.models import UserCall, UserWallet, table
+from saathii_ops.db.tables import user_calls, user_wallets
 
-calls = table(UserCall)
-wallets = table(UserWallet)
+calls = user_calls
+wallets = user_wallets
 
 
 class ConservationError(RuntimeError):

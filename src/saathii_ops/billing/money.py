@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from saathii_ops.db.models import Money
+from saathii_ops.db.tables import Money
 
 PAISE_PER_RUPEE = 100
 CENT = Decimal("0.01")

@@ -24,15 +24,15 @@ from saathii_ops.billing.money import MONEY_MAX_PAISE, paise_of
 from saathii_ops.billing.problems import Problem
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.db.models import ListenerBadge, Settlement, UserCall, UserWallet, table
 from saathii_ops.db.sql import elapsed_seconds, local_date
+from saathii_ops.db.tables import listener_badges, ops_settlements, user_calls, user_wallets
 from saathii_ops.jobs.badges import one_row_each
 from saathii_ops.settings import Settings
 
-calls = table(UserCall)
-wallets = table(UserWallet)
-badges = table(ListenerBadge)
-settlements = table(Settlement)
+calls = user_calls
+wallets = user_wallets
+badges = listener_badges
+settlements = ops_settlements
 
 # Rows per chunk of the apply phase: bounds each statement's work and RETURNING. Each
 # chunk's statements join the plan to user_calls and user_wallets by a scan of the whole

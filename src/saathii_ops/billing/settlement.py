@@ -20,21 +20,20 @@ from saathii_ops.billing.charging import expect, write_ledger_rows
 from saathii_ops.billing.money import rupees_of, whole_rupees_of
 from saathii_ops.billing.plan import StoredPlan
 from saathii_ops.db.engine import database_now, is_sqlite
-from saathii_ops.db.models import (
+from saathii_ops.db.tables import (
     Money,
     Rate,
-    Settlement,
-    UserStatus,
-    UserTransaction,
-    UserWallet,
     UTCDateTime,
-    table,
+    ops_settlements,
+    user_status,
+    user_transactions,
+    user_wallets,
 )
 
-wallets = table(UserWallet)
-ledger = table(UserTransaction)
-status = table(UserStatus)
-settlements = table(Settlement)
+wallets = user_wallets
+ledger = user_transactions
+status = user_status
+settlements = ops_settlements
 
 SETTLEMENT_COLUMNS = [
     "call_id",

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, PendingRollbackError
 
 from saathii_ops.db.engine import READ_ONLY, display_url, is_sqlite, unreachable
 from saathii_ops.db.errors import classify_database_error
-from saathii_ops.db.models import APP_TABLE_COLUMNS, APP_TABLES, table
+from saathii_ops.db.tables import APP_TABLE_COLUMNS, APP_TABLES
 from saathii_ops.errors import (
     DatabaseUnavailable,
     ExitCode,
@@ -413,8 +413,7 @@ def app_schema_differences(engine: Engine) -> tuple[list[str], list[str]]:
         tables = set(inspector.get_table_names())
         missing: list[str] = []
         differing: list[str] = []
-        for model in APP_TABLES:
-            expected = table(model)
+        for expected in APP_TABLES:
             if expected.name not in tables:
                 missing.append(expected.name)
                 continue

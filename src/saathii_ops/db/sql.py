@@ -25,7 +25,7 @@ class elapsed_seconds(FunctionElement[int]):
     inherit_cache = True
 
     def __init__(self, now: datetime, start: sa.ColumnElement[datetime]) -> None:
-        from saathii_ops.db.models import UTCDateTime
+        from saathii_ops.db.tables import UTCDateTime
 
         super().__init__(sa.bindparam(None, now, type_=UTCDateTime()), start)
 

@@ -11,9 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.cli.context import AppContext
-from saathii_ops.db import schema
+from saathii_ops.db import schema, tables
 from saathii_ops.db.engine import display_url
-from saathii_ops.db.models import User
 from saathii_ops.demo import sample_data
 from saathii_ops.demo.sample_data import SampleReport
 from saathii_ops.errors import UsageError
@@ -61,7 +60,7 @@ def _run_demo(app: AppContext, *, reset: bool, users: int, seed: int) -> DemoRes
     schema.upgrade(app.engine)
 
     def fill_if_empty(session: Session, now: datetime) -> SampleReport | None:
-        if session.scalar(sa.select(sa.func.count()).select_from(User)) != 0:
+        if session.scalar(sa.select(sa.func.count()).select_from(tables.users)) != 0:
             return None
         return sample_data.fill(session, now, app.settings, users=users, seed=seed)
 

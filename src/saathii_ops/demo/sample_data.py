@@ -16,16 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from saathii_ops.db import tables
 from saathii_ops.db.calls import CallStatus
-from saathii_ops.db.models import (
-    ListenerBadge,
-    User,
-    UserCall,
-    UserRole,
-    UserStatus,
-    UserTransaction,
-    UserWallet,
-    table,
+from saathii_ops.db.tables import (
+    listener_badges,
+    user_calls,
+    user_roles,
+    user_status,
+    user_transactions,
+    user_wallets,
 )
 from saathii_ops.reports import Report
 from saathii_ops.settings import Settings
@@ -73,8 +72,8 @@ def fill(
     past_calls = _yesterdays_calls(rng, now, settings, people, spent)
     ongoing = _ongoing_calls(rng, now, settings, people, inactive, status_rows, spent)
     _leave_busy_flags(rng, people, status_rows)
-    _insert(session, table(UserStatus), list(status_rows.values()))
-    _insert(session, table(UserCall), past_calls + ongoing)
+    _insert(session, user_status, list(status_rows.values()))
+    _insert(session, user_calls, past_calls + ongoing)
     wallets, transactions = _add_wallets(session, rng, now, people, spent)
     _add_basic_badges(session, now, settings, people.listeners)
     return SampleReport(
@@ -109,7 +108,7 @@ def _add_users(
     ]
     user_ids = list(
         session.execute(
-            sa.insert(table(User)).returning(table(User).c.user_id, sort_by_parameter_order=True),
+            sa.insert(tables.users).returning(tables.users.c.user_id, sort_by_parameter_order=True),
             user_rows,
         ).scalars()
     )
@@ -117,7 +116,7 @@ def _add_users(
     people = _Population(user_ids, user_ids[:listener_count], user_ids[listener_count:])
     _insert(
         session,
-        table(UserRole),
+        user_roles,
         [{"user_id": u, "role": "listener", "assigned_at": now} for u in people.listeners]
         + [{"user_id": u, "role": "customer", "assigned_at": now} for u in people.customers],
     )
@@ -276,8 +275,8 @@ def _add_wallets(
     }
     wallet_ids = list(
         session.execute(
-            sa.insert(table(UserWallet)).returning(
-                table(UserWallet).c.wallet_id, sort_by_parameter_order=True
+            sa.insert(user_wallets).returning(
+                user_wallets.c.wallet_id, sort_by_parameter_order=True
             ),
             [
                 {
@@ -309,7 +308,7 @@ def _add_wallets(
         )
         if coins or money
     ]
-    _insert(session, table(UserTransaction), ledger)
+    _insert(session, user_transactions, ledger)
     return len(wallet_ids), len(ledger)
 
 
@@ -320,7 +319,7 @@ def _add_basic_badges(
     basic = settings.badge_rates.basic
     _insert(
         session,
-        table(ListenerBadge),
+        listener_badges,
         [
             {
                 "listener_id": u,

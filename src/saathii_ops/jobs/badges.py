@@ -31,24 +31,23 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.db.models import (
-    ListenerBadge,
+from saathii_ops.db.tables import (
     Rate,
-    UserCall,
-    UserRole,
-    UserStatus,
     UTCDateTime,
-    table,
+    listener_badges,
+    user_calls,
+    user_roles,
+    user_status,
 )
 from saathii_ops.errors import PlanChanged
 from saathii_ops.reports import Report
 from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Badge, BadgeThresholds, Rates, Settings
 
-badges = table(ListenerBadge)
-calls = table(UserCall)
-roles = table(UserRole)
-status = table(UserStatus)
+badges = listener_badges
+calls = user_calls
+roles = user_roles
+status = user_status
 
 BADGES: tuple[Badge, ...] = ("gold", "silver", "bronze", "basic")
 

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import database_now, is_sqlite
-from saathii_ops.db.models import HalfEndedObservation, Settlement, UserCall, UTCDateTime, table
+from saathii_ops.db.tables import UTCDateTime, ops_half_ended_calls, ops_settlements, user_calls
 
-calls = table(UserCall)
-observed = table(HalfEndedObservation)
-settlements = table(Settlement)
+calls = user_calls
+observed = ops_half_ended_calls
+settlements = ops_settlements
 
 
 def half_ended(call: sa.FromClause) -> sa.ColumnElement[bool]:

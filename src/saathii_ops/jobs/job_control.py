@@ -17,13 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.db.models import SOME_ROWS_FAILED, JobControl, JobRun, RunOutcome, table
+from saathii_ops.db.tables import SOME_ROWS_FAILED, RunOutcome, ops_job_controls, ops_job_runs
 from saathii_ops.reports import Report
 from saathii_ops.runtime.registry import JOBS, get_job
 from saathii_ops.settings import Settings
 
-controls = table(JobControl)
-runs = table(JobRun)
+controls = ops_job_controls
+runs = ops_job_runs
 
 
 @dataclass(frozen=True)

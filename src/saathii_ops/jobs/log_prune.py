@@ -28,12 +28,12 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 
-from saathii_ops.db.models import JobRun, RunOutcome, table
+from saathii_ops.db.tables import RunOutcome, ops_job_runs
 from saathii_ops.reports import Report
 from saathii_ops.runtime.context import RunContext
 from saathii_ops.runtime.registry import JOBS
 
-runs = table(JobRun)
+runs = ops_job_runs
 
 ROTATED_STAMP = "%Y%m%dT%H%M%SZ"
 ROTATED = re.compile(r"(?P<log>.+\.log)\.\d{8}T\d{6}Z")

@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.db.models import UserCall, UserStatus, table
+from saathii_ops.db.tables import user_calls, user_status
 from saathii_ops.reports import Report
 from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
 
-status = table(UserStatus)
-calls = table(UserCall)
+status = user_status
+calls = user_calls
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.db.models import Correction, UserCall, UserTransaction, UserWallet, table
+from saathii_ops.db.tables import ops_corrections, user_calls, user_transactions, user_wallets
 from saathii_ops.jobs.audit_findings import (
     COMPLETED,
     ERASED_DEBIT,
@@ -26,10 +26,10 @@ from saathii_ops.jobs.audit_findings import (
     wallet_drift,
 )
 
-wallets = table(UserWallet)
-ledger = table(UserTransaction)
-calls = table(UserCall)
-corrections = table(Correction)
+wallets = user_wallets
+ledger = user_transactions
+calls = user_calls
+corrections = ops_corrections
 
 REVERSE = "reverse"
 ACCEPT = "accept"

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from saathii_ops.db.models import RunOutcome
+from saathii_ops.db.tables import RunOutcome
 from saathii_ops.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -35,8 +36,8 @@ from saathii_ops.db.engine import (
     transaction,
 )
 from saathii_ops.db.errors import classify_database_error, lost_connection
-from saathii_ops.db.models import SOME_ROWS_FAILED, JobRun, RunOutcome
 from saathii_ops.db.schema import require_head
+from saathii_ops.db.tables import SOME_ROWS_FAILED, RunOutcome, ops_job_runs
 from saathii_ops.errors import DatabaseUnavailable, ExitCode, Interrupted, OpsError
 from saathii_ops.jobs.job_control import Pause, current_pause
 from saathii_ops.output.masking import first_line
@@ -381,8 +382,8 @@ def _record(
     """Add the run's audit row; its duration (finished - started), the one duration of the
     run that its log line, `jobs history`, `status` and the JSON all show."""
     finished_at = database_clock(session)
-    session.add(
-        JobRun(
+    session.execute(
+        sa.insert(ops_job_runs).values(
             job=run.job.name,
             started_at=started_at,
             finished_at=finished_at,
@@ -395,7 +396,6 @@ def _record(
             run_uuid=run.run_id,
         )
     )
-    session.flush()
     return (finished_at - started_at).total_seconds()
 
 

@@ -23,18 +23,17 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing import charge as billing
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import database_now, disable_jit, display_url, is_sqlite, transaction
-from saathii_ops.db.models import (
-    JobRun,
-    ListenerBadge,
-    Settlement,
-    UserCall,
-    UserStatus,
-    UserWallet,
-    UTCDateTime,
-    table,
-)
 from saathii_ops.db.schema import inspect_schema, not_ready_reason
 from saathii_ops.db.sql import local_date
+from saathii_ops.db.tables import (
+    UTCDateTime,
+    listener_badges,
+    ops_job_runs,
+    ops_settlements,
+    user_calls,
+    user_status,
+    user_wallets,
+)
 from saathii_ops.errors import DatabaseUnavailable
 from saathii_ops.jobs import badges, call_cleanup, job_control, presence
 from saathii_ops.runtime.registry import JOBS
@@ -52,12 +51,10 @@ from saathii_ops.status.report import (
     StatusReport,
 )
 
-calls = table(UserCall)
-user_status = table(UserStatus)
-wallets = table(UserWallet)
-listener_badges = table(ListenerBadge)
-settlements = table(Settlement)
-job_runs = table(JobRun)
+calls = user_calls
+wallets = user_wallets
+settlements = ops_settlements
+job_runs = ops_job_runs
 
 
 def collect(

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from saathii_ops.billing.charge import BILLING_GRACE
-from saathii_ops.db.models import SOME_ROWS_FAILED
+from saathii_ops.db.tables import SOME_ROWS_FAILED
 from saathii_ops.errors import ExitCode
 from saathii_ops.jobs.job_control import JobState
 from saathii_ops.reports import INTERNAL, Report

@@ -3,13 +3,13 @@
 
 from alembic import context
 
-from saathii_ops.db.models import Base
+from saathii_ops.db.tables import metadata
 
 if context.is_offline_mode():
     dialect_name = context.config.attributes["dialect_name"]
     context.configure(
         dialect_name=dialect_name,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         literal_binds=True,
         render_as_batch=dialect_name == "sqlite",
     )
@@ -17,7 +17,7 @@ else:
     connection = context.config.attributes["connection"]
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
     )
 with context.begin_transaction():

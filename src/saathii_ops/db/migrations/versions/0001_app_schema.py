@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from saathii_ops.db.models import UTCDateTime
+from saathii_ops.db.tables import UTCDateTime
 
 revision = "0001"
 down_revision = None

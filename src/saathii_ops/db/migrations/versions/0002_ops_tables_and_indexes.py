@@ -18,7 +18,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import context, op
 
-from saathii_ops.db.models import UTCDateTime
+from saathii_ops.db.tables import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"

@@ -11,7 +11,7 @@ Revises: 0002
 import sqlalchemy as sa
 from alembic import op
 
-from saathii_ops.db.models import UTCDateTime
+from saathii_ops.db.tables import UTCDateTime
 
 revision = "0003"
 down_revision = "0002"
