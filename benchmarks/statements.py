@@ -1,7 +1,9 @@
 """Where a job's time goes, statement by statement: `python -m benchmarks statements
 --case TEXT` builds the case's population, runs the job once through the job runner in
-this process and prints each SQL statement's share of the run (with `--explain`, the
-slowest statements' EXPLAIN (ANALYZE, BUFFERS) on a fresh copy, rolled back)."""
+this process and prints each SQL statement's share of the run. With
+`PGOPTIONS="-c session_preload_libraries=auto_explain -c auto_explain.log_min_duration=500
+-c auto_explain.log_analyze=on -c auto_explain.log_buffers=on"` the server's log gets each
+slow statement's plan as it ran (docs/performance.md)."""
 
 from __future__ import annotations
 
