@@ -36,15 +36,7 @@ from sqlalchemy.engine import URL, Engine
 from benchmarks import floor, population
 from saathii_ops.db import schema
 from saathii_ops.db.engine import make_engine, parse_url
-from saathii_ops.db.tables import (
-    listener_badges,
-    user_calls,
-    user_roles,
-    user_status,
-    user_transactions,
-    user_wallets,
-    users,
-)
+from saathii_ops.db.tables import APP_TABLES
 
 # the population's "now"; a run is at NOW + its case's `later`
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
@@ -353,22 +345,11 @@ class Databases:
         self.admin.dispose()
 
 
-COPIED_TABLES = (
-    users,
-    user_roles,
-    user_wallets,
-    user_transactions,
-    user_status,
-    user_calls,
-    listener_badges,
-)
-
-
 def _copy_to_sqlite(source: Engine, path: Path) -> None:
     target = make_engine(sa.make_url(f"sqlite:///{path}"))
     schema.upgrade(target)
     with source.connect() as read, target.begin() as write:
-        for t in COPIED_TABLES:
+        for t in APP_TABLES:  # in foreign-key order
             rows = read.execution_options(yield_per=20_000).execute(sa.select(t))
             for batch in rows.partitions():
                 write.execute(sa.insert(t), [dict(r._mapping) for r in batch])
