@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from saathii_ops.output.text import count_name, escape_controls
 from saathii_ops.reports import Report, SpooledRecords, output_fields
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from saathii_ops.jobs.reconcile import ReconcileReport
     from saathii_ops.runtime.runner import RunResult
 
@@ -178,6 +179,8 @@ def fitted_table(
     its text wraps it at spaces; only when even its longest words cannot fit does the widest
     column fold them (a long URL, a list of ids), never ending a value in "…". `grid`: no
     borders, two spaces between columns; `max_width`: else the console's width."""
+    from rich.table import Table  # for people on a terminal: not on a cron run's path
+
     width = console.width if max_width is None else max_width
     if grid:
         table = Table.grid(padding=(0, 2, 0, 0), pad_edge=False)
