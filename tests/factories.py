@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db.tables import (
     listener_badges,
+    ops_job_controls,
     ops_job_runs,
     user_calls,
     user_roles,
@@ -122,6 +123,22 @@ def add_badge(
             badge=badge,
             audio_rate_per_minute=Decimal(audio),
             video_rate_per_minute=Decimal(video),
+        )
+    )
+
+
+def add_pause(
+    session: Session,
+    job: str,
+    changed_at: datetime,
+    *,
+    changed_by: str = "test",
+    reason: str | None = None,
+) -> None:
+    """A job's pause switch, on (the row `jobs pause` writes)."""
+    session.execute(
+        sa.insert(ops_job_controls).values(
+            job=job, paused=True, changed_at=changed_at, changed_by=changed_by, reason=reason
         )
     )
 

@@ -16,7 +16,7 @@ from saathii_ops.jobs import job_control
 from saathii_ops.runtime.registry import JOBS
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
-from tests.factories import T0, add_run, add_user
+from tests.factories import T0, add_pause, add_run, add_user
 
 NOW = T0 + timedelta(minutes=10)
 LATER = NOW + timedelta(hours=2)
@@ -171,11 +171,7 @@ def test_a_dry_run_of_a_paused_job_says_a_real_run_would_be_skipped(
     cli: Cli, engine: Engine
 ) -> None:
     with transaction(engine) as s:
-        s.execute(
-            sa.insert(ops_job_controls).values(
-                job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"
-            )
-        )
+        add_pause(s, "presence-cleanup", NOW)
         s.commit()
     result = cli("--now", NOW.isoformat(), "presence", "cleanup", "--dry-run")
     assert result.exit_code == 0

@@ -19,9 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import make_engine, parse_url, transaction
-from saathii_ops.db.tables import ops_job_controls, ops_job_runs
+from saathii_ops.db.tables import ops_job_runs
 from tests.conftest import Cli
-from tests.factories import add_call, add_run, add_user
+from tests.factories import add_call, add_pause, add_run, add_user
 from tests.jobs.test_status import NOW, _families, _healthy, at
 
 PAUSED_AT = at(6, 0)
@@ -104,11 +104,7 @@ def waiting(request: pytest.FixtureRequest, engine: Engine) -> WaitingWork:
 
 def _pause(engine: Engine, job: str) -> None:
     with transaction(engine) as s:
-        s.execute(
-            sa.insert(ops_job_controls).values(
-                job=job, paused=True, changed_at=PAUSED_AT, changed_by="ops", reason="upgrade"
-            )
-        )
+        add_pause(s, job, PAUSED_AT, changed_by="ops", reason="upgrade")
         s.commit()
 
 

@@ -7,17 +7,15 @@ import threading
 from types import SimpleNamespace
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.tables import ops_job_controls
 from saathii_ops.jobs import presence
 from saathii_ops.runtime import pings as monitoring
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
-from tests.factories import job_with_service
+from tests.factories import add_pause, job_with_service
 from tests.support.monitor import Monitor
 from tests.support.runs import NOW, add_stale_user, lock_held_elsewhere, partly_failing_service
 
@@ -118,11 +116,7 @@ class FakeClock:
 
 def test_a_paused_run_sends_no_start_only_a_log_event(engine: Engine, monitor: Monitor) -> None:
     with transaction(engine) as s:
-        s.execute(
-            sa.insert(ops_job_controls).values(
-                job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"
-            )
-        )
+        add_pause(s, "presence-cleanup", NOW)
         s.commit()
     settings = Settings(ping_url=monitor.url)
     result = run_job(engine, settings, get_job("presence-cleanup"), now=NOW, dry_run=False)

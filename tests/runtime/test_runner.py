@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from saathii_ops.db.engine import transaction
-from saathii_ops.db.tables import ops_job_controls, ops_job_runs
+from saathii_ops.db.tables import ops_job_runs
 from saathii_ops.jobs import presence
 from saathii_ops.runtime.registry import get_job
 from saathii_ops.runtime.runner import run_job
 from saathii_ops.settings import Settings
 from tests.conftest import Cli
-from tests.factories import job_with_service
+from tests.factories import add_pause, job_with_service
 from tests.support.runs import (
     NOW,
     lock_held_elsewhere,
@@ -32,11 +32,7 @@ def test_a_paused_job_is_recorded_as_skipped_and_changes_nothing(
     cli: Cli, engine: Engine, stale_user: int
 ) -> None:
     with transaction(engine) as s:
-        s.execute(
-            sa.insert(ops_job_controls).values(
-                job="presence-cleanup", paused=True, changed_at=NOW, changed_by="test"
-            )
-        )
+        add_pause(s, "presence-cleanup", NOW)
         s.commit()
     result = cli("--now", NOW.isoformat(), "presence", "cleanup")
     assert result.exit_code == 0
