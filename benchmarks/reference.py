@@ -20,23 +20,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from saathii_ops.db.engine import make_engine, parse_url
-from saathii_ops.db.tables import (
-    listener_badges,
-    user_calls,
-    user_roles,
-    user_status,
-    user_transactions,
-    user_wallets,
-)
+from saathii_ops.db.tables import listener_badges as badges
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_roles as roles
+from saathii_ops.db.tables import user_status as status
+from saathii_ops.db.tables import user_transactions as ledger
+from saathii_ops.db.tables import user_wallets as wallets
 from saathii_ops.jobs.badges import badge_for_minutes, rates_for
 from saathii_ops.settings import Settings
-
-calls = user_calls
-wallets = user_wallets
-ledger = user_transactions
-status = user_status
-badges = listener_badges
-roles = user_roles
 
 # the SPEC's defaults, and the project's one home of the badge table
 SETTINGS = Settings()

@@ -17,12 +17,11 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing.money import whole_rupees_of
 from saathii_ops.billing.plan import StoredPlan
 from saathii_ops.db.calls import SETTLED_CALL_STATUS, CallStatus
-from saathii_ops.db.tables import Money, UTCDateTime, user_calls, user_transactions, user_wallets
+from saathii_ops.db.tables import Money, UTCDateTime
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_transactions as ledger
+from saathii_ops.db.tables import user_wallets as wallets
 from saathii_ops.errors import PlanChanged
-
-calls = user_calls
-wallets = user_wallets
-ledger = user_transactions
 
 
 def expect(what: str, changed: int, planned: int) -> None:

@@ -13,10 +13,8 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.billing.money import paise_to_rupees, rupees_read
 from saathii_ops.billing.plan import StoredPlan
-from saathii_ops.db.tables import user_calls, user_wallets
-
-calls = user_calls
-wallets = user_wallets
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_wallets as wallets
 
 
 class ConservationError(RuntimeError):

@@ -29,12 +29,10 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing.plan import EndRules, StoredPlan, plan_query
 from saathii_ops.billing.report import HeldCall
 from saathii_ops.db.calls import CallStatus
-from saathii_ops.db.tables import user_calls, user_status, user_wallets
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_status as status
+from saathii_ops.db.tables import user_wallets as wallets
 from saathii_ops.settings import Settings
-
-calls = user_calls
-wallets = user_wallets
-status = user_status
 
 # The wallets ('wallet') and user_status rows ('status') the run holds, by user_id, so
 # that the rows it could not lock are found by a join.

@@ -25,14 +25,12 @@ from saathii_ops.billing.problems import Problem
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
 from saathii_ops.db.sql import elapsed_seconds, local_date
-from saathii_ops.db.tables import listener_badges, ops_settlements, user_calls, user_wallets
+from saathii_ops.db.tables import listener_badges as badges
+from saathii_ops.db.tables import ops_settlements as settlements
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_wallets as wallets
 from saathii_ops.jobs.badges import one_row_each
 from saathii_ops.settings import Settings
-
-calls = user_calls
-wallets = user_wallets
-badges = listener_badges
-settlements = ops_settlements
 
 # Rows per chunk of the apply phase: bounds each statement's work and RETURNING. Each
 # chunk's statements join the plan to user_calls and user_wallets by a scan of the whole

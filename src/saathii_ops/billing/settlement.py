@@ -24,16 +24,11 @@ from saathii_ops.db.tables import (
     Money,
     Rate,
     UTCDateTime,
-    ops_settlements,
-    user_status,
-    user_transactions,
-    user_wallets,
 )
-
-wallets = user_wallets
-ledger = user_transactions
-status = user_status
-settlements = ops_settlements
+from saathii_ops.db.tables import ops_settlements as settlements
+from saathii_ops.db.tables import user_status as status
+from saathii_ops.db.tables import user_transactions as ledger
+from saathii_ops.db.tables import user_wallets as wallets
 
 SETTLEMENT_COLUMNS = [
     "call_id",

@@ -18,26 +18,16 @@ from saathii_ops.billing.money import rupees_read
 from saathii_ops.billing.rules import coin_rate, coins_due
 from saathii_ops.db.calls import SETTLED_CALL_STATUS, CallStatus
 from saathii_ops.db.sql import elapsed_seconds
-from saathii_ops.db.tables import (
-    listener_badges,
-    ops_corrections,
-    ops_half_ended_calls,
-    ops_settlements,
-    user_calls,
-    user_transactions,
-    user_wallets,
-)
+from saathii_ops.db.tables import listener_badges as badges
+from saathii_ops.db.tables import ops_corrections as corrections
+from saathii_ops.db.tables import ops_half_ended_calls as observed
+from saathii_ops.db.tables import ops_settlements as settlements
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_transactions as ledger
+from saathii_ops.db.tables import user_wallets as wallets
 from saathii_ops.jobs import half_ended
 from saathii_ops.jobs.badges import one_row_each
 from saathii_ops.settings import Settings
-
-wallets = user_wallets
-ledger = user_transactions
-calls = user_calls
-settlements = ops_settlements
-observed = ops_half_ended_calls
-corrections = ops_corrections
-badges = listener_badges
 
 # The ledger rows that move withdrawable_money (rupees). The app's 'purchase' rows
 # carry in money_change the rupees the customer paid for the coins: not wallet money.

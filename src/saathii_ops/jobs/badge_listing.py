@@ -9,7 +9,8 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.jobs.badges import BADGES, badges
+from saathii_ops.db.tables import listener_badges as badges
+from saathii_ops.jobs.badges import BADGES
 
 
 @dataclass

@@ -31,23 +31,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.db.tables import (
-    Rate,
-    UTCDateTime,
-    listener_badges,
-    user_calls,
-    user_roles,
-    user_status,
-)
+from saathii_ops.db.tables import Rate, UTCDateTime
+from saathii_ops.db.tables import listener_badges as badges
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_roles as roles
+from saathii_ops.db.tables import user_status as status
 from saathii_ops.errors import PlanChanged
 from saathii_ops.reports import Report
 from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Badge, BadgeThresholds, Rates, Settings
-
-badges = listener_badges
-calls = user_calls
-roles = user_roles
-status = user_status
 
 BADGES: tuple[Badge, ...] = ("gold", "silver", "bronze", "basic")
 

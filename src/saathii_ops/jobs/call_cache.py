@@ -30,7 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import bound_statements, mask_url_text, transaction
-from saathii_ops.db.tables import RunOutcome, ops_job_runs, user_calls
+from saathii_ops.db.tables import RunOutcome
+from saathii_ops.db.tables import ops_job_runs as runs
+from saathii_ops.db.tables import user_calls as calls
 from saathii_ops.errors import OpsError
 from saathii_ops.output.masking import first_line
 from saathii_ops.reports import Report
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-calls = user_calls
-runs = ops_job_runs
 
 MARKER = "saathii-ops:call-cache:synced-at"
 TIMEOUT_SECONDS = 0.5

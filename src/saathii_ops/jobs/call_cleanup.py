@@ -15,11 +15,9 @@ from saathii_ops.billing.charge import bill_and_settle
 from saathii_ops.billing.plan import EndRules
 from saathii_ops.billing.report import BillingReport
 from saathii_ops.db.sql import elapsed_seconds
-from saathii_ops.db.tables import user_status
+from saathii_ops.db.tables import user_status as status
 from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
-
-status = user_status
 
 
 def end_rules(now: datetime, settings: Settings) -> EndRules:

@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import database_now, is_sqlite
-from saathii_ops.db.tables import UTCDateTime, ops_half_ended_calls, ops_settlements, user_calls
-
-calls = user_calls
-observed = ops_half_ended_calls
-settlements = ops_settlements
+from saathii_ops.db.tables import UTCDateTime
+from saathii_ops.db.tables import ops_half_ended_calls as observed
+from saathii_ops.db.tables import ops_settlements as settlements
+from saathii_ops.db.tables import user_calls as calls
 
 
 def half_ended(call: sa.FromClause) -> sa.ColumnElement[bool]:

@@ -17,13 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.db.tables import SOME_ROWS_FAILED, RunOutcome, ops_job_controls, ops_job_runs
+from saathii_ops.db.tables import SOME_ROWS_FAILED, RunOutcome
+from saathii_ops.db.tables import ops_job_controls as controls
+from saathii_ops.db.tables import ops_job_runs as runs
 from saathii_ops.reports import Report
 from saathii_ops.runtime.registry import JOBS, get_job
 from saathii_ops.settings import Settings
-
-controls = ops_job_controls
-runs = ops_job_runs
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,11 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 
-from saathii_ops.db.tables import RunOutcome, ops_job_runs
+from saathii_ops.db.tables import RunOutcome
+from saathii_ops.db.tables import ops_job_runs as runs
 from saathii_ops.reports import Report
 from saathii_ops.runtime.context import RunContext
 from saathii_ops.runtime.registry import JOBS
-
-runs = ops_job_runs
 
 ROTATED_STAMP = "%Y%m%dT%H%M%SZ"
 ROTATED = re.compile(r"(?P<log>.+\.log)\.\d{8}T\d{6}Z")

@@ -23,13 +23,11 @@ from sqlalchemy.orm import Session
 
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import is_sqlite
-from saathii_ops.db.tables import user_calls, user_status
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_status as status
 from saathii_ops.reports import Report
 from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
-
-status = user_status
-calls = user_calls
 
 
 @dataclass

@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session
 from saathii_ops.billing.conservation import ConservationError
 from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import database_now
+from saathii_ops.db.tables import ops_corrections as corrections
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_transactions as ledger
+from saathii_ops.db.tables import user_wallets as wallets
 from saathii_ops.errors import PlanChanged
 from saathii_ops.jobs import half_ended
 from saathii_ops.jobs.audit_findings import (
@@ -26,15 +30,7 @@ from saathii_ops.jobs.audit_findings import (
     half_ended_now,
     wallet_drift,
 )
-from saathii_ops.jobs.reconcile_plan import (
-    APPLIED_ACTIONS,
-    REVERSED,
-    PlannedCorrection,
-    calls,
-    corrections,
-    ledger,
-    wallets,
-)
+from saathii_ops.jobs.reconcile_plan import APPLIED_ACTIONS, REVERSED, PlannedCorrection
 
 
 def apply_corrections(

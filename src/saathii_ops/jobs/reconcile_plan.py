@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from saathii_ops.db.tables import ops_corrections, user_calls, user_transactions, user_wallets
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_wallets as wallets
 from saathii_ops.jobs.audit_findings import (
     COMPLETED,
     ERASED_DEBIT,
@@ -25,11 +26,6 @@ from saathii_ops.jobs.audit_findings import (
     half_ended_now,
     wallet_drift,
 )
-
-wallets = user_wallets
-ledger = user_transactions
-calls = user_calls
-corrections = ops_corrections
 
 REVERSE = "reverse"
 ACCEPT = "accept"

@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from saathii_ops.billing.charge import count_calls
-from saathii_ops.db.tables import ops_corrections
+from saathii_ops.db.tables import ops_corrections as corrections
 from saathii_ops.jobs import half_ended
 from saathii_ops.jobs.audit_findings import (
     CallDrift,
@@ -65,8 +65,6 @@ from saathii_ops.output.text import plural
 from saathii_ops.reports import Report
 from saathii_ops.runtime.context import RunContext
 from saathii_ops.settings import Settings
-
-corrections = ops_corrections
 
 
 @dataclass

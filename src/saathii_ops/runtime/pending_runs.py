@@ -26,12 +26,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from saathii_ops.db.engine import bound_statements, create_private_file, transaction
-from saathii_ops.db.tables import ops_job_runs
+from saathii_ops.db.tables import ops_job_runs as runs
 from saathii_ops.output.masking import first_line
 
 log = logging.getLogger(__name__)
 
-runs = ops_job_runs
 TIMES = ("started_at", "finished_at", "run_now")
 
 

@@ -25,15 +25,11 @@ from saathii_ops.db.calls import CallStatus
 from saathii_ops.db.engine import database_now, disable_jit, display_url, is_sqlite, transaction
 from saathii_ops.db.schema import inspect_schema, not_ready_reason
 from saathii_ops.db.sql import local_date
-from saathii_ops.db.tables import (
-    UTCDateTime,
-    listener_badges,
-    ops_job_runs,
-    ops_settlements,
-    user_calls,
-    user_status,
-    user_wallets,
-)
+from saathii_ops.db.tables import UTCDateTime, listener_badges, user_status
+from saathii_ops.db.tables import ops_job_runs as job_runs
+from saathii_ops.db.tables import ops_settlements as settlements
+from saathii_ops.db.tables import user_calls as calls
+from saathii_ops.db.tables import user_wallets as wallets
 from saathii_ops.errors import DatabaseUnavailable
 from saathii_ops.jobs import badges, call_cleanup, job_control, presence
 from saathii_ops.runtime.registry import JOBS
@@ -50,11 +46,6 @@ from saathii_ops.status.report import (
     SchemaHealth,
     StatusReport,
 )
-
-calls = user_calls
-wallets = user_wallets
-settlements = ops_settlements
-job_runs = ops_job_runs
 
 
 def collect(
