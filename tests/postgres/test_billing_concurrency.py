@@ -11,7 +11,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -36,7 +35,7 @@ from tests.billing_checks import (
     wait_for_a_lock_wait,
     wallet,
 )
-from tests.conftest import REPO_ROOT, Cli
+from tests.conftest import Cli
 from tests.factories import T0, add_badge, add_call, add_user, run_context
 from tests.simulated_app import SimulatedApp
 from tests.support.installed import SAATHII_OPS
@@ -52,31 +51,14 @@ pytestmark = pytest.mark.usefixtures("postgresql_only")
 
 
 @pytest.fixture
-def adopted_url(empty_db_url: str) -> str:
-    """A database created by the app's DDL, then `db adopt` and `db upgrade`."""
-    ddl = (REPO_ROOT / "tests" / "fixtures" / "app-schema.sql").read_text()
-    dsn = sa.make_url(empty_db_url).set(drivername="postgresql").render_as_string(False)
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(ddl)
-    conn.close()
-    for command in (("db", "adopt"), ("db", "upgrade")):
-        result = Cli(empty_db_url)(*command)
-        assert result.exit_code == 0, result.stderr
-    return empty_db_url
-
-
-@pytest.fixture
-def adopted(adopted_url: str) -> Iterator[Engine]:
-    engine = make_engine(parse_url(adopted_url))
+def adopted(app_db: str) -> Iterator[Engine]:
+    """The app's database (its DDL), adopted and upgraded (conftest's `app_db`)."""
+    engine = make_engine(parse_url(app_db))
     yield engine
     engine.dispose()
 
 
-def test_coins_deduct_and_calls_cleanup_on_the_apps_database(
-    adopted_url: str, adopted: Engine
-) -> None:
+def test_coins_deduct_and_calls_cleanup_on_the_apps_database(app_db: str, adopted: Engine) -> None:
     engine = adopted
     with transaction(engine) as s:
 
@@ -115,7 +97,7 @@ def test_coins_deduct_and_calls_cleanup_on_the_apps_database(
         }
         s.commit()
     assert_ledger_balanced(engine)
-    cli = Cli(adopted_url)
+    cli = Cli(app_db)
 
     deducted = cli("--now", T.isoformat(), "--json", "coins", "deduct")
     cleaned = cli("--now", T.isoformat(), "--json", "calls", "cleanup")
