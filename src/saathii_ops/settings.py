@@ -300,13 +300,9 @@ def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise UsageError(
                     f"invalid configuration: {key}: {name} is not valid JSON"
                 ) from None
-        *parents, leaf = path
-        section = values
-        for part in parents:
-            if not isinstance(section.get(part), dict):
-                section[part] = {}
-            section = section[part]
-        section[leaf] = merged(section[leaf], value) if leaf in section else value
+        for part in reversed(path):
+            value = {part: value}
+        values = merged(values, value)
     return values
 
 
