@@ -58,17 +58,16 @@ def build_root_command(name: str, entry: str) -> TyperCommand | TyperGroup:
     root = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
     root.callback()(_root_without_options)  # a group, as the root is, whatever it holds
     module_name, _, attribute = entry.partition(":")
-    if not attribute:
-        group = typer.Typer(cls=WholeHelpGroup, help=entry, no_args_is_help=True)
-    else:
+    if attribute:
         module = importlib.import_module(f"saathii_ops.cli.commands.{module_name}")
         target = getattr(module, attribute)
-        if not isinstance(target, typer.Typer):
-            root.command(name)(target)
-            return typer.main.get_command(root).commands[name]  # type: ignore[attr-defined,no-any-return]
-        group = target
-    _add_job_commands(name, group)
-    root.add_typer(group, name=name)
+    else:
+        target = typer.Typer(cls=WholeHelpGroup, help=entry, no_args_is_help=True)
+    if isinstance(target, typer.Typer):
+        _add_job_commands(name, target)
+        root.add_typer(target, name=name)
+    else:
+        root.command(name)(target)
     return typer.main.get_command(root).commands[name]  # type: ignore[attr-defined,no-any-return]
 
 
