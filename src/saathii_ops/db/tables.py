@@ -189,7 +189,6 @@ APP_TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 # --- the project's own tables -------------------------------------------------
 
 
-# The audit row's reason for an ok run with rows it could not process (it exits 1).
 class RunOutcome(StrEnum):
     """How a job run ended (ops_job_runs.outcome, the run's output, its pings)."""
 
@@ -199,6 +198,7 @@ class RunOutcome(StrEnum):
     DRY_RUN = "dry-run"  # never recorded: a dry-run writes nothing
 
 
+# The audit row's reason for an ok run with rows it could not process (it exits 1).
 SOME_ROWS_FAILED = "some rows failed"
 
 
